@@ -1,0 +1,37 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both create .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup: $(STAMP)
+
+# torch is pinned so pip takes the local CPU build instead of the CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/scaler run specs/demo.yaml --executor local
+	$(BIN)/scaler fit demo
+	$(BIN)/scaler plot demo
+
+test: setup
+	$(BIN)/pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+lint: setup
+	$(BIN)/ruff check scaler runners analysis tests benchmarks
+	$(BIN)/ruff format --check scaler runners analysis tests benchmarks
+
+clean:
+	rm -rf $(VENV) results/*/

@@ -1,0 +1,200 @@
+"""The `scaler` command: plan, run, collect, query, fit, plot.
+
+The library raises; this module translates. A ScalerError becomes one line on stderr and its exit
+code (2 for bad input, with nothing written); the traceback only with --verbose. Heavy modules
+are imported inside the command that needs them, so `scaler --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scaler.errors import ScalerError, SpecError
+from scaler.layout import Layout, default_results_root
+
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may also come after options: `scaler run spec.yaml --executor local seeds=[0]`.
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args.command(args)
+    except ScalerError as error:
+        if args.verbose:
+            raise
+        print(f"scaler: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("scaler: interrupted; run the same command again to finish", file=sys.stderr)
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--results", type=Path, default=None,
+                        help="results root (default: $SCALER_RESULTS or ./results)")
+    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+
+    parser = argparse.ArgumentParser(
+        prog="scaler", parents=[common],
+        description="Declarative scaling-law experiments: plan, run, collect, query, fit, plot.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(command=handler)
+        return sub
+
+    def spec_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("spec", type=Path, help="the experiment's YAML spec")
+        sub.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="overrides of spec values, e.g. sizes=[100,200] seeds=[0]")
+
+    def experiment_arg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("experiment", help="experiment name (a folder under the results root)")
+
+    sub = command("plan", _plan, "Show the steps a spec expands to and which are done.")
+    spec_args(sub)
+    sub.add_argument("--steps", action="store_true", help="list every step, not only per stage")
+
+    sub = command("run", _run, "Run the steps of a spec that are not done, then collect.")
+    spec_args(sub)
+    sub.add_argument("--executor", choices=["inline", "local"], default=None,
+                     help="where steps run (default: the spec's executor.name)")
+    sub.add_argument("--parallel", type=int, default=None,
+                     help="steps at once for the local executor (default: executor.parallel)")
+
+    sub = command("collect", _collect, "Load finished steps into results/<experiment>/scaler.duckdb.")
+    experiment_arg(sub)
+
+    sub = command("query", _query, "Run SQL on an experiment's DuckDB (read-only).")
+    experiment_arg(sub)
+    sub.add_argument("sql", help='e.g. "SELECT size, avg(accuracy) FROM evals GROUP BY size"')
+
+    sub = command("fit", _fit, "Fit err(D) = E + A*D^-alpha per arm and print the parameters.")
+    experiment_arg(sub)
+    sub.add_argument("--eval-set", default="test", help="which eval set to fit (default: test)")
+
+    sub = command("plot", _plot, "Write log-log scaling curves as PNG and SVG.")
+    experiment_arg(sub)
+    sub.add_argument("--eval-set", default="test", help="which eval set to plot (default: test)")
+    return parser
+
+
+def _layout(args: argparse.Namespace, experiment: str) -> Layout:
+    if not EXPERIMENT_NAME.match(experiment):
+        raise SpecError("command line", "experiment",
+                        f"{experiment!r} is not a valid experiment name (letters, digits, . _ -)")
+    return Layout.for_experiment(experiment, args.results or default_results_root())
+
+
+def _existing_layout(args: argparse.Namespace) -> Layout:
+    layout = _layout(args, args.experiment)
+    if not layout.database.is_file():
+        raise SpecError("command line", "experiment",
+                        f"no results at {layout.database}; run `scaler run SPEC` first")
+    return layout
+
+
+def _load(args: argparse.Namespace):
+    from scaler.plan import expand
+    from scaler.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    return spec, expand(spec), _layout(args, spec.experiment)
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from scaler.status import describe_plan
+
+    spec, plan, layout = _load(args)
+    print(describe_plan(plan, layout, source=str(args.spec), list_steps=args.steps))
+
+
+def _run(args: argparse.Namespace) -> None:
+    from scaler.errors import RunFailed
+    from scaler.execute import execute
+    from scaler.executors import make_executor
+    from scaler.fingerprint import content_hash
+    from scaler.job import write_json
+    from scaler.store import collect
+
+    spec, plan, layout = _load(args)
+    if args.parallel is not None and args.parallel < 1:
+        raise SpecError("command line", "--parallel", f"expected a number >= 1, got {args.parallel}")
+    name = args.executor or spec.executor.name
+    spec_json = spec.model_dump(mode="json")
+    spec_hash = content_hash(spec_json)
+    if all(step.name in layout.done_names() for step in plan.steps):
+        print(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
+    else:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        write_json(layout.root / "spec.json", spec_json)
+        executor = make_executor(name, layout.logs, args.parallel or spec.executor.parallel)
+        report = execute(plan, layout, executor, spec_hash=spec_hash)
+        print(f"ran {len(report.ran)} steps ({report.already_done} were done)")
+        if report.failed:
+            _collect_quietly(layout)
+            raise RunFailed(report.failed)
+    result = collect(layout)
+    print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
+
+
+def _collect_quietly(layout: Layout) -> None:
+    from scaler.store import collect
+
+    collect(layout)
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from scaler.store import collect
+
+    layout = _layout(args, args.experiment)
+    if not layout.steps.is_dir():
+        raise SpecError("command line", "experiment", f"no steps under {layout.steps}")
+    result = collect(layout)
+    print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
+
+
+def _query(args: argparse.Namespace) -> None:
+    import duckdb
+
+    from scaler.store import query
+    from scaler.table import format_table
+
+    layout = _existing_layout(args)
+    try:
+        columns, rows = query(layout, args.sql)
+    except duckdb.Error as error:
+        raise SpecError("command line", "sql", str(error).splitlines()[0]) from None
+    print(format_table(columns, rows))
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from analysis.summary import fit_experiment
+
+    layout = _existing_layout(args)
+    print(fit_experiment(layout, eval_set=args.eval_set))
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from analysis.summary import plot_experiment
+
+    layout = _existing_layout(args)
+    for path in plot_experiment(layout, eval_set=args.eval_set):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

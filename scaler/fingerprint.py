@@ -1,0 +1,42 @@
+"""Content fingerprints: canonical JSON and the short hash that names a step.
+
+A fingerprint must mean the same thing on every machine and in every run, so values without a
+canonical JSON form (sets, objects, NaN, infinities) are rejected instead of being str()-ed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+HASH_LENGTH = 16
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} value {value!r} has no canonical JSON form")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces; raises TypeError/ValueError on ambiguous values."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_refuse)
+
+
+def content_hash(value: Any) -> str:
+    """The first HASH_LENGTH hex digits of the SHA-256 of the canonical JSON of value."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def output_fields(config) -> dict[str, Any]:
+    """The config fields that change a step's output, as JSON-ready values.
+
+    A field declared with `json_schema_extra={"affects_output": False}` (a logging interval, a
+    batch size that only trades memory for speed) is left out, so changing it reuses the cache.
+    """
+    skip = {
+        name
+        for name, info in type(config).model_fields.items()
+        if isinstance(info.json_schema_extra, dict)
+        and info.json_schema_extra.get("affects_output") is False
+    }
+    return config.model_dump(mode="json", exclude=skip or None)

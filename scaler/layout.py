@@ -1,0 +1,81 @@
+"""Where an experiment's files live. Run state is on disk, nowhere else.
+
+    results/<experiment>/
+        steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
+        steps/<stage>/.tmp-<stage>-<id>-<n>/  a step being written (never read as a result)
+        steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
+        logs/                                 job logs of the local and slurm executors
+        scaler.duckdb                         everything collected, for queries and analysis
+        plots/                                figures
+
+A step directory exists only once its step is complete, so listing a stage directory is the
+whole answer to "what is done": one scandir per stage, however large the plan.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+FAILED_PREFIX = ".failed-"
+
+
+def default_results_root() -> Path:
+    return Path(os.environ.get("SCALER_RESULTS", "results"))
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    """results/<experiment>"""
+
+    @classmethod
+    def for_experiment(cls, experiment: str, results_root: Path | None = None) -> Layout:
+        return cls((results_root or default_results_root()) / experiment)
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "scaler.duckdb"
+
+    def step_dir(self, stage: str, name: str) -> Path:
+        return self.steps / stage / name
+
+    def failed_dir(self, stage: str, name: str) -> Path:
+        return self.steps / stage / f"{FAILED_PREFIX}{name}"
+
+    def _names(self, prefix: str = "") -> set[str]:
+        names: set[str] = set()
+        if not self.steps.is_dir():
+            return names
+        for stage_dir in os.scandir(self.steps):
+            if not stage_dir.is_dir():
+                continue
+            for entry in os.scandir(stage_dir.path):
+                if prefix:
+                    if entry.name.startswith(prefix):
+                        names.add(entry.name[len(prefix) :])
+                elif not entry.name.startswith("."):
+                    names.add(entry.name)
+        return names
+
+    def done_names(self) -> set[str]:
+        """Names (<stage>-<id>) of every finished step."""
+        return self._names()
+
+    def failed_names(self) -> set[str]:
+        """Names of steps whose last attempt failed (they may have been finished since)."""
+        return self._names(FAILED_PREFIX)

@@ -1,0 +1,33 @@
+"""The stages a plan is made of, and where their runners live.
+
+A runner module exposes `Config` (a frozen pydantic model) and `run(config, inputs, out_dir)`.
+Importing it must stay light: heavy libraries are imported inside `run`. `version` is part of
+every step id: bump it when a runner's output changes for the same config, and every step of that
+stage (and everything downstream) runs again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    version: int
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("generate", "runners.generate", 1),
+        Stage("train", "runners.train", 1),
+        Stage("evaluate", "runners.evaluate", 1),
+    )
+}

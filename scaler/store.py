@@ -1,0 +1,201 @@
+"""The results store: every finished step of an experiment, loaded into one DuckDB file.
+
+Jobs never open the database (DuckDB has one writer); they leave result.json and Parquet in their
+step directories, and `collect` loads the steps it has not loaded before, keyed by step id, in
+one transaction. Loading twice changes nothing. The schema evolves through named migrations,
+applied in order and recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaler.job import read_json
+from scaler.layout import Layout
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE steps (
+            step_id VARCHAR PRIMARY KEY, name VARCHAR, stage VARCHAR, experiment VARCHAR,
+            world VARCHAR, model VARCHAR, source VARCHAR, algorithm VARCHAR,
+            size INTEGER, seed INTEGER, eval_set VARCHAR,
+            config JSON, inputs JSON, metrics JSON,
+            started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, wall_s DOUBLE,
+            host VARCHAR, git_commit VARCHAR, git_dirty BOOLEAN, versions JSON, spec_hash VARCHAR,
+            path VARCHAR
+        );
+        CREATE TABLE metrics (
+            step_id VARCHAR, stage VARCHAR, name VARCHAR, value DOUBLE,
+            PRIMARY KEY (step_id, name)
+        );
+        CREATE TABLE eval_problems (
+            step_id VARCHAR, problem_id INTEGER, correct BOOLEAN, false_positive BOOLEAN,
+            first_wrong_step INTEGER, n_steps INTEGER, pred_answer VARCHAR, gold_answer VARCHAR,
+            output VARCHAR,
+            PRIMARY KEY (step_id, problem_id)
+        );
+        CREATE VIEW evals AS
+        SELECT s.step_id, s.experiment, s.world, s.model, s.source, s.algorithm, s.size, s.seed,
+               s.eval_set, m.accuracy, m.false_positive_rate, m.n, s.inputs->>'$.model' AS train_id
+        FROM steps s
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'evaluate')
+              ON name IN ('accuracy', 'false_positive_rate', 'n') USING first(value)) m
+          USING (step_id)
+        WHERE s.stage = 'evaluate';
+        """,
+    ),
+]
+
+STEP_COLUMNS = [
+    "step_id", "name", "stage", "experiment", "world", "model", "source", "algorithm", "size",
+    "seed", "eval_set", "config", "inputs", "metrics", "started_at", "ended_at", "wall_s", "host",
+    "git_commit", "git_dirty", "versions", "spec_hash", "path",
+]
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    loaded: int
+    total: int
+    database: Path
+
+
+def connect(layout: Layout, *, read_only: bool = False):
+    import duckdb
+
+    if read_only:
+        if not layout.database.is_file():
+            raise FileNotFoundError(layout.database)
+        return duckdb.connect(str(layout.database), read_only=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(layout.database))
+    migrate(con)
+    return con
+
+
+def migrate(con) -> list[str]:
+    """Apply the migrations this database has not seen, in order; return their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+    )
+    applied = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    new = [(name, sql) for name, sql in MIGRATIONS if name not in applied]
+    for name, sql in new:
+        con.execute("BEGIN")
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
+        con.execute("COMMIT")
+    return [name for name, _ in new]
+
+
+def collect(layout: Layout) -> CollectReport:
+    """Load every finished step not yet in the database."""
+    con = connect(layout)
+    try:
+        known = {row[0] for row in con.execute("SELECT name FROM steps").fetchall()}
+        new_dirs = [d for d in _finished_dirs(layout) if d.name not in known]
+        if new_dirs:
+            _load(con, new_dirs)
+        total = con.execute("SELECT count(*) FROM steps").fetchone()[0]
+    finally:
+        con.close()
+    return CollectReport(loaded=len(new_dirs), total=total, database=layout.database)
+
+
+def _finished_dirs(layout: Layout) -> list[Path]:
+    if not layout.steps.is_dir():
+        return []
+    return [
+        Path(entry.path)
+        for stage_dir in os.scandir(layout.steps)
+        if stage_dir.is_dir()
+        for entry in os.scandir(stage_dir.path)
+        if not entry.name.startswith(".") and entry.is_dir()
+    ]
+
+
+def _load(con, step_dirs: list[Path]) -> None:
+    import pyarrow as pa
+
+    steps, metrics, problem_files = [], [], []
+    for step_dir in step_dirs:
+        row, step_metrics = _step_row(step_dir)
+        steps.append(row)
+        metrics += [
+            {"step_id": row["step_id"], "stage": row["stage"], "name": k, "value": v}
+            for k, v in step_metrics.items()
+        ]
+        if (step_dir / "problems.parquet").is_file():
+            problem_files.append(str(step_dir / "problems.parquet"))
+    steps_table = pa.Table.from_pylist(steps)
+    metrics_table = pa.Table.from_pylist(
+        metrics, schema=pa.schema([("step_id", pa.string()), ("stage", pa.string()),
+                                   ("name", pa.string()), ("value", pa.float64())])
+    )
+    con.execute("BEGIN")
+    con.register("new_steps", steps_table)
+    con.register("new_metrics", metrics_table)
+    columns = ", ".join(STEP_COLUMNS)
+    values = ", ".join(f"to_timestamp({c})" if c.endswith("_at") else c for c in STEP_COLUMNS)
+    con.execute(f"INSERT INTO steps ({columns}) SELECT {values} FROM new_steps")
+    con.execute("INSERT INTO metrics SELECT * FROM new_metrics")
+    if problem_files:
+        con.execute(
+            """
+            INSERT INTO eval_problems BY NAME
+            SELECT * EXCLUDE (filename),
+                   regexp_extract(filename, 'evaluate-([0-9a-f]+)[/\\\\]problems.parquet$', 1)
+                   AS step_id
+            FROM read_parquet(?, filename = true, union_by_name = true)
+            """,
+            [problem_files],
+        )
+    con.execute("COMMIT")
+    con.unregister("new_steps")
+    con.unregister("new_metrics")
+
+
+def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    record = read_json(step_dir / "config.json")
+    metrics = read_json(step_dir / "result.json")["metrics"]
+    provenance = read_json(step_dir / "provenance.json")
+    coords = record["coords"]
+    row = {
+        "step_id": record["step_id"],
+        "name": record["name"],
+        "stage": record["stage"],
+        "experiment": provenance.get("experiment"),
+        **{key: coords.get(key) for key in ("world", "model", "source", "algorithm", "size",
+                                             "seed", "eval_set")},
+        "config": json.dumps(record["config"]),
+        "inputs": json.dumps({role: Path(p).name.split("-", 1)[1] for role, p in record["inputs"].items()}),
+        "metrics": json.dumps(metrics),
+        "path": str(step_dir),
+        "versions": json.dumps(provenance.get("versions")),
+        **{key: provenance.get(key) for key in ("started_at", "ended_at", "wall_s", "host",
+                                                 "git_commit", "git_dirty", "spec_hash")},
+    }
+    numeric = {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+    return row, numeric
+
+
+def query(layout: Layout, sql: str):
+    """Run one SQL statement on a read-only connection; return (column names, rows)."""
+    con = connect(layout, read_only=True)
+    try:
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description] if result.description else []
+        return columns, result.fetchall()
+    finally:
+        con.close()
