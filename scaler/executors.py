@@ -59,7 +59,7 @@ class LocalExecutor:
         import submitit
 
         self.slots = parallel
-        self._executor = submitit.LocalExecutor(folder=log_dir / "%j")
+        self._executor = submitit.LocalExecutor(folder=log_dir)
 
     def submit(self, job: StepJob, resources: Resources) -> Handle:
         self._executor.update_parameters(timeout_min=resources.time_min, gpus_per_node=resources.gpus)

@@ -49,8 +49,12 @@ def run_step(job: StepJob) -> dict[str, Any]:
     final = Path(job.out_dir)
     if final.is_dir():  # finished meanwhile by another run
         return read_json(final / "result.json")["metrics"]
-    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _clear_dead_attempts(final)
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}"
+    if tmp.exists():  # our own pid: left by an earlier attempt in this very process
+        shutil.rmtree(tmp)
+    tmp.mkdir()
     write_json(tmp / "config.json", _config_record(job))
     started = time.time()
     try:
@@ -67,6 +71,25 @@ def run_step(job: StepJob) -> dict[str, Any]:
         raise
     _publish(tmp, final)
     return metrics
+
+
+def _clear_dead_attempts(final: Path) -> None:
+    """Remove what killed attempts at this step left behind on this host."""
+    host = socket.gethostname()
+    for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
+        owner_host, _, pid = leftover.name.removeprefix(f"{TMP_PREFIX}{final.name}-").rpartition("-")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _publish(tmp: Path, final: Path) -> None:

@@ -1,0 +1,142 @@
+"""Bad input gets one clear error: the file, the field, what was expected; exit 2; nothing written."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import SMALL_SPEC, write_spec
+from scaler.errors import SpecError
+from scaler.spec import load_spec
+
+
+def _variant(**changes) -> dict:
+    spec = copy.deepcopy(SMALL_SPEC)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        target = spec
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+    return spec
+
+
+BAD_SPECS = [
+    # (changes, field named in the error, words the message must contain)
+    ({"world__modulos": 13}, "world.modulos", "unknown key; valid keys: "),
+    ({"stages__train__lr": "fast"}, "stages.train.lr", "valid number"),
+    ({"sizes": [100, 0]}, "sizes", "> 0"),
+    ({"sizes": [-5]}, "sizes", "> 0"),
+    ({"sizes": [100, 100]}, "sizes", "repeated: [100]"),
+    ({"sizes": []}, "sizes", "at least 1"),
+    ({"sizes": "many"}, "sizes", "valid list"),
+    ({"seeds": [1, 1]}, "seeds", "repeated"),
+    ({"algorithms": ["sft", "magic"]}, "algorithms.1", "'sft'"),
+    ({"world__name": "gsm9k"}, "world", "unknown world 'gsm9k'"),
+    ({"experiment": "../escape"}, "experiment", "should match pattern"),
+    ({"experiment": "/abs/path"}, "experiment", "should match pattern"),
+    ({"resources__train__cpuz": 2}, "resources.train.cpuz", "valid keys: cpus, gpus, mem_gb, time_min"),
+    ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
+    ({"executor__name": "cloud"}, "executor.name", "'inline' or 'local'"),
+    ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),
+    ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, description"),
+]
+
+
+@pytest.mark.parametrize("changes, field, words", BAD_SPECS)
+def test_bad_spec_names_file_field_and_expectation(tmp_path, changes, field, words):
+    path = write_spec(tmp_path / "bad.yaml", _variant(**changes))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.source == str(path)
+    assert caught.value.field == field
+    assert words in caught.value.message
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_experiment_is_reported(tmp_path):
+    spec = copy.deepcopy(SMALL_SPEC)
+    del spec["experiment"]
+    with pytest.raises(SpecError, match="experiment: required key is missing"):
+        load_spec(write_spec(tmp_path / "s.yaml", spec))
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("experiment: [unclosed\n", "not valid YAML"),
+        ("- a\n- b\n", "mapping of keys at the top level"),
+        ("experiment: x\nexperiment: y\n", "not valid YAML"),
+    ],
+)
+def test_malformed_yaml(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=words):
+        load_spec(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "absent.yaml")
+
+
+def test_yaml_tags_are_never_executed(tmp_path):
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"experiment: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(SpecError):
+        load_spec(path)
+    assert not marker.exists()
+
+
+def test_overrides_merge_and_interpolate(small_spec):
+    spec = load_spec(small_spec, ["sizes=[10,20,40]", "seeds=[3]", "description=${experiment}-x"])
+    assert spec.sizes == [10, 20, 40] and spec.seeds == [3]
+    assert spec.description == "small-x"
+
+
+@pytest.mark.parametrize(
+    "override, field, words",
+    [
+        ("sizes", "sizes", "key=value"),
+        ("=3", "=3", "key=value"),
+        ("sizes=[1,", "sizes=[1,", ""),
+        ("description=${nowhere}", "description", "nowhere"),
+        ("stages.train.lrr=1", "stages.train.lrr", "unknown key"),
+    ],
+)
+def test_bad_overrides(small_spec, override, field, words):
+    with pytest.raises(SpecError) as caught:
+        load_spec(small_spec, [override])
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(cli, results, small_spec):
+    for args in (
+        f"run {small_spec} sizes=[0]",
+        f"run {small_spec} world.bogus=1",
+        f"plan {small_spec} algorithms=[rl]",
+        f"run {small_spec.parent / 'absent.yaml'}",
+        "query ../etc 'SELECT 1'",
+        "fit never-ran",
+    ):
+        result = cli(args)
+        assert result.code == 2, args
+        assert result.err.startswith("scaler: error: ") and result.err.count("\n") == 1, result.err
+    assert not results.exists()
+
+
+def test_every_command_has_help(cli):
+    for command in ("", "plan", "run", "collect", "query", "fit", "plot"):
+        result = cli(f"{command} --help")
+        assert result.code == 0 and "usage: scaler" in result.out
+
+
+def test_shipped_specs_validate():
+    from conftest import ROOT
+
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        assert load_spec(path).experiment
