@@ -1,0 +1,516 @@
+"""Scaling-law fits and the effective data multiplier.
+
+Design
+------
+The saturating power law ``err(D) = E + A * D**-alpha`` is fitted in log space, as in Epoch AI's
+replication of the Chinchilla fits: with ``E = exp(e)`` and ``A = exp(a)`` the prediction is
+``log err = logaddexp(e, a - alpha * log D)``, so E >= 0 and A > 0 hold by construction and the
+residuals ``log err_pred - log err_obs`` are relative errors, comparable across sizes. The loss is
+the mean Huber loss of those residuals (robust to an odd seed), minimised by L-BFGS-B.
+
+Two choices keep the optimisation well conditioned and cheap:
+
+* ``log D`` is centred on the geometric mean of the sizes, so the internal ``a`` is the log of the
+  reducible error in the middle of the data rather than a number that depends on the units of D.
+  The reported ``A`` is converted back to raw units.
+* The loss and its analytic gradient are written for parameter arrays of any leading shape. A
+  whole grid of starting points is scored in one numpy expression; L-BFGS-B then runs only from
+  the best few of them. :func:`fit_power_law_batch` reuses the same functions to fit many curves
+  (bootstrap resamples) in one optimisation over the stacked parameters.
+
+Everything here is pure numpy/scipy and takes plain arrays; reading results is someone else's job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+# Chinchilla and Epoch use delta = 1e-3 on log residuals: effectively an L1 fit that still has a
+# smooth minimum, so one bad seed moves the curve little.
+HUBER_DELTA = 1e-3
+
+# Bounds on the internal parameters (e, a, alpha). E is allowed to fall ~9 orders of magnitude
+# below the smallest observed error, which is "zero" for every purpose; a is the log reducible
+# error at the geometric-mean size, so it cannot sensibly exceed the largest error by much.
+_E_FLOOR_DECADES = 9.0
+_ALPHA_BOUNDS = (1e-3, 5.0)
+
+# Starting grid: E as a fraction of the smallest observed error, alpha spanning the exponents seen
+# in data-scaling work; a is set from the data for each (E, alpha) pair. No start puts E near 0:
+# there the gradient in e vanishes (E's share of the prediction is ~0) and L-BFGS-B stalls, while
+# a start at 0.1 still walks down to the floor when the data have none.
+_START_E_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+_START_ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
+_START_A_OFFSETS = (-1.0, 0.0, 1.0)
+_N_REFINED_STARTS = 4
+
+# fit_warnings calls E "at its bound" when it is below this share of the smallest observed error:
+# the floor then changes no prediction in the data range and is not identified.
+_E_NEGLIGIBLE_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """A fitted ``err(D) = E + A * D**-alpha`` curve and how it was obtained."""
+
+    E: float
+    A: float
+    alpha: float
+    loss: float
+    """Mean Huber loss of the log residuals at the optimum."""
+    n_points: int
+    n_sizes: int
+    size_range: tuple[float, float]
+    converged: bool
+    E_fixed: bool = False
+    """True for the ``E = 0`` form, where E was not a free parameter."""
+
+    @property
+    def n_params(self) -> int:
+        return 2 if self.E_fixed else 3
+
+    def predict(self, D: ArrayLike) -> Any:
+        """Error at size D; a float for a scalar, an array otherwise."""
+        sizes = np.asarray(D, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _unwrap(self.E + self.A * sizes**-self.alpha)
+
+    def inverse(self, err: ArrayLike) -> Any:
+        """Size D at which the curve reaches ``err``.
+
+        ``inf`` where the curve never gets that low (``err <= E``), ``nan`` for a non-finite err.
+        """
+        target = np.asarray(err, dtype=float)
+        reducible = target - self.E
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            sizes = (self.A / reducible) ** (1.0 / self.alpha)
+        sizes = np.where(reducible > 0, sizes, np.inf)
+        sizes = np.where(np.isfinite(target), sizes, np.nan)
+        return _unwrap(sizes)
+
+    def formula(self, digits: int = 2) -> str:
+        """Plain-text formula, e.g. ``0.12 + 3.4*D^-0.52``."""
+        power = f"{_sig(self.A, digits)}*D^-{_sig(self.alpha, digits)}"
+        return power if self.E_fixed else f"{_sig(self.E, digits)} + {power}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["size_range"] = list(self.size_range)
+        return out
+
+
+@dataclass(frozen=True)
+class LogLinearFit:
+    """Yuan et al.'s ``acc(D) = a + b * ln D``, fitted by least squares."""
+
+    a: float
+    b: float
+    r_squared: float
+    n_points: int
+    n_sizes: int
+    size_range: tuple[float, float]
+
+    def predict(self, D: ArrayLike) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _unwrap(self.a + self.b * np.log(np.asarray(D, dtype=float)))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["size_range"] = list(self.size_range)
+        return out
+
+
+class MultiplierEstimate(NamedTuple):
+    """Effective data multiplier m(D) and whether computing it left the fitted ranges."""
+
+    multiplier: Any
+    extrapolated: Any
+
+
+# --------------------------------------------------------------------------------------------
+# The loss, vectorised over any leading shape of parameters and data.
+
+
+def _log_predict(theta: FloatArray, log_size: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Log prediction and the share of it due to E, for theta[..., (e, a, alpha)].
+
+    ``log_size`` broadcasts against ``theta[..., :1]``; the share ``w = E / err`` is what the
+    gradient needs, and computing it here avoids a second pass.
+    """
+    e, a, alpha = theta[..., 0:1], theta[..., 1:2], theta[..., 2:3]
+    power_term = a - alpha * log_size
+    log_pred = np.logaddexp(e, power_term)
+    with np.errstate(invalid="ignore"):
+        share_of_E = np.exp(e - log_pred)
+    # e = -inf (the E = 0 form) gives exp(-inf) = 0 already; the guard covers -inf - -inf.
+    return log_pred, np.nan_to_num(share_of_E)
+
+
+def _huber_loss_and_grad(
+    theta: FloatArray, log_size: FloatArray, log_err: FloatArray, delta: float = HUBER_DELTA
+) -> tuple[FloatArray, FloatArray]:
+    """Mean Huber loss of the log residuals per curve, and its gradient in (e, a, alpha).
+
+    Shapes: theta (..., 3); log_size and log_err (..., n). Returns loss (...,) and grad (..., 3).
+    """
+    log_pred, share_of_E = _log_predict(theta, log_size)
+    residual = log_pred - log_err
+    abs_residual = np.abs(residual)
+    loss = np.where(
+        abs_residual <= delta, 0.5 * residual**2, delta * (abs_residual - 0.5 * delta)
+    ).mean(axis=-1)
+    d_loss_d_pred = np.clip(residual, -delta, delta) / residual.shape[-1]
+    share_of_power = 1.0 - share_of_E
+    grad = np.stack(
+        [
+            (d_loss_d_pred * share_of_E).sum(axis=-1),
+            (d_loss_d_pred * share_of_power).sum(axis=-1),
+            -(d_loss_d_pred * share_of_power * log_size).sum(axis=-1),
+        ],
+        axis=-1,
+    )
+    return loss, grad
+
+
+# --------------------------------------------------------------------------------------------
+# Single fits.
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Validated data in the coordinates the optimiser works in."""
+
+    log_size: FloatArray  # log D minus log_size_ref
+    log_err: FloatArray
+    log_size_ref: float
+    n_sizes: int
+    size_range: tuple[float, float]
+    bounds: list[tuple[float | None, float | None]]
+
+
+def _prepare(sizes: ArrayLike, errors: ArrayLike) -> _Prepared:
+    size_arr = np.asarray(sizes, dtype=float).ravel()
+    err_arr = np.asarray(errors, dtype=float).ravel()
+    if size_arr.shape != err_arr.shape:
+        raise ValueError(f"sizes and errors differ in length: {size_arr.size} vs {err_arr.size}")
+    if size_arr.size == 0:
+        raise ValueError("no points to fit")
+    if not (np.all(np.isfinite(size_arr)) and np.all(size_arr > 0)):
+        raise ValueError("sizes must be finite and positive")
+    if not (np.all(np.isfinite(err_arr)) and np.all(err_arr > 0)):
+        # A power law in log space cannot take an error of exactly 0 (a perfect score).
+        raise ValueError(
+            "errors must be finite and positive; a zero error cannot be fitted in log space"
+        )
+    log_size_raw = np.log(size_arr)
+    log_size_ref = float(log_size_raw.mean())
+    log_err = np.log(err_arr)
+    e_lower = float(log_err.min()) - _E_FLOOR_DECADES * math.log(10)
+    bounds: list[tuple[float | None, float | None]] = [
+        (e_lower, float(log_err.max())),
+        (e_lower, float(log_err.max()) + 5.0),
+        _ALPHA_BOUNDS,
+    ]
+    return _Prepared(
+        log_size=log_size_raw - log_size_ref,
+        log_err=log_err,
+        log_size_ref=log_size_ref,
+        n_sizes=int(np.unique(size_arr).size),
+        size_range=(float(size_arr.min()), float(size_arr.max())),
+        bounds=bounds,
+    )
+
+
+def _start_grid(log_err: FloatArray, fix_E_zero: bool) -> FloatArray:
+    """Starting points (n_starts, 3); a matches the mean reducible error at the reference size."""
+    min_err = float(np.exp(log_err.min()))
+    mean_err = float(np.exp(log_err).mean())
+    e_fractions = (0.0,) if fix_E_zero else _START_E_FRACTIONS
+    starts = []
+    for fraction in e_fractions:
+        floor = fraction * min_err
+        a_centre = math.log(max(mean_err - floor, 1e-3 * mean_err))
+        e = -np.inf if fix_E_zero else math.log(floor)
+        for alpha in _START_ALPHAS:
+            for offset in _START_A_OFFSETS:
+                starts.append((e, a_centre + offset, alpha))
+    return np.array(starts)
+
+
+def _starts(prepared: _Prepared, fix_E_zero: bool) -> FloatArray:
+    """The start grid clipped into the bounds; e stays -inf in the E = 0 form."""
+    grid = _start_grid(prepared.log_err, fix_E_zero)
+    lower = np.array([-np.inf if lo is None else lo for lo, _ in prepared.bounds])
+    upper = np.array([np.inf if hi is None else hi for _, hi in prepared.bounds])
+    clipped = np.clip(grid, lower, upper)
+    if fix_E_zero:
+        clipped[:, 0] = -np.inf
+    return clipped
+
+
+def _minimise(
+    start: FloatArray, prepared: _Prepared, fix_E_zero: bool
+) -> tuple[FloatArray, float, bool]:
+    """One L-BFGS-B run; with ``fix_E_zero`` only (a, alpha) are free and e stays -inf."""
+    from scipy.optimize import minimize
+
+    free = slice(1, 3) if fix_E_zero else slice(0, 3)
+    theta = start.copy()
+
+    def objective(free_params: FloatArray) -> tuple[float, FloatArray]:
+        theta[free] = free_params
+        loss, grad = _huber_loss_and_grad(theta, prepared.log_size, prepared.log_err)
+        # Dividing by delta makes the loss read like a mean absolute log error, so the
+        # gradient is O(1) and L-BFGS-B's absolute tolerances mean something.
+        return float(loss) / HUBER_DELTA, grad[free] / HUBER_DELTA
+
+    result = minimize(
+        objective,
+        start[free],
+        jac=True,
+        method="L-BFGS-B",
+        bounds=prepared.bounds[free],
+        options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-9},
+    )
+    theta[free] = result.x
+    return theta, float(result.fun) * HUBER_DELTA, bool(result.success)
+
+
+def _to_fit(
+    theta: FloatArray, loss: float, converged: bool, prepared: _Prepared, fix_E_zero: bool
+) -> PowerLawFit:
+    e, a, alpha = (float(v) for v in theta)
+    return PowerLawFit(
+        E=0.0 if fix_E_zero else math.exp(e),
+        # Undo the centring: A * D^-alpha = exp(a) * (D / D_ref)^-alpha.
+        A=math.exp(a + alpha * prepared.log_size_ref),
+        alpha=alpha,
+        loss=loss,
+        n_points=int(prepared.log_err.size),
+        n_sizes=prepared.n_sizes,
+        size_range=prepared.size_range,
+        converged=converged,
+        E_fixed=fix_E_zero,
+    )
+
+
+def fit_power_law(sizes: ArrayLike, errors: ArrayLike, *, fix_E_zero: bool = False) -> PowerLawFit:
+    """Fit ``err(D) = E + A * D**-alpha`` to all points (several seeds per size are fine).
+
+    The start grid is scored in one vectorised pass; L-BFGS-B runs from the best few starts and
+    the lowest loss wins. ``fix_E_zero=True`` fits the pure power law ``A * D**-alpha``.
+    """
+    prepared = _prepare(sizes, errors)
+    starts = _starts(prepared, fix_E_zero)
+    start_losses, _ = _huber_loss_and_grad(starts, prepared.log_size, prepared.log_err)
+    best_starts = starts[np.argsort(start_losses)[:_N_REFINED_STARTS]]
+
+    candidates = [_minimise(start, prepared, fix_E_zero) for start in best_starts]
+    theta, loss, converged = min(candidates, key=lambda candidate: candidate[1])
+    return _to_fit(theta, loss, converged, prepared, fix_E_zero)
+
+
+# --------------------------------------------------------------------------------------------
+# Many curves at once (bootstrap resamples of one arm).
+
+
+def fit_power_law_batch(
+    sizes: ArrayLike, errors: ArrayLike, *, fix_E_zero: bool = False
+) -> list[PowerLawFit]:
+    """Fit one curve per row of ``errors`` (shape (n_curves, n_points)) at the same ``sizes``.
+
+    All curves share the sizes, as bootstrap resamples over seeds and eval problems do. Each
+    curve's best grid start is picked in one vectorised pass, then a single L-BFGS-B run
+    minimises the sum of the per-curve losses over the stacked parameters: the curves are
+    independent, so the joint optimum is every curve's own optimum, without a Python-level
+    optimiser loop per curve.
+    """
+    from scipy.optimize import minimize
+
+    err_matrix = np.atleast_2d(np.asarray(errors, dtype=float))
+    size_arr = np.asarray(sizes, dtype=float).ravel()
+    if err_matrix.shape[1] != size_arr.size:
+        raise ValueError(
+            f"errors has {err_matrix.shape[1]} columns but there are {size_arr.size} sizes"
+        )
+    prepared = [_prepare(size_arr, row) for row in err_matrix]
+    n_curves = len(prepared)
+    log_size = prepared[0].log_size  # identical for every curve: same sizes
+    log_err = np.stack([p.log_err for p in prepared])
+    free = slice(1, 3) if fix_E_zero else slice(0, 3)
+    n_free = free.stop - free.start
+
+    starts = np.stack([_starts(p, fix_E_zero) for p in prepared])  # (n_curves, n_starts, 3)
+    start_losses, _ = _huber_loss_and_grad(starts, log_size, log_err[:, None, :])
+    theta = starts[np.arange(n_curves), np.argmin(start_losses, axis=1)]
+
+    def objective(flat_free: FloatArray) -> tuple[float, FloatArray]:
+        theta[:, free] = flat_free.reshape(n_curves, n_free)
+        loss, grad = _huber_loss_and_grad(theta, log_size, log_err)
+        return float(loss.sum()) / HUBER_DELTA, grad[:, free].ravel() / HUBER_DELTA
+
+    bounds = [bound for p in prepared for bound in p.bounds[free]]
+    result = minimize(
+        objective,
+        theta[:, free].ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 5000, "maxcor": 30, "ftol": 1e-14, "gtol": 1e-9},
+    )
+    theta[:, free] = result.x.reshape(n_curves, n_free)
+    losses, _ = _huber_loss_and_grad(theta, log_size, log_err)
+    return [
+        _to_fit(theta[i], float(losses[i]), bool(result.success), prepared[i], fix_E_zero)
+        for i in range(n_curves)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Yuan's log-linear form.
+
+
+def fit_log_linear(sizes: ArrayLike, accuracies: ArrayLike) -> LogLinearFit:
+    """Least-squares fit of ``acc = a + b * ln D`` to all points."""
+    size_arr = np.asarray(sizes, dtype=float).ravel()
+    acc_arr = np.asarray(accuracies, dtype=float).ravel()
+    if size_arr.shape != acc_arr.shape:
+        raise ValueError(
+            f"sizes and accuracies differ in length: {size_arr.size} vs {acc_arr.size}"
+        )
+    if not np.all(size_arr > 0):
+        raise ValueError("sizes must be positive")
+    n_sizes = int(np.unique(size_arr).size)
+    if n_sizes < 2:
+        raise ValueError("a log-linear fit needs at least two distinct sizes")
+    design = np.column_stack([np.ones_like(size_arr), np.log(size_arr)])
+    (a, b), *_ = np.linalg.lstsq(design, acc_arr, rcond=None)
+    residual = acc_arr - design @ np.array([a, b])
+    total = float(((acc_arr - acc_arr.mean()) ** 2).sum())
+    r_squared = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0
+    return LogLinearFit(
+        a=float(a),
+        b=float(b),
+        r_squared=r_squared,
+        n_points=int(size_arr.size),
+        n_sizes=n_sizes,
+        size_range=(float(size_arr.min()), float(size_arr.max())),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Effective data multiplier.
+
+
+def effective_multiplier(base: PowerLawFit, arm: PowerLawFit, D: ArrayLike) -> MultiplierEstimate:
+    """``m(D) = base.inverse(arm.predict(D)) / D``: how much more baseline data matches the arm.
+
+    ``extrapolated`` is True where the answer leaves a fitted range: the baseline size that
+    matches the arm lies outside ``base.size_range`` (or does not exist: the arm beats the
+    baseline's floor E), or D itself lies outside ``arm.size_range``. Scalars in, scalars out.
+    """
+    sizes = np.asarray(D, dtype=float)
+    matching_base_size = np.asarray(base.inverse(arm.predict(sizes)), dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        multiplier = matching_base_size / sizes
+    base_low, base_high = base.size_range
+    arm_low, arm_high = arm.size_range
+    outside_base = ~((matching_base_size >= base_low) & (matching_base_size <= base_high))
+    outside_arm = ~((sizes >= arm_low) & (sizes <= arm_high))
+    return MultiplierEstimate(_unwrap(multiplier), _unwrap(outside_base | outside_arm))
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics.
+
+
+def fit_warnings(fit: PowerLawFit, sizes: ArrayLike, errors: ArrayLike) -> list[str]:
+    """Plain-language reasons to distrust ``fit``; an empty list when none apply."""
+    size_arr = np.asarray(sizes, dtype=float).ravel()
+    err_arr = np.asarray(errors, dtype=float).ravel()
+    warnings = []
+    warnings += _identifiability_warnings(fit, size_arr)
+    warnings += _floor_warnings(fit, err_arr)
+    warnings += _monotonicity_warnings(size_arr, err_arr)
+    if not fit.converged:
+        warnings.append("the optimiser stopped before converging")
+    return warnings
+
+
+def _identifiability_warnings(fit: PowerLawFit, sizes: FloatArray) -> list[str]:
+    n_sizes = int(np.unique(sizes).size)
+    if n_sizes < fit.n_params:
+        return [
+            f"only {n_sizes} distinct sizes for {fit.n_params} parameters: "
+            "the fit is under-determined"
+        ]
+    if n_sizes == fit.n_params:
+        return [
+            f"{n_sizes} distinct sizes for {fit.n_params} parameters: the curve passes through "
+            "the data and nothing checks its form"
+        ]
+    return []
+
+
+def _floor_warnings(fit: PowerLawFit, errors: FloatArray) -> list[str]:
+    if fit.E_fixed or errors.size == 0:
+        return []
+    smallest = float(errors.min())
+    if fit.E < _E_NEGLIGIBLE_SHARE * smallest:
+        return [
+            f"E is at its bound (~0: {fit.E:.2g} against a smallest error of {smallest:.2g}): "
+            "the data show no floor, so E is not identified; prefer the E = 0 fit"
+        ]
+    return []
+
+
+def _monotonicity_warnings(sizes: FloatArray, errors: FloatArray) -> list[str]:
+    """Flag the seed mean rising with D by more than the seeds' standard error allows.
+
+    The tolerance keeps ordinary seed noise on a flat tail from raising alarms; with one seed
+    per size any rise counts.
+    """
+    unique_sizes, means, standard_errors = _seed_means(sizes, errors)
+    rises = []
+    for i in range(len(unique_sizes) - 1):
+        rise = means[i + 1] - means[i]
+        tolerance = math.hypot(standard_errors[i], standard_errors[i + 1])
+        if rise > tolerance:
+            rises.append(
+                f"D={unique_sizes[i]:g} -> {unique_sizes[i + 1]:g} "
+                f"({means[i]:.3g} -> {means[i + 1]:.3g})"
+            )
+    if not rises:
+        return []
+    return ["the seed-mean error rises with D: " + "; ".join(rises)]
+
+
+def _seed_means(sizes: FloatArray, errors: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per distinct size (ascending): mean error and its standard error over seeds."""
+    unique_sizes, inverse = np.unique(sizes, return_inverse=True)
+    counts = np.bincount(inverse).astype(float)
+    means = np.bincount(inverse, weights=errors) / counts
+    squared_deviation = np.bincount(inverse, weights=(errors - means[inverse]) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(counts > 1, squared_deviation / (counts - 1), 0.0)
+    return unique_sizes, means, np.sqrt(variance / counts)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers.
+
+
+def _unwrap(values: FloatArray) -> Any:
+    """A Python scalar for 0-d input, the array otherwise."""
+    return values.item() if np.ndim(values) == 0 else values
+
+
+def _sig(value: float, digits: int) -> str:
+    return f"{value:.{digits}g}"
