@@ -29,8 +29,12 @@ def load_points(layout: Layout, eval_set: str = "test") -> list[dict[str, Any]]:
     _, rows = query(layout, POINTS_SQL.replace("?", _sql_string(eval_set)))
     sources = {row[0] for row in rows}
     return [
-        {"arm": algorithm if len(sources) == 1 else f"{source}:{algorithm}",
-         "size": size, "seed": seed, "value": value}
+        {
+            "arm": algorithm if len(sources) == 1 else f"{source}:{algorithm}",
+            "size": size,
+            "seed": seed,
+            "value": value,
+        }
         for source, algorithm, size, seed, value in rows
     ]
 
@@ -63,12 +67,26 @@ def fit_experiment(layout: Layout, eval_set: str = "test") -> str:
         sizes = [p["size"] for p in arm_points]
         errors = [p["value"] for p in arm_points]
         zero_floor = fit_power_law(sizes, errors, fix_E_zero=True)
-        rows.append([arm, fit.n_sizes, fit.n_points, fit.E, fit.A, fit.alpha, fit.loss,
-                     zero_floor.A, zero_floor.alpha])
+        rows.append(
+            [
+                arm,
+                fit.n_sizes,
+                fit.n_points,
+                fit.E,
+                fit.A,
+                fit.alpha,
+                fit.loss,
+                zero_floor.A,
+                zero_floor.alpha,
+            ]
+        )
         warnings += [f"{arm}: {w}" for w in fit_warnings(fit, sizes, errors)]
     lines.append(f"test error fits, err(D) = E + A * D^-alpha ({eval_set} set):")
-    lines.append(format_table(
-        ["arm", "sizes", "points", "E", "A", "alpha", "loss", "A (E=0)", "alpha (E=0)"], rows))
+    lines.append(
+        format_table(
+            ["arm", "sizes", "points", "E", "A", "alpha", "loss", "A (E=0)", "alpha (E=0)"], rows
+        )
+    )
     lines += [f"warning: {w}" for w in warnings]
     return "\n".join(lines)
 
@@ -78,11 +96,18 @@ def _means_table(points: list[dict[str, Any]]) -> str:
     for point in points:
         grouped[(point["arm"], point["size"])].append(1 - point["value"])
     rows = [
-        [arm, size, len(acc), float(np.mean(acc)), float(np.std(acc, ddof=1)) if len(acc) > 1 else None]
+        [
+            arm,
+            size,
+            len(acc),
+            float(np.mean(acc)),
+            float(np.std(acc, ddof=1)) if len(acc) > 1 else None,
+        ]
         for (arm, size), acc in sorted(grouped.items())
     ]
     return "accuracy per size (mean over seeds):\n" + format_table(
-        ["arm", "size", "seeds", "accuracy", "std"], rows)
+        ["arm", "size", "seeds", "accuracy", "std"], rows
+    )
 
 
 def plot_experiment(layout: Layout, eval_set: str = "test") -> list[Path]:
@@ -90,7 +115,9 @@ def plot_experiment(layout: Layout, eval_set: str = "test") -> list[Path]:
 
     points = load_points(layout, eval_set)
     return plot_scaling(
-        points, fit_arms(points), layout.plots / f"scaling-{eval_set}",
+        points,
+        fit_arms(points),
+        layout.plots / f"scaling-{eval_set}",
         title=f"{layout.root.name}: {eval_set} error vs training data",
         metric_label=f"{eval_set} error (1 - greedy accuracy)",
     )

@@ -41,12 +41,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--results", type=Path, default=None,
-                        help="results root (default: $SCALER_RESULTS or ./results)")
+    common.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results root (default: $SCALER_RESULTS or ./results)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
 
     parser = argparse.ArgumentParser(
-        prog="scaler", parents=[common],
+        prog="scaler",
+        parents=[common],
         description="Declarative scaling-law experiments: plan, run, collect, query, fit, plot.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -58,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def spec_args(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("spec", type=Path, help="the experiment's YAML spec")
-        sub.add_argument("overrides", nargs="*", metavar="key=value",
-                         help="overrides of spec values, e.g. sizes=[100,200] seeds=[0]")
+        sub.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="key=value",
+            help="overrides of spec values, e.g. sizes=[100,200] seeds=[0]",
+        )
 
     def experiment_arg(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("experiment", help="experiment name (a folder under the results root)")
@@ -70,12 +79,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command("run", _run, "Run the steps of a spec that are not done, then collect.")
     spec_args(sub)
-    sub.add_argument("--executor", choices=["inline", "local"], default=None,
-                     help="where steps run (default: the spec's executor.name)")
-    sub.add_argument("--parallel", type=int, default=None,
-                     help="steps at once for the local executor (default: executor.parallel)")
+    sub.add_argument(
+        "--executor",
+        choices=["inline", "local"],
+        default=None,
+        help="where steps run (default: the spec's executor.name)",
+    )
+    sub.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="steps at once for the local executor (default: executor.parallel)",
+    )
 
-    sub = command("collect", _collect, "Load finished steps into results/<experiment>/scaler.duckdb.")
+    sub = command(
+        "collect", _collect, "Load finished steps into results/<experiment>/scaler.duckdb."
+    )
     experiment_arg(sub)
 
     sub = command("query", _query, "Run SQL on an experiment's DuckDB (read-only).")
@@ -94,16 +113,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _layout(args: argparse.Namespace, experiment: str) -> Layout:
     if not EXPERIMENT_NAME.match(experiment):
-        raise SpecError("command line", "experiment",
-                        f"{experiment!r} is not a valid experiment name (letters, digits, . _ -)")
+        raise SpecError(
+            "command line",
+            "experiment",
+            f"{experiment!r} is not a valid experiment name (letters, digits, . _ -)",
+        )
     return Layout.for_experiment(experiment, args.results or default_results_root())
 
 
 def _existing_layout(args: argparse.Namespace) -> Layout:
     layout = _layout(args, args.experiment)
     if not layout.database.is_file():
-        raise SpecError("command line", "experiment",
-                        f"no results at {layout.database}; run `scaler run SPEC` first")
+        raise SpecError(
+            "command line",
+            "experiment",
+            f"no results at {layout.database}; run `scaler run SPEC` first",
+        )
     return layout
 
 
@@ -132,7 +157,9 @@ def _run(args: argparse.Namespace) -> None:
 
     spec, plan, layout = _load(args)
     if args.parallel is not None and args.parallel < 1:
-        raise SpecError("command line", "--parallel", f"expected a number >= 1, got {args.parallel}")
+        raise SpecError(
+            "command line", "--parallel", f"expected a number >= 1, got {args.parallel}"
+        )
     name = args.executor or spec.executor.name
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)

@@ -84,8 +84,10 @@ def execute(
             _skip_dependents(step, dependents, report, say)
             return
         report.ran.append(step.name)
-        say(f"[{_count(report, todo)}] done {step.name} {_coords(step)} "
-            f"{time.time() - started:.1f}s{_headline(metrics)}")
+        say(
+            f"[{_count(report, todo)}] done {step.name} {_coords(step)} "
+            f"{time.time() - started:.1f}s{_headline(metrics)}"
+        )
         for waiting in dependents.get(step.name, ()):
             waiting_on[waiting.name].discard(step.name)
             if not waiting_on[waiting.name]:

@@ -62,7 +62,9 @@ class LocalExecutor:
         self._executor = submitit.LocalExecutor(folder=log_dir)
 
     def submit(self, job: StepJob, resources: Resources) -> Handle:
-        self._executor.update_parameters(timeout_min=resources.time_min, gpus_per_node=resources.gpus)
+        self._executor.update_parameters(
+            timeout_min=resources.time_min, gpus_per_node=resources.gpus
+        )
         return self._executor.submit(run_step, job)
 
 

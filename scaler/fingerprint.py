@@ -19,7 +19,9 @@ def _refuse(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces; raises TypeError/ValueError on ambiguous values."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_refuse)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_refuse
+    )
 
 
 def content_hash(value: Any) -> str:

@@ -77,7 +77,9 @@ def _clear_dead_attempts(final: Path) -> None:
     """Remove what killed attempts at this step left behind on this host."""
     host = socket.gethostname()
     for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
-        owner_host, _, pid = leftover.name.removeprefix(f"{TMP_PREFIX}{final.name}-").rpartition("-")
+        owner_host, _, pid = leftover.name.removeprefix(f"{TMP_PREFIX}{final.name}-").rpartition(
+            "-"
+        )
         if owner_host == host and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -90,14 +90,28 @@ def expand(spec: Spec) -> Plan:
         for algorithm in spec.algorithms:
             for size in spec.sizes:
                 for seed in spec.seeds:
-                    base = {"world": spec.world.name, "model": model_label, "source": source,
-                            "algorithm": algorithm, "size": size, "seed": seed}
+                    base = {
+                        "world": spec.world.name,
+                        "model": model_label,
+                        "source": source,
+                        "algorithm": algorithm,
+                        "size": size,
+                        "seed": seed,
+                    }
                     for eval_set, eval_config in eval_configs.items():
                         data = add(Step("generate", data_config, coords={"world": spec.world.name}))
-                        config = train.Config(**train_settings, model=spec.model, size=size, seed=seed)
+                        config = train.Config(
+                            **train_settings, model=spec.model, size=size, seed=seed
+                        )
                         trained = add(Step("train", config, (("data", data),), base))
-                        add(Step("evaluate", eval_config, (("model", trained), ("data", data)),
-                                 base | {"eval_set": eval_set}))
+                        add(
+                            Step(
+                                "evaluate",
+                                eval_config,
+                                (("model", trained), ("data", data)),
+                                base | {"eval_set": eval_set},
+                            )
+                        )
 
     resources = {stage: spec.resources_for(stage) for stage in STAGES}
     return Plan(spec.experiment, tuple(unique.values()), cells, resources)

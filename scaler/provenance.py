@@ -12,7 +12,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("scaler", "torch", "transformers", "trl", "tokenizers", "submitit", "duckdb", "pydantic")
+PACKAGES = (
+    "scaler",
+    "torch",
+    "transformers",
+    "trl",
+    "tokenizers",
+    "submitit",
+    "duckdb",
+    "pydantic",
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

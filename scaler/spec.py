@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runners.evaluate import Settings as EvaluateSettings
 from runners.generate import Config as GenerateConfig
-from runners.train import Settings as TrainSettings
 from runners.model import ModelConfig
+from runners.train import Settings as TrainSettings
 from scaler.errors import SpecError
 
 EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"

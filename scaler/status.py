@@ -25,7 +25,10 @@ def step_states(plan: Plan, layout: Layout) -> dict[str, str]:
 
 def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool = False) -> str:
     states = step_states(plan, layout)
-    counts = {state: sum(1 for s in states.values() if s == state) for state in ("done", "to run", "failed")}
+    counts = {
+        state: sum(1 for s in states.values() if s == state)
+        for state in ("done", "to run", "failed")
+    }
     n_cells = max(plan.cells.values(), default=0)
     lines = [
         f"experiment {plan.experiment} ({source}): {len(plan.steps)} steps for {n_cells} grid "
@@ -37,11 +40,22 @@ def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool =
     for stage, steps in plan.by_stage().items():
         stage_states = [states[s.name] for s in steps]
         served = sorted({plan.cells[s.id] for s in steps})
-        rows.append([stage, len(steps), stage_states.count("done"), stage_states.count("to run"),
-                     stage_states.count("failed"), ",".join(map(str, served)),
-                     _resources(plan, stage)])
-    lines.append(format_table(
-        ["stage", "steps", "done", "to run", "failed", "cells per step", "resources"], rows))
+        rows.append(
+            [
+                stage,
+                len(steps),
+                stage_states.count("done"),
+                stage_states.count("to run"),
+                stage_states.count("failed"),
+                ",".join(map(str, served)),
+                _resources(plan, stage),
+            ]
+        )
+    lines.append(
+        format_table(
+            ["stage", "steps", "done", "to run", "failed", "cells per step", "resources"], rows
+        )
+    )
     if list_steps:
         lines += ["", _step_listing(plan, layout, states)]
     return "\n".join(lines)

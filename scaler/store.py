@@ -54,9 +54,29 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 STEP_COLUMNS = [
-    "step_id", "name", "stage", "experiment", "world", "model", "source", "algorithm", "size",
-    "seed", "eval_set", "config", "inputs", "metrics", "started_at", "ended_at", "wall_s", "host",
-    "git_commit", "git_dirty", "versions", "spec_hash", "path",
+    "step_id",
+    "name",
+    "stage",
+    "experiment",
+    "world",
+    "model",
+    "source",
+    "algorithm",
+    "size",
+    "seed",
+    "eval_set",
+    "config",
+    "inputs",
+    "metrics",
+    "started_at",
+    "ended_at",
+    "wall_s",
+    "host",
+    "git_commit",
+    "git_dirty",
+    "versions",
+    "spec_hash",
+    "path",
 ]
 
 
@@ -83,7 +103,8 @@ def connect(layout: Layout, *, read_only: bool = False):
 def migrate(con) -> list[str]:
     """Apply the migrations this database has not seen, in order; return their names."""
     con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
     )
     applied = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
     new = [(name, sql) for name, sql in MIGRATIONS if name not in applied]
@@ -136,8 +157,15 @@ def _load(con, step_dirs: list[Path]) -> None:
             problem_files.append(str(step_dir / "problems.parquet"))
     steps_table = pa.Table.from_pylist(steps)
     metrics_table = pa.Table.from_pylist(
-        metrics, schema=pa.schema([("step_id", pa.string()), ("stage", pa.string()),
-                                   ("name", pa.string()), ("value", pa.float64())])
+        metrics,
+        schema=pa.schema(
+            [
+                ("step_id", pa.string()),
+                ("stage", pa.string()),
+                ("name", pa.string()),
+                ("value", pa.float64()),
+            ]
+        ),
     )
     con.execute("BEGIN")
     con.register("new_steps", steps_table)
@@ -172,15 +200,29 @@ def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
         "name": record["name"],
         "stage": record["stage"],
         "experiment": provenance.get("experiment"),
-        **{key: coords.get(key) for key in ("world", "model", "source", "algorithm", "size",
-                                             "seed", "eval_set")},
+        **{
+            key: coords.get(key)
+            for key in ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
+        },
         "config": json.dumps(record["config"]),
-        "inputs": json.dumps({role: Path(p).name.split("-", 1)[1] for role, p in record["inputs"].items()}),
+        "inputs": json.dumps(
+            {role: Path(p).name.split("-", 1)[1] for role, p in record["inputs"].items()}
+        ),
         "metrics": json.dumps(metrics),
         "path": str(step_dir),
         "versions": json.dumps(provenance.get("versions")),
-        **{key: provenance.get(key) for key in ("started_at", "ended_at", "wall_s", "host",
-                                                 "git_commit", "git_dirty", "spec_hash")},
+        **{
+            key: provenance.get(key)
+            for key in (
+                "started_at",
+                "ended_at",
+                "wall_s",
+                "host",
+                "git_commit",
+                "git_dirty",
+                "spec_hash",
+            )
+        },
     }
     numeric = {
         key: float(value)

@@ -23,7 +23,10 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_rows
     widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
+        parts = [
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in shown]

@@ -17,12 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # produces are not meaningful; the pipeline that produces them is the real one.
 SMALL_SPEC = {
     "experiment": "small",
-    "world": {"name": "demo", "seed": 0, "train_pool": 200, "val_problems": 30, "test_problems": 40},
+    "world": {
+        "name": "demo",
+        "seed": 0,
+        "train_pool": 200,
+        "val_problems": 30,
+        "test_problems": 40,
+    },
     "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64},
     "sizes": [50, 100],
     "seeds": [0],
-    "stages": {"train": {"min_steps": 8, "max_steps": 8, "eval_every": 4, "val_problems": 30},
-               "evaluate": {}},
+    "stages": {
+        "train": {"min_steps": 8, "max_steps": 8, "eval_every": 4, "val_problems": 30},
+        "evaluate": {},
+    },
     "executor": {"name": "inline", "parallel": 2},
 }
 

@@ -12,7 +12,9 @@ HEAVY = ("torch", "transformers", "trl", "datasets", "vllm", "duckdb", "matplotl
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return set(json.loads(out.splitlines()[-1]))
 
@@ -26,4 +28,10 @@ def test_planning_pulls_in_nothing_heavy():
     loaded = _modules_after(
         "import scaler.cli, scaler.plan, scaler.spec, scaler.execute, scaler.executors, scaler.job"
     )
-    assert not {m.split(".")[0] for m in loaded} & {"torch", "transformers", "trl", "datasets", "vllm"}
+    assert not {m.split(".")[0] for m in loaded} & {
+        "torch",
+        "transformers",
+        "trl",
+        "datasets",
+        "vllm",
+    }

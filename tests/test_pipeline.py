@@ -40,19 +40,24 @@ def _check_database(results: Path) -> None:
         assert stages == {"generate": 1, "train": 2, "evaluate": 2}
         rows = con.execute(
             "SELECT world, source, algorithm, size, seed, eval_set, model, accuracy, n "
-            "FROM evals ORDER BY size").fetchall()
+            "FROM evals ORDER BY size"
+        ).fetchall()
         assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
-            ("demo", "teacher", "sft", 50, 0, "test"), ("demo", "teacher", "sft", 100, 0, "test")]
+            ("demo", "teacher", "sft", 50, 0, "test"),
+            ("demo", "teacher", "sft", 100, 0, "test"),
+        ]
         assert all(r[6] == "tiny-1x32" and 0 <= r[7] <= 1 and r[8] == 40 for r in rows)
         per_problem = con.execute(
             "SELECT e.step_id, count(*), avg(p.correct::INT), any_value(e.accuracy) "
-            "FROM eval_problems p JOIN evals e USING (step_id) GROUP BY e.step_id").fetchall()
+            "FROM eval_problems p JOIN evals e USING (step_id) GROUP BY e.step_id"
+        ).fetchall()
         assert len(per_problem) == 2
         for _, count, mean_correct, accuracy in per_problem:
             assert count == 40 and mean_correct == pytest.approx(accuracy)
         provenance = con.execute(
             "SELECT count(*) FROM steps WHERE host IS NOT NULL AND wall_s > 0 "
-            "AND versions->>'$.torch' IS NOT NULL AND started_at <= ended_at").fetchone()[0]
+            "AND versions->>'$.torch' IS NOT NULL AND started_at <= ended_at"
+        ).fetchone()[0]
         assert provenance == 5
         train = con.execute(
             "SELECT count(*) FROM metrics WHERE stage = 'train' AND name = 'steps' AND value = 8"
@@ -88,7 +93,7 @@ def test_inline_run_then_rerun_does_nothing(cli, results, small_spec):
     assert query.code == 0 and "size" in query.out and "100" in query.out
     bad = cli('query small "SELECT nope FROM evals"')
     assert bad.code == 2 and "sql" in bad.err
-    write = cli("query small \"DELETE FROM steps\"")
+    write = cli('query small "DELETE FROM steps"')
     assert write.code == 2  # the connection is read-only
 
 
@@ -135,8 +140,13 @@ def test_a_failing_step_is_reported_and_the_rest_still_runs(cli, results, small_
 def test_kill_at_any_moment_then_rerun_finishes_without_redoing(results, small_spec):
     env = os.environ | {"SCALER_RESULTS": str(results), "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "scaler", "run", str(small_spec), "--executor", "local"]
-    process = subprocess.Popen(command, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     train_dir = results / "small" / "steps" / "train"
     deadline = time.time() + 300
     while time.time() < deadline and not any(
@@ -150,11 +160,14 @@ def test_kill_at_any_moment_then_rerun_finishes_without_redoing(results, small_s
     assert 2 <= len(done) < 5
     for name in done:  # every folder that counts is complete
         stage = name.split("-")[0]
-        record = json.loads((results / "small" / "steps" / stage / name / "result.json").read_text())
+        record = json.loads(
+            (results / "small" / "steps" / stage / name / "result.json").read_text()
+        )
         assert "metrics" in record
 
-    rerun = subprocess.run(command[:5] + ["--executor", "inline"], env=env, capture_output=True,
-                           text=True)
+    rerun = subprocess.run(
+        command[:5] + ["--executor", "inline"], env=env, capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"({len(done)} were done)" in rerun.stdout
     after = _finished_step_dirs(results)

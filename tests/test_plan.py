@@ -54,7 +54,9 @@ def test_output_changing_fields_change_ids_downstream(small_spec, override, chan
     ],
 )
 def test_resources_and_descriptions_do_not_change_ids(small_spec, override):
-    assert [s.id for s in _plan(small_spec).steps] == [s.id for s in _plan(small_spec, override).steps]
+    assert [s.id for s in _plan(small_spec).steps] == [
+        s.id for s in _plan(small_spec, override).steps
+    ]
 
 
 def test_experiment_name_does_not_change_ids(small_spec):
@@ -95,7 +97,9 @@ def test_grid_coordinates(small_spec):
     plan = _plan(small_spec, "seeds=[4]")
     train = [s for s in plan.steps if s.stage == "train"]
     assert {(s.coords["size"], s.coords["seed"], s.coords["algorithm"]) for s in train} == {
-        (50, 4, "sft"), (100, 4, "sft")}
+        (50, 4, "sft"),
+        (100, 4, "sft"),
+    }
     evaluate = [s for s in plan.steps if s.stage == "evaluate"]
     assert all(s.coords["eval_set"] == "test" for s in evaluate)
 

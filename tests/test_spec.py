@@ -1,4 +1,4 @@
-"""Bad input gets one clear error: the file, the field, what was expected; exit 2; nothing written."""
+"""Bad input gets one clear error (file, field, what was expected), exit 2, nothing written."""
 
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ BAD_SPECS = [
     ({"world__name": "gsm9k"}, "world", "unknown world 'gsm9k'"),
     ({"experiment": "../escape"}, "experiment", "should match pattern"),
     ({"experiment": "/abs/path"}, "experiment", "should match pattern"),
-    ({"resources__train__cpuz": 2}, "resources.train.cpuz", "valid keys: cpus, gpus, mem_gb, time_min"),
+    (
+        {"resources__train__cpuz": 2},
+        "resources.train.cpuz",
+        "valid keys: cpus, gpus, mem_gb, time_min",
+    ),
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
     ({"executor__name": "cloud"}, "executor.name", "'inline' or 'local'"),
     ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),

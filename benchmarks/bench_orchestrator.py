@@ -1,0 +1,159 @@
+"""Orchestrator speed: planning a 10,000-cell grid, re-running a finished 10,000-step plan, and
+the per-step overhead of the inline and local executors.
+
+    .venv/bin/python benchmarks/bench_orchestrator.py
+
+Each figure is a median of repeats, with a baseline measured in the same process: building the
+same pydantic configs without hashing (planning), one directory listing (re-run), and calling the
+step function directly or through a bare submitit executor (per-step overhead).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+# Job processes of the local executor import noop_runner too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]
+)
+
+from common import machine, median_seconds  # noqa: E402
+from runners import evaluate, train  # noqa: E402
+from scaler.execute import execute  # noqa: E402
+from scaler.executors import InlineExecutor, LocalExecutor  # noqa: E402
+from scaler.job import StepJob, run_step  # noqa: E402
+from scaler.layout import Layout  # noqa: E402
+from scaler.plan import expand  # noqa: E402
+from scaler.spec import Resources, Spec  # noqa: E402
+
+GRID = {
+    "experiment": "bench",
+    "world": {"name": "demo"},
+    "sizes": list(range(100, 10_100, 100)),  # 100 sizes
+    "seeds": list(range(100)),  # x 100 seeds = 10,000 cells
+}
+
+
+def bench_plan() -> None:
+    spec = Spec.model_validate(GRID)
+    plan = expand(spec)
+    cells = len(spec.sizes) * len(spec.seeds)
+    seconds = median_seconds(lambda: expand(spec), repeats=5)
+
+    def configs_only():
+        settings = spec.stages.train.model_dump()
+        for size in spec.sizes:
+            for seed in spec.seeds:
+                train.Config(**settings, model=spec.model, size=size, seed=seed)
+                evaluate.Config(split="test")
+
+    baseline = median_seconds(configs_only, repeats=5)
+    print(
+        f"plan: {cells} cells -> {len(plan.steps)} steps in {seconds:.3f} s "
+        f"(building the configs alone: {baseline:.3f} s, ratio {seconds / baseline:.1f}x)"
+    )
+    return plan
+
+
+def bench_finished_rerun(plan) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = Layout(Path(tmp) / "bench")
+        for step in plan.steps[:10_000]:
+            layout.step_dir(step.stage, step.name).mkdir(parents=True)
+        finished = type(plan)(plan.experiment, plan.steps[:10_000], plan.cells, plan.resources)
+        seconds = median_seconds(
+            lambda: execute(finished, layout, InlineExecutor(), say=lambda _: None)
+        )
+        baseline = median_seconds(layout.done_names)
+        print(
+            f"re-run of a finished {len(finished.steps)}-step plan: {seconds * 1000:.1f} ms "
+            f"(listing the step folders alone: {baseline * 1000:.1f} ms)"
+        )
+
+
+def _noop_jobs(root: Path, count: int) -> list[StepJob]:
+    return [
+        StepJob(
+            name=f"noop-{i:06d}",
+            stage="noop",
+            step_id=f"{i:06d}",
+            module="noop_runner",
+            version=1,
+            config={"index": i},
+            inputs={},
+            coords={},
+            out_dir=str(root / "noop" / f"noop-{i:06d}"),
+        )
+        for i in range(count)
+    ]
+
+
+def bench_inline_overhead(count: int = 300) -> None:
+    import noop_runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = _noop_jobs(Path(tmp), count)
+        start = time.perf_counter()
+        for job in jobs:
+            run_step(job)
+        per_step = (time.perf_counter() - start) / count
+    bare = median_seconds(lambda: [noop_runner.bare(i) for i in range(count)]) / count
+    print(
+        f"inline executor: {per_step * 1000:.2f} ms per no-op step "
+        f"(calling the function bare: {bare * 1e6:.2f} us)"
+    )
+
+
+def bench_local_overhead(count: int = 8) -> None:
+    import submitit
+
+    import noop_runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        executor = LocalExecutor(root / "logs", parallel=2)
+        jobs = _noop_jobs(root, count)
+        start = time.perf_counter()
+        pending = [executor.submit(job, Resources()) for job in jobs[:2]]
+        queue = jobs[2:]
+        while pending:  # two at a time, as scaler.execute runs them
+            for handle in [h for h in pending if h.done()]:
+                handle.result()
+                pending.remove(handle)
+                if queue:
+                    pending.append(executor.submit(queue.pop(0), Resources()))
+            time.sleep(0.01)
+        ours = (time.perf_counter() - start) / count
+
+        bare_executor = submitit.LocalExecutor(folder=root / "bare")
+        start = time.perf_counter()
+        for pair in range(0, count, 2):
+            handles = [bare_executor.submit(noop_runner.bare, i) for i in range(pair, pair + 2)]
+            for handle in handles:
+                while not handle.done():
+                    time.sleep(0.01)
+                handle.result()
+        bare = (time.perf_counter() - start) / count
+    print(
+        f"local executor: {ours * 1000:.0f} ms per no-op step, two at a time "
+        f"(bare submitit LocalExecutor, same pattern: {bare * 1000:.0f} ms, "
+        f"ratio {ours / bare:.2f})"
+    )
+
+
+def main() -> None:
+    print(f"machine: {machine()}")
+    plan = bench_plan()
+    bench_finished_rerun(plan)
+    bench_inline_overhead()
+    bench_local_overhead()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Run every benchmark in turn: `make bench`. Figures go into benchmarks/RESULTS.md by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["bench_orchestrator.py", "bench_fit.py", "bench_trl_vs_torch.py", "bench_demo.py"]
+
+if __name__ == "__main__":
+    failed = []
+    for name in BENCHMARKS:
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / name)]).returncode != 0:
+            failed.append(name)
+    sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
