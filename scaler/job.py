@@ -112,12 +112,23 @@ def _replace_dir(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
+# Progress bars of datasets/transformers fill job logs with carriage returns; scaler prints its
+# own progress. A user's environment still wins (setdefault).
+QUIET_ENVIRONMENT = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
 def _limit_threads(cpus: int) -> None:
     # Steps running side by side must not each take every core: two torch processes with two
     # threads each on two cores ran 7-11x slower than one. The variables reach libraries
     # imported later in this process; torch, if already imported, is told directly.
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(cpus)
+    for variable, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(variable, value)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(cpus)

@@ -53,31 +53,12 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+COORDINATES = ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
+PROVENANCE = ("started_at", "ended_at", "wall_s", "host", "git_commit", "git_dirty", "spec_hash")
 STEP_COLUMNS = [
-    "step_id",
-    "name",
-    "stage",
-    "experiment",
-    "world",
-    "model",
-    "source",
-    "algorithm",
-    "size",
-    "seed",
-    "eval_set",
-    "config",
-    "inputs",
-    "metrics",
-    "started_at",
-    "ended_at",
-    "wall_s",
-    "host",
-    "git_commit",
-    "git_dirty",
-    "versions",
-    "spec_hash",
-    "path",
-]
+    "step_id", "name", "stage", "experiment", *COORDINATES, "config", "inputs", "metrics",
+    *PROVENANCE, "versions", "path",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -200,29 +181,15 @@ def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
         "name": record["name"],
         "stage": record["stage"],
         "experiment": provenance.get("experiment"),
-        **{
-            key: coords.get(key)
-            for key in ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
-        },
+        **{key: coords.get(key) for key in COORDINATES},
         "config": json.dumps(record["config"]),
         "inputs": json.dumps(
             {role: Path(p).name.split("-", 1)[1] for role, p in record["inputs"].items()}
         ),
         "metrics": json.dumps(metrics),
-        "path": str(step_dir),
+        **{key: provenance.get(key) for key in PROVENANCE},
         "versions": json.dumps(provenance.get("versions")),
-        **{
-            key: provenance.get(key)
-            for key in (
-                "started_at",
-                "ended_at",
-                "wall_s",
-                "host",
-                "git_commit",
-                "git_dirty",
-                "spec_hash",
-            )
-        },
+        "path": str(step_dir),
     }
     numeric = {
         key: float(value)
