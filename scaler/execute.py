@@ -91,7 +91,9 @@ def execute(
         for waiting in dependents.get(step.name, ()):
             waiting_on[waiting.name].discard(step.name)
             if not waiting_on[waiting.name]:
-                ready.append(waiting)
+                # Depth first: finish a grid cell (train -> evaluate) before starting the next,
+                # so partial runs already hold complete results.
+                ready.appendleft(waiting)
 
     try:
         while ready or running:
