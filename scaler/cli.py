@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,13 @@ from scaler.layout import Layout, default_results_root
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    # A `kill` stops the run like Ctrl-C does: running local jobs are cancelled, nothing is lost.
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may also come after options: `scaler run spec.yaml --executor local seeds=[0]`.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cache
 from typing import Any
 
 HASH_LENGTH = 16
@@ -35,10 +36,15 @@ def output_fields(config) -> dict[str, Any]:
     A field declared with `json_schema_extra={"affects_output": False}` (a logging interval, a
     batch size that only trades memory for speed) is left out, so changing it reuses the cache.
     """
-    skip = {
+    return config.model_dump(mode="json", exclude=_fields_without_effect(type(config)))
+
+
+@cache
+def _fields_without_effect(config_class) -> frozenset[str] | None:
+    skip = frozenset(
         name
-        for name, info in type(config).model_fields.items()
+        for name, info in config_class.model_fields.items()
         if isinstance(info.json_schema_extra, dict)
         and info.json_schema_extra.get("affects_output") is False
-    }
-    return config.model_dump(mode="json", exclude=skip or None)
+    )
+    return skip or None

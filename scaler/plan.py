@@ -32,11 +32,16 @@ class Step:
     """The grid coordinates this step belongs to (source, size, ...); not part of the id."""
     id: str = field(init=False)
 
+    config_hash: str = field(default="", repr=False)
+    """The hash of the config's output fields; computed when not given (expand shares it)."""
+
     def __post_init__(self) -> None:
+        if not self.config_hash:
+            object.__setattr__(self, "config_hash", config_hash(self.config))
         identity = {
             "stage": self.stage,
             "version": STAGES[self.stage].version,
-            "config": output_fields(self.config),
+            "config": self.config_hash,
             "inputs": {role: step.id for role, step in self.inputs},
         }
         object.__setattr__(self, "id", content_hash(identity))
@@ -44,6 +49,10 @@ class Step:
     @property
     def name(self) -> str:
         return f"{self.stage}-{self.id}"
+
+
+def config_hash(config: BaseModel) -> str:
+    return content_hash(output_fields(config))
 
 
 @dataclass(frozen=True)
@@ -74,16 +83,22 @@ def expand(spec: Spec) -> Plan:
     unique: dict[str, Step] = {}
     cells: dict[str, int] = {}
 
-    def add(step: Step) -> Step:
+    def add(step: Step, serves: int) -> Step:
         step = unique.setdefault(step.id, step)
-        cells[step.id] = cells.get(step.id, 0) + 1
+        cells[step.id] = cells.get(step.id, 0) + serves
         return step
 
     world = spec.world.model_dump(exclude={"name"})
     train_settings = spec.stages.train.model_dump()
     eval_settings = spec.stages.evaluate.model_dump()
-    data_config = generate.Config(**world)
+    n_cells = (len(spec.sources) * len(spec.algorithms) * len(spec.sizes) * len(spec.seeds)
+               * len(spec.eval_sets))  # fmt: skip
+    data = add(
+        Step("generate", generate.Config(**world), coords={"world": spec.world.name}), n_cells
+    )
+    # One config object per eval set, hashed once: it is the same in every cell.
     eval_configs = {name: evaluate.Config(**eval_settings, split=name) for name in spec.eval_sets}
+    eval_hashes = {name: config_hash(config) for name, config in eval_configs.items()}
     model_label = model_label_of(spec)
 
     for source in spec.sources:
@@ -98,20 +113,12 @@ def expand(spec: Spec) -> Plan:
                         "size": size,
                         "seed": seed,
                     }
+                    config = train.Config(**train_settings, model=spec.model, size=size, seed=seed)
+                    trained = add(Step("train", config, (("data", data),), base), len(eval_configs))
                     for eval_set, eval_config in eval_configs.items():
-                        data = add(Step("generate", data_config, coords={"world": spec.world.name}))
-                        config = train.Config(
-                            **train_settings, model=spec.model, size=size, seed=seed
-                        )
-                        trained = add(Step("train", config, (("data", data),), base))
-                        add(
-                            Step(
-                                "evaluate",
-                                eval_config,
-                                (("model", trained), ("data", data)),
-                                base | {"eval_set": eval_set},
-                            )
-                        )
+                        inputs = (("model", trained), ("data", data))
+                        coords = base | {"eval_set": eval_set}
+                        add(Step("evaluate", eval_config, inputs, coords, eval_hashes[eval_set]), 1)
 
     resources = {stage: spec.resources_for(stage) for stage in STAGES}
     return Plan(spec.experiment, tuple(unique.values()), cells, resources)
