@@ -74,8 +74,12 @@ def plot_scaling(
     title: str,
     metric_label: str = "test error",
     colors: Mapping[str, Any] | None = None,
+    y_max: float | None = None,
 ) -> list[Path]:
-    """Draw error against data size per arm and write ``out_base`` as .png and .svg."""
+    """Draw error against data size per arm and write ``out_base`` as .png and .svg.
+
+    ``y_max`` caps the vertical axis (1.0 for error rates, where a fitted line may overshoot).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +97,7 @@ def plot_scaling(
                 _draw_points(ax, summaries[arm], color, label=None if arm in fits else arm)
             if arm in fits:
                 _draw_fit(ax, fits[arm], color, label=fit_label(arm, fits[arm]))
-        _style_axes(ax, title=title, metric_label=metric_label)
+        _style_axes(ax, title=title, metric_label=metric_label, y_max=y_max)
         return _save(fig, Path(out_base))
     finally:
         plt.close(fig)
@@ -141,12 +145,14 @@ def _draw_fit(ax: Any, fit: PowerLawFit, color: Any, label: str) -> None:
         ax.plot(segment, fit.predict(segment), color=color, linewidth=1.4, linestyle="--")
 
 
-def _style_axes(ax: Any, *, title: str, metric_label: str) -> None:
+def _style_axes(ax: Any, *, title: str, metric_label: str, y_max: float | None = None) -> None:
     from matplotlib import ticker
     from matplotlib.lines import Line2D
 
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if y_max is not None and ax.get_ylim()[1] > y_max:
+        ax.set_ylim(top=y_max)  # an error rate above 1 is a fit artefact, not information
     ax.set_xlabel("training problems (D)")
     ax.set_ylabel(metric_label)
     ax.set_title(title)

@@ -120,4 +120,5 @@ def plot_experiment(layout: Layout, eval_set: str = "test") -> list[Path]:
         layout.plots / f"scaling-{eval_set}",
         title=f"{layout.root.name}: {eval_set} error vs training data",
         metric_label=f"{eval_set} error (1 - greedy accuracy)",
+        y_max=1.0,
     )
