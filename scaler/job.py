@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -62,7 +63,7 @@ def run_step(job: StepJob) -> dict[str, Any]:
         runner = importlib.import_module(job.module)
         config = runner.Config.model_validate(job.config)
         inputs = {role: Path(path) for role, path in job.inputs.items()}
-        metrics = runner.run(config, inputs, tmp) or {}
+        metrics = _finite(runner.run(config, inputs, tmp) or {})
         write_json(tmp / "result.json", {"metrics": metrics})
         write_json(tmp / "provenance.json", _provenance(job, started))
     except BaseException:
@@ -71,6 +72,17 @@ def run_step(job: StepJob) -> dict[str, Any]:
         raise
     _publish(tmp, final)
     return metrics
+
+
+def _finite(value: Any) -> Any:
+    """Metrics with NaN or infinities (a diverged loss) are stored as null, not refused."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _clear_dead_attempts(final: Path) -> None:
@@ -91,7 +103,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process whose parent died too can linger as a zombie where nothing reaps it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _publish(tmp: Path, final: Path) -> None:
