@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaler.errors import ScalerError, SpecError
-from scaler.layout import Layout, default_results_root
-
-EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+from scaler.layout import EXPERIMENT_NAME, Layout, default_results_root
 
 
 def _interrupt(signum, frame) -> None:
@@ -119,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _layout(args: argparse.Namespace, experiment: str) -> Layout:
-    if not EXPERIMENT_NAME.match(experiment):
+    if not re.match(EXPERIMENT_NAME, experiment):
         raise SpecError(
             "command line",
             "experiment",

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+"""Experiment names: a single folder under the results root, never a path out of it."""
 TMP_PREFIX = ".tmp-"
 FAILED_PREFIX = ".failed-"
 

@@ -21,9 +21,7 @@ from runners.generate import Config as GenerateConfig
 from runners.model import ModelConfig
 from runners.train import Settings as TrainSettings
 from scaler.errors import SpecError
-
-EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-STAGE_NAMES = ("generate", "train", "evaluate")
+from scaler.layout import EXPERIMENT_NAME
 
 
 class Strict(BaseModel):
@@ -34,6 +32,9 @@ class DemoWorld(GenerateConfig):
     """Procedurally generated multi-step arithmetic with known step truth (runs on a CPU)."""
 
     name: Literal["demo"] = "demo"
+
+
+WORLD_NAMES = frozenset(typing.get_args(DemoWorld.model_fields["name"].annotation))
 
 
 class Resources(Strict):
@@ -194,8 +195,8 @@ def _spec_error(source: str, error: ValidationError) -> SpecError:
 
 
 def _is_union_tag(part: Any) -> bool:
-    # Discriminated unions put the tag (e.g. 'demo') into the error location.
-    return part in {"demo"}
+    # Discriminated unions put the tag (the world's name) into the error location.
+    return part in WORLD_NAMES
 
 
 def _valid_keys(loc: list) -> list[str]:
