@@ -144,3 +144,14 @@ def test_shipped_specs_validate():
 
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         assert load_spec(path).experiment
+
+
+def test_the_readme_spec_example_is_valid(tmp_path):
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.yaml"
+    path.write_text(example)
+    spec = load_spec(path)
+    assert spec.experiment == "demo" and spec.sizes == [250, 500, 1000, 2000, 4000]
