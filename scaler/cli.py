@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args.command(args)
     except ScalerError as error:
-        if args.verbose:
+        if getattr(args, "verbose", False):
             raise
         print(f"scaler: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -45,12 +45,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # Accepted before and after the command. SUPPRESS keeps a subcommand's unset default from
+    # overwriting a value given before it (`scaler --results DIR query ...`).
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
-        "--results",
-        type=Path,
-        default=None,
-        help="results root (default: $SCALER_RESULTS or ./results)",
+        "--results", type=Path, help="results root (default: $SCALER_RESULTS or ./results)"
     )
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
 
@@ -123,7 +122,9 @@ def _layout(args: argparse.Namespace, experiment: str) -> Layout:
             "experiment",
             f"{experiment!r} is not a valid experiment name (letters, digits, . _ -)",
         )
-    return Layout.for_experiment(experiment, args.results or default_results_root())
+    return Layout.for_experiment(
+        experiment, getattr(args, "results", None) or default_results_root()
+    )
 
 
 def _existing_layout(args: argparse.Namespace) -> Layout:

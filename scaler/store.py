@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaler.errors import ScalerError
 from scaler.job import read_json
 from scaler.layout import Layout
 
@@ -71,13 +72,19 @@ class CollectReport:
 def connect(layout: Layout, *, read_only: bool = False):
     import duckdb
 
-    if read_only:
-        if not layout.database.is_file():
-            raise FileNotFoundError(layout.database)
-        return duckdb.connect(str(layout.database), read_only=True)
+    if read_only and not layout.database.is_file():
+        raise FileNotFoundError(layout.database)
     layout.root.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(layout.database))
-    migrate(con)
+    try:
+        con = duckdb.connect(str(layout.database), read_only=read_only)
+    except duckdb.IOException as error:
+        # DuckDB has one writer: another scaler process is collecting into this file.
+        raise ScalerError(
+            f"{layout.database} is in use by another process ({str(error).splitlines()[0]}); "
+            "try again when it is done"
+        ) from None
+    if not read_only:
+        migrate(con)
     return con
 
 
