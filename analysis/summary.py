@@ -26,7 +26,7 @@ FROM evals WHERE eval_set = ? ORDER BY source, algorithm, size, seed
 
 def load_points(layout: Layout, eval_set: str = "test") -> list[dict[str, Any]]:
     """One row per trained model: arm, size, seed and its test error."""
-    _, rows = query(layout, POINTS_SQL.replace("?", _sql_string(eval_set)))
+    _, rows = query(layout, POINTS_SQL, [eval_set])
     sources = {row[0] for row in rows}
     return [
         {
@@ -37,10 +37,6 @@ def load_points(layout: Layout, eval_set: str = "test") -> list[dict[str, Any]]:
         }
         for source, algorithm, size, seed, value in rows
     ]
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def fit_arms(points: list[dict[str, Any]]) -> dict[str, PowerLawFit]:

@@ -169,7 +169,8 @@ def _run(args: argparse.Namespace) -> None:
     name = args.executor or spec.executor.name
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)
-    if all(step.name in layout.done_names() for step in plan.steps):
+    done = layout.done_names()
+    if all(step.name in done for step in plan.steps):
         print(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
     else:
         layout.root.mkdir(parents=True, exist_ok=True)
@@ -178,16 +179,10 @@ def _run(args: argparse.Namespace) -> None:
         report = execute(plan, layout, executor, spec_hash=spec_hash)
         print(f"ran {len(report.ran)} steps ({report.already_done} were done)")
         if report.failed:
-            _collect_quietly(layout)
+            collect(layout)  # what did finish is queryable
             raise RunFailed(report.failed)
     result = collect(layout)
     print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
-
-
-def _collect_quietly(layout: Layout) -> None:
-    from scaler.store import collect
-
-    collect(layout)
 
 
 def _collect(args: argparse.Namespace) -> None:

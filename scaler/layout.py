@@ -59,25 +59,29 @@ class Layout:
     def failed_dir(self, stage: str, name: str) -> Path:
         return self.steps / stage / f"{FAILED_PREFIX}{name}"
 
-    def _names(self, prefix: str = "") -> set[str]:
-        names: set[str] = set()
+    def _entries(self) -> list[os.DirEntry]:
+        """Every entry of every stage folder: one scandir per stage."""
         if not self.steps.is_dir():
-            return names
-        for stage_dir in os.scandir(self.steps):
-            if not stage_dir.is_dir():
-                continue
-            for entry in os.scandir(stage_dir.path):
-                if prefix:
-                    if entry.name.startswith(prefix):
-                        names.add(entry.name[len(prefix) :])
-                elif not entry.name.startswith("."):
-                    names.add(entry.name)
-        return names
+            return []
+        return [
+            entry
+            for stage_dir in os.scandir(self.steps)
+            if stage_dir.is_dir()
+            for entry in os.scandir(stage_dir.path)
+        ]
+
+    def finished_dirs(self) -> list[Path]:
+        """The folder of every finished step."""
+        return [Path(e.path) for e in self._entries() if not e.name.startswith(".")]
 
     def done_names(self) -> set[str]:
         """Names (<stage>-<id>) of every finished step."""
-        return self._names()
+        return {e.name for e in self._entries() if not e.name.startswith(".")}
 
     def failed_names(self) -> set[str]:
         """Names of steps whose last attempt failed (they may have been finished since)."""
-        return self._names(FAILED_PREFIX)
+        return {
+            e.name.removeprefix(FAILED_PREFIX)
+            for e in self._entries()
+            if e.name.startswith(FAILED_PREFIX)
+        }

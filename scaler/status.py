@@ -78,12 +78,8 @@ def _step_listing(plan: Plan, layout: Layout, states: dict[str, str]) -> str:
 
 def _finished_configs(layout: Layout) -> dict[str, list[dict[str, Any]]]:
     configs: dict[str, list[dict[str, Any]]] = {}
-    if not layout.steps.is_dir():
-        return configs
-    for stage_dir in layout.steps.iterdir():
-        for step_dir in stage_dir.iterdir():
-            if not step_dir.name.startswith(".") and (step_dir / "config.json").is_file():
-                configs.setdefault(stage_dir.name, []).append(read_json(step_dir / "config.json"))
+    for step_dir in layout.finished_dirs():
+        configs.setdefault(step_dir.parent.name, []).append(read_json(step_dir / "config.json"))
     return configs
 
 

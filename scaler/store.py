@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,25 +108,13 @@ def collect(layout: Layout) -> CollectReport:
     con = connect(layout)
     try:
         known = {row[0] for row in con.execute("SELECT name FROM steps").fetchall()}
-        new_dirs = [d for d in _finished_dirs(layout) if d.name not in known]
+        new_dirs = [d for d in layout.finished_dirs() if d.name not in known]
         if new_dirs:
             _load(con, new_dirs)
         total = con.execute("SELECT count(*) FROM steps").fetchone()[0]
     finally:
         con.close()
     return CollectReport(loaded=len(new_dirs), total=total, database=layout.database)
-
-
-def _finished_dirs(layout: Layout) -> list[Path]:
-    if not layout.steps.is_dir():
-        return []
-    return [
-        Path(entry.path)
-        for stage_dir in os.scandir(layout.steps)
-        if stage_dir.is_dir()
-        for entry in os.scandir(stage_dir.path)
-        if not entry.name.startswith(".") and entry.is_dir()
-    ]
 
 
 def _load(con, step_dirs: list[Path]) -> None:
@@ -206,11 +193,11 @@ def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
     return row, numeric
 
 
-def query(layout: Layout, sql: str):
+def query(layout: Layout, sql: str, params: list | None = None):
     """Run one SQL statement on a read-only connection; return (column names, rows)."""
     con = connect(layout, read_only=True)
     try:
-        result = con.execute(sql)
+        result = con.execute(sql, params)
         columns = [d[0] for d in result.description] if result.description else []
         return columns, result.fetchall()
     finally:
