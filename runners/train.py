@@ -17,13 +17,22 @@ benchmarks/notes_demo_world.md.
 
 Checkpoint choice: greedy accuracy on the validation split, the metric reported on test. The
 average token loss is dominated by easy copy tokens and hides whether answers are right;
-accuracy is what is compared across sizes. Checkpoints are kept in memory (the model is
-small), never written to disk.
+accuracy is what is compared across sizes. The best weights are kept in memory (the model is
+small).
+
+Resuming: a requeued job (a Slurm time limit, a preemption) is killed and starts again in a
+fresh out_dir. Given a `checkpoint_dir` that survives the kill, the Trainer saves a checkpoint
+every `checkpoint_every` steps (weights, optimizer, scheduler, RNG, data position) and this
+runner adds the validation state (curve, best step, best weights) to it, written last, so a
+checkpoint folder without it is incomplete and ignored. A restarted run continues from the
+latest complete checkpoint and ends with the weights an uninterrupted run would have had.
+Without a `checkpoint_dir` nothing is written outside out_dir.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +69,8 @@ class Settings(BaseModel):
     """Validation problems used to choose the checkpoint."""
     max_new_tokens: int = Field(40, ge=1)
     """Generation limit when scoring validation problems."""
+    checkpoint_every: int = Field(100, ge=0, json_schema_extra={"affects_output": False})
+    """Steps between resumable checkpoints when the job can be requeued; 0: none."""
 
 
 class Config(Settings):
@@ -80,9 +91,24 @@ def budget_steps(settings: Settings, size: int) -> int:
     return max(settings.min_steps, min(settings.max_steps, steps))
 
 
-def sft_arguments(config: Config, output_dir: Path, steps: int) -> Any:
-    """trl's SFTConfig for this run (shared with benchmarks/bench_trl_vs_torch.py)."""
+CALLBACK_STATE = "keep_best_on_validation.pt"
+"""File in each checkpoint folder with the validation state; written last, it marks the
+checkpoint complete."""
+
+
+def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int = 0) -> Any:
+    """trl's SFTConfig for this run (shared with benchmarks/bench_trl_vs_torch.py); a checkpoint
+    in output_dir every `save_every` steps, none when 0."""
     from trl import SFTConfig
+
+    # Full checkpoints (save_only_model=False): optimizer, scheduler and RNG are needed to
+    # continue exactly. No save_total_limit: the previous checkpoint is removed by `run` only
+    # once the new one is complete, where the Trainer would remove it before.
+    saving = (
+        {"save_strategy": "steps", "save_steps": save_every}
+        if save_every
+        else {"save_strategy": "no"}
+    )
 
     return SFTConfig(
         output_dir=str(output_dir),
@@ -100,18 +126,23 @@ def sft_arguments(config: Config, output_dir: Path, steps: int) -> Any:
         weight_decay=config.weight_decay,
         seed=config.seed,
         data_seed=config.seed,
-        # Overheads that cost more than the tiny model's step: no checkpoints on disk, no
-        # built-in eval, rare logging, no worker processes.
-        save_strategy="no",
+        # Overheads that cost more than the tiny model's step: no checkpoints on disk unless
+        # asked for, no built-in eval, rare logging, no worker processes.
         eval_strategy="no",
         logging_steps=max(steps // 4, 1),
         dataloader_num_workers=0,
         report_to="none",
         disable_tqdm=True,
+        **saving,
     )
 
 
-def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+def run(
+    config: Config, inputs: dict[str, Path], out_dir: Path, checkpoint_dir: Path | None = None
+) -> dict[str, Any]:
+    """Train, keep the weights best on validation; with `checkpoint_dir` (a folder private to
+    this step that survives the process being killed), save resumable checkpoints there and
+    continue from the latest complete one."""
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -133,6 +164,9 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     val = read_jsonl(data_dir / "val.jsonl", limit=config.val_problems)
     model = build_model(config.model, tokenizer, config.seed)
     steps = budget_steps(config, config.size)
+    save_every = config.checkpoint_every if checkpoint_dir is not None else 0
+    trainer_dir = Path(checkpoint_dir) / "trainer" if save_every else out_dir / "trainer"
+    resume = _last_complete_checkpoint(trainer_dir) if save_every else None
 
     def val_accuracy() -> float:
         outputs = greedy_completions(
@@ -144,12 +178,19 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 
     curve: list[dict[str, float]] = []
     best: dict[str, Any] = {"accuracy": -1.0, "step": 0, "state": None}
+    if resume is not None:
+        saved = torch.load(resume / CALLBACK_STATE, weights_only=True)
+        curve, best = saved["curve"], saved["best"]
     val_seconds = 0.0
 
     class KeepBestOnValidation(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             nonlocal val_seconds
             step = state.global_step
+            if step >= state.max_steps:
+                # No checkpoint at the end: the model is saved next, and a Trainer resumed from
+                # a checkpoint at max_steps mid-epoch trains one step more (transformers 5.23).
+                control.should_save = False
             if step % config.eval_every and step != state.max_steps:
                 return
             clock = time.perf_counter()
@@ -165,10 +206,18 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
                     state={k: v.detach().clone() for k, v in state_dict.items()},
                 )
 
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+            # Called after the Trainer wrote its part of the checkpoint: this file completes it.
+            folder = trainer_dir / f"checkpoint-{state.global_step}"
+            _save_atomically({"curve": curve, "best": best}, folder / CALLBACK_STATE)
+            for older in trainer_dir.glob("checkpoint-*"):
+                if older != folder:
+                    _remove_tree(older)
+
     dataset = Dataset.from_list(
         [{"prompt": p["prompt"], "completion": p["solution"]} for p in train]
     )
-    args = sft_arguments(config, out_dir / "trainer", steps)
+    args = sft_arguments(config, trainer_dir, steps, save_every)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -177,7 +226,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         callbacks=[KeepBestOnValidation()],
     )
     train_started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     train_seconds = time.perf_counter() - train_started
 
     model.load_state_dict(best["state"])
@@ -186,13 +235,18 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     (out_dir / "val_curve.json").write_text(json.dumps(curve, indent=1))
     _remove_tree(out_dir / "trainer")
 
+    resumed_from_step = _checkpoint_step(resume) if resume is not None else 0
     tokens = trainer.state.num_input_tokens_seen or _count_tokens(trainer)
+    # Timings and throughput are of this attempt only: the steps it trained, not those before
+    # its checkpoint. The log history is restored with the checkpoint, but the first loss
+    # logged after a resume averages only the steps since the resume.
+    attempt_tokens = tokens * (trainer.state.global_step - resumed_from_step) / steps
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {
         "steps": steps,
         "epochs": steps * config.batch_size / config.size,
         "tokens_trained": int(tokens),
-        "tokens_per_s": tokens / (train_seconds - val_seconds),
+        "tokens_per_s": attempt_tokens / (train_seconds - val_seconds),
         "train_seconds": train_seconds,
         "val_seconds": val_seconds,
         "wall_s": time.perf_counter() - started,
@@ -201,7 +255,33 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         "final_val_accuracy": curve[-1]["val_accuracy"],
         "final_train_loss": losses[-1] if losses else result.training_loss,
         "threads": torch.get_num_threads(),
+        "resumed_from_step": resumed_from_step,
     }
+
+
+def _last_complete_checkpoint(trainer_dir: Path) -> Path | None:
+    """The latest checkpoint folder holding CALLBACK_STATE; incomplete ones (a kill during a
+    save) are removed."""
+    complete = []
+    for folder in trainer_dir.glob("checkpoint-*"):
+        if (folder / CALLBACK_STATE).is_file():
+            complete.append(folder)
+        else:
+            _remove_tree(folder)
+    return max(complete, key=_checkpoint_step, default=None)
+
+
+def _checkpoint_step(folder: Path) -> int:
+    return int(folder.name.removeprefix("checkpoint-"))
+
+
+def _save_atomically(value: Any, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a kill leaves the old file or the new one."""
+    import torch
+
+    partial = path.with_name(path.name + ".partial")
+    torch.save(value, partial)
+    os.replace(partial, path)
 
 
 def _count_tokens(trainer: Any) -> int:

@@ -1,4 +1,4 @@
-"""The `scaler` command: plan, run, collect, query, fit, plot.
+"""The `scaler` command: plan, run, status, cancel, collect, query, fit, plot.
 
 The library raises; this module translates. A ScalerError becomes one line on stderr and its exit
 code (2 for bad input, with nothing written); the traceback only with --verbose. Heavy modules
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scaler.errors import ScalerError, SpecError
+from scaler.errors import ScalerError, SpecError, SubmissionError
 from scaler.layout import EXPERIMENT_NAME, Layout, default_results_root
 
 
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     spec_args(sub)
     sub.add_argument(
         "--executor",
-        choices=["inline", "local"],
+        choices=["inline", "local", "slurm"],
         default=None,
         help="where steps run (default: the spec's executor.name)",
     )
@@ -95,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="steps at once for the local executor (default: executor.parallel)",
     )
+    sub.add_argument(
+        "--detach",
+        action="store_true",
+        help="slurm: submit the whole DAG, print the job ids and return (see `scaler status`)",
+    )
+
+    sub = command(
+        "status", _status, "Where an experiment stands: steps done, running, queued, failed."
+    )
+    experiment_arg(sub)
+
+    sub = command("cancel", _cancel, "Cancel an experiment's queued and running Slurm jobs.")
+    experiment_arg(sub)
 
     sub = command(
         "collect", _collect, "Load finished steps into results/<experiment>/scaler.duckdb."
@@ -154,7 +167,6 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from scaler.errors import RunFailed
     from scaler.execute import execute
     from scaler.executors import make_executor
     from scaler.fingerprint import content_hash
@@ -167,22 +179,78 @@ def _run(args: argparse.Namespace) -> None:
             "command line", "--parallel", f"expected a number >= 1, got {args.parallel}"
         )
     name = args.executor or spec.executor.name
+    if args.detach and name != "slurm":
+        raise SpecError("command line", "--detach", "only the slurm executor runs detached")
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)
     done = layout.done_names()
     if all(step.name in done for step in plan.steps):
         print(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
+    elif name == "slurm":
+        from scaler.slurm_run import run_on_slurm
+
+        report = run_on_slurm(plan, layout, spec, spec_hash, detach=args.detach)
+        if report is None:
+            return
+        _finish(layout, report)
     else:
+        _refuse_if_queued_on_slurm(layout)
         layout.root.mkdir(parents=True, exist_ok=True)
         write_json(layout.root / "spec.json", spec_json)
         executor = make_executor(name, layout.logs, args.parallel or spec.executor.parallel)
-        report = execute(plan, layout, executor, spec_hash=spec_hash)
+        report = execute(plan, layout, executor, spec_hash=spec_hash, retries=spec.executor.retries)
         print(f"ran {len(report.ran)} steps ({report.already_done} were done)")
-        if report.failed:
-            collect(layout)  # what did finish is queryable
-            raise RunFailed(report.failed)
+        _finish(layout, report)
     result = collect(layout)
     print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
+
+
+def _finish(layout: Layout, report) -> None:
+    from scaler.errors import RunFailed
+    from scaler.store import collect
+
+    if report.failed:
+        collect(layout)  # what did finish is queryable
+        raise RunFailed(report.failed)
+
+
+def _refuse_if_queued_on_slurm(layout: Layout) -> None:
+    """Never run a step here while a Slurm job holds it."""
+    from scaler.slurm import Slurm, missing_commands
+    from scaler.slurm_run import queued_steps, submitted_tasks
+
+    if not submitted_tasks(layout) or missing_commands():
+        return
+    queued = queued_steps(layout, Slurm(layout.slurm))
+    if queued:
+        raise SubmissionError(
+            f"{len(queued)} steps of {layout.root.name} are queued or running on Slurm; wait "
+            f"(scaler status {layout.root.name}) or cancel them (scaler cancel "
+            f"{layout.root.name}) before running them elsewhere"
+        )
+
+
+def _status(args: argparse.Namespace) -> None:
+    from scaler.slurm_run import experiment_status
+
+    layout = _layout(args, args.experiment)
+    if not (layout.root / "spec.json").is_file():
+        raise SpecError(
+            "command line", "experiment", f"no run at {layout.root}; run `scaler run SPEC` first"
+        )
+    print(experiment_status(layout))
+
+
+def _cancel(args: argparse.Namespace) -> None:
+    from scaler.slurm import Slurm
+    from scaler.slurm_run import cancel_experiment, submitted_tasks
+
+    layout = _layout(args, args.experiment)
+    if not submitted_tasks(layout):
+        print(f"nothing to cancel: no Slurm jobs were submitted for {args.experiment}")
+        return
+    steps, jobs = cancel_experiment(layout, Slurm(layout.slurm))
+    print(f"cancelled {steps} queued or running steps in {len(jobs)} jobs: {' '.join(jobs)}")
 
 
 def _collect(args: argparse.Namespace) -> None:

@@ -24,6 +24,12 @@ class SpecError(ScalerError):
         super().__init__(where + message)
 
 
+class SubmissionError(ScalerError):
+    """Slurm refused or could not be asked; nothing more was submitted."""
+
+    exit_code = 2
+
+
 class StepFailed(ScalerError):
     """A step raised inside its job; the other steps may have finished."""
 

@@ -48,6 +48,7 @@ def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJo
         out_dir=str(layout.step_dir(step.stage, step.name)),
         cpus=plan.resources[step.stage].cpus,
         provenance=provenance,
+        work_dir=str(layout.work_dir(step.stage, step.name)),
     )
 
 
@@ -57,6 +58,7 @@ def execute(
     executor: Executor,
     *,
     spec_hash: str = "",
+    retries: int = 0,
     say: Callable[[str], None] = print,
     poll_seconds: float = 0.05,
 ) -> RunReport:
@@ -73,20 +75,27 @@ def execute(
             dependents.setdefault(needed.name, []).append(step)
     ready = deque(step for step in todo if not waiting_on[step.name])
     running: dict[str, tuple[Step, Handle, float]] = {}
+    attempts: dict[str, int] = {}
     say(f"running {len(todo)} of {len(plan.steps)} steps ({report.already_done} done)")
 
     def finish(step: Step, handle: Handle, started: float) -> None:
         try:
             metrics = handle.result()
         except Exception as error:  # noqa: BLE001 - every failure is reported with its step
+            attempts[step.name] = attempts.get(step.name, 0) + 1
+            if attempts[step.name] <= retries:
+                retry = f"retry {attempts[step.name]} of {retries}"
+                say(f"  {step.name} failed: running it again ({retry})")
+                ready.appendleft(step)
+                return
             report.failed.append(_failure(step, layout, error))
-            say(f"[{_count(report, todo)}] FAILED {step.name} {_coords(step)}")
+            say(f"[{_count(report, todo)}] FAILED {step.name} {coords_text(step)}")
             _skip_dependents(step, dependents, report, say)
             return
         report.ran.append(step.name)
         say(
-            f"[{_count(report, todo)}] done {step.name} {_coords(step)} "
-            f"{time.time() - started:.1f}s{_headline(metrics)}"
+            f"[{_count(report, todo)}] done {step.name} {coords_text(step)} "
+            f"{time.time() - started:.1f}s{headline(metrics)}"
         )
         for waiting in dependents.get(step.name, ()):
             waiting_on[waiting.name].discard(step.name)
@@ -122,12 +131,12 @@ def _count(report: RunReport, todo: list[Step]) -> str:
     return f"{len(report.ran) + len(report.failed) + len(report.skipped):>{width}}/{len(todo)}"
 
 
-def _coords(step: Step) -> str:
+def coords_text(step: Step) -> str:
     shown = {k: v for k, v in step.coords.items() if k not in ("world", "model")}
     return "(" + " ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else ""
 
 
-def _headline(metrics: dict) -> str:
+def headline(metrics: dict) -> str:
     for key in ("accuracy", "best_val_accuracy", "n_train"):
         if isinstance(metrics, dict) and isinstance(metrics.get(key), (int, float)):
             return f" {key}={metrics[key]:.4g}"

@@ -36,11 +36,11 @@ def output_fields(config) -> dict[str, Any]:
     A field declared with `json_schema_extra={"affects_output": False}` (a logging interval, a
     batch size that only trades memory for speed) is left out, so changing it reuses the cache.
     """
-    return config.model_dump(mode="json", exclude=_fields_without_effect(type(config)))
+    return config.model_dump(mode="json", exclude=fields_without_effect(type(config)))
 
 
 @cache
-def _fields_without_effect(config_class) -> frozenset[str] | None:
+def fields_without_effect(config_class) -> frozenset[str] | None:
     skip = frozenset(
         name
         for name, info in config_class.model_fields.items()

@@ -11,6 +11,7 @@ This module is imported in job processes: keep it free of heavy imports.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -43,6 +44,9 @@ class StepJob:
     cpus: int = 1
     provenance: dict[str, Any] = field(default_factory=dict)
     """What the submitting process knows: git commit, package versions, spec hash."""
+    work_dir: str = ""
+    """A folder that outlives attempts, for runners that checkpoint (`checkpoint_dir`); removed
+    once the step is published."""
 
 
 def run_step(job: StepJob) -> dict[str, Any]:
@@ -63,15 +67,45 @@ def run_step(job: StepJob) -> dict[str, Any]:
         runner = importlib.import_module(job.module)
         config = runner.Config.model_validate(job.config)
         inputs = {role: Path(path) for role, path in job.inputs.items()}
-        metrics = _finite(runner.run(config, inputs, tmp) or {})
+        metrics = _finite(runner.run(config, inputs, tmp, **_checkpointing(runner, job)) or {})
         write_json(tmp / "result.json", {"metrics": metrics})
         write_json(tmp / "provenance.json", _provenance(job, started))
-    except BaseException:
+    except Exception:
         (tmp / "error.txt").write_text(traceback.format_exc())
         _replace_dir(tmp, final.parent / f"{FAILED_PREFIX}{final.name}")
         raise
+    except BaseException:
+        # Interrupted, not failed: Ctrl-C, or submitit exiting after it requeued the job on a
+        # time limit or preemption. The next attempt starts afresh (or from its checkpoints).
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _publish(tmp, final)
+    if job.work_dir:
+        shutil.rmtree(job.work_dir, ignore_errors=True)
     return metrics
+
+
+class RequeueableStep:
+    """`run_step` as submitted to Slurm. On a time limit or a preemption submitit calls
+    `checkpoint` and requeues the same step, which resumes from what its runner saved under
+    the step's work_dir (the train stage) or runs again from scratch (the others)."""
+
+    def __call__(self, job: StepJob) -> dict[str, Any]:
+        return run_step(job)
+
+    def checkpoint(self, job: StepJob) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, job)
+
+
+def _checkpointing(runner: Any, job: StepJob) -> dict[str, Path]:
+    """`checkpoint_dir=` for runners that accept one, when the job has a work_dir."""
+    if not job.work_dir or "checkpoint_dir" not in inspect.signature(runner.run).parameters:
+        return {}
+    checkpoint_dir = Path(job.work_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    return {"checkpoint_dir": checkpoint_dir}
 
 
 def _finite(value: Any) -> Any:

@@ -4,7 +4,9 @@
         steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
         steps/<stage>/.tmp-<stage>-<id>-<n>/  a step being written (never read as a result)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
-        logs/                                 job logs of the local and slurm executors
+        steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
+        logs/                                 job logs (logs/slurm/: of Slurm jobs)
+        slurm/jobs.jsonl                      which Slurm job holds which step
         scaler.duckdb                         everything collected, for queries and analysis
         plots/                                figures
 
@@ -22,6 +24,7 @@ EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 """Experiment names: a single folder under the results root, never a path out of it."""
 TMP_PREFIX = ".tmp-"
 FAILED_PREFIX = ".failed-"
+WORK_PREFIX = ".work-"
 
 
 def default_results_root() -> Path:
@@ -58,6 +61,19 @@ class Layout:
 
     def failed_dir(self, stage: str, name: str) -> Path:
         return self.steps / stage / f"{FAILED_PREFIX}{name}"
+
+    def work_dir(self, stage: str, name: str) -> Path:
+        return self.steps / stage / f"{WORK_PREFIX}{name}"
+
+    @property
+    def slurm(self) -> Path:
+        """Records of the jobs submitted to Slurm: jobs.jsonl."""
+        return self.root / "slurm"
+
+    @property
+    def slurm_logs(self) -> Path:
+        """submitit's files for Slurm jobs: pickled steps, sbatch scripts, logs."""
+        return self.logs / "slurm"
 
     def _entries(self) -> list[os.DirEntry]:
         """Every entry of every stage folder: one scandir per stage."""

@@ -12,9 +12,18 @@ from __future__ import annotations
 import typing
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
 
 from runners.evaluate import Settings as EvaluateSettings
 from runners.generate import Config as GenerateConfig
@@ -37,6 +46,37 @@ class DemoWorld(GenerateConfig):
 WORLD_NAMES = frozenset(typing.get_args(DemoWorld.model_fields["name"].annotation))
 
 
+# sbatch options that scaler sets itself, from the fields above or from the plan.
+SBATCH_OPTIONS_OWNED = {
+    "array": "the plan",
+    "dependency": "the plan",
+    "kill-on-invalid-dep": "the plan",
+    "output": "scaler (logs/slurm/)",
+    "error": "scaler (logs/slurm/)",
+    "open-mode": "scaler",
+    "job-name": "scaler",
+    "signal": "resources.signal_delay_s",
+    "time": "resources.time_min",
+    "cpus-per-task": "resources.cpus",
+    "gpus-per-node": "resources.gpus",
+    "mem": "resources.mem_gb",
+    "partition": "resources.partition",
+    "account": "resources.account",
+    "qos": "resources.qos",
+}
+
+
+def _not_owned(options: dict) -> dict:
+    for key in options:
+        owner = SBATCH_OPTIONS_OWNED.get(key.replace("_", "-").lstrip("-"))
+        if owner:
+            raise ValueError(f"sbatch option {key!r} is set by {owner}; remove it here")
+    return options
+
+
+SbatchOptions = Annotated[dict[str, str | int | bool], AfterValidator(_not_owned)]
+
+
 class Resources(Strict):
     """What one step of a stage asks the executor for."""
 
@@ -44,15 +84,31 @@ class Resources(Strict):
     gpus: int = Field(0, ge=0, description="GPUs per step.")
     mem_gb: float = Field(4.0, gt=0, description="Memory per step in GiB.")
     time_min: int = Field(60, ge=1, description="Time limit per step in minutes.")
+    partition: str | None = Field(None, min_length=1, description="Slurm partition.")
+    account: str | None = Field(None, min_length=1, description="Slurm account to charge.")
+    qos: str | None = Field(None, min_length=1, description="Slurm quality of service.")
+    signal_delay_s: int = Field(
+        90, ge=1, description="Slurm warns a job this long before its time limit (checkpoint)."
+    )
+    sbatch: SbatchOptions = Field(
+        {}, description="Other sbatch options, e.g. {constraint: a100, exclude: node7}."
+    )
 
 
-class ResourceOverride(Strict):
-    """Per-stage changes to the default resources; unset fields keep the default."""
+def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:
+    """`model` with every field optional and unset by default, keeping its constraints."""
+    fields = {
+        field_name: (info.annotation | None, FieldInfo.merge_field_infos(info, default=None))
+        for field_name, info in model.model_fields.items()
+    }
+    return create_model(name, __base__=Strict, __doc__=doc, **fields)
 
-    cpus: int | None = Field(None, ge=1)
-    gpus: int | None = Field(None, ge=0)
-    mem_gb: float | None = Field(None, gt=0)
-    time_min: int | None = Field(None, ge=1)
+
+ResourceOverride = _all_optional(
+    Resources,
+    "ResourceOverride",
+    "Per-stage changes to the default resources; unset fields keep the default.",
+)
 
 
 class StageSettings(Strict):
@@ -65,8 +121,18 @@ class StageSettings(Strict):
 class ExecutorSettings(Strict):
     """Where steps run. The command line's --executor wins over `name`."""
 
-    name: Literal["inline", "local"] = Field("local", description="inline: in this process.")
+    name: Literal["inline", "local", "slurm"] = Field(
+        "local", description="inline: in this process; local: subprocesses; slurm: sbatch."
+    )
     parallel: int = Field(2, ge=1, description="Steps running at once (local executor).")
+    retries: int = Field(0, ge=0, description="Times a failed step is submitted again.")
+    array_parallelism: int = Field(
+        256, ge=1, description="Slurm: tasks of one job array running at once."
+    )
+    max_array_size: int | None = Field(
+        None, ge=1, description="Slurm: tasks per array; default: the cluster's MaxArraySize."
+    )
+    poll_s: float = Field(5.0, gt=0, description="Slurm: seconds between looks at the queue.")
 
 
 def _unique(values: list, what: str) -> list:
@@ -105,10 +171,12 @@ class Spec(Strict):
         return _unique(values, info.field_name)
 
     def resources_for(self, stage: str) -> Resources:
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] = {"sbatch": {}}
         for key in ("default", stage):
             if key in self.resources:
-                merged |= self.resources[key].model_dump(exclude_none=True)
+                override = self.resources[key].model_dump(exclude_none=True)
+                # Extra sbatch options add up: a stage adds to or changes the default's.
+                merged |= override | {"sbatch": merged["sbatch"] | override.get("sbatch", {})}
         return Resources(**merged)
 
 
@@ -195,8 +263,9 @@ def _spec_error(source: str, error: ValidationError) -> SpecError:
 
 
 def _is_union_tag(part: Any) -> bool:
-    # Discriminated unions put the tag (the world's name) into the error location.
-    return part in WORLD_NAMES
+    # Discriminated unions put the tag (the world's name) into the error location, and a bad
+    # dict key is located at "<dict>.[key]".
+    return part in WORLD_NAMES or part == "[key]"
 
 
 def _valid_keys(loc: list) -> list[str]:

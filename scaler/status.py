@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.fingerprint import output_fields
+from scaler.fingerprint import fields_without_effect, output_fields
 from scaler.job import read_json
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
@@ -88,9 +88,10 @@ def why_new(step: Step, finished: list[dict[str, Any]]) -> str:
     if not finished:
         return "no finished step of this stage"
     mine = _flatten(output_fields(step.config))
+    no_effect = fields_without_effect(type(step.config)) or frozenset()
     best: list[str] | None = None
     for record in finished:
-        theirs = _flatten(record["config"])
+        theirs = _flatten({k: v for k, v in record["config"].items() if k not in no_effect})
         differing = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
         if best is None or len(differing) < len(best):
             best = differing

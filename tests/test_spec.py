@@ -39,10 +39,17 @@ BAD_SPECS = [
     (
         {"resources__train__cpuz": 2},
         "resources.train.cpuz",
-        "valid keys: cpus, gpus, mem_gb, time_min",
+        "valid keys: account, cpus, gpus, mem_gb, partition, qos, sbatch, signal_delay_s",
     ),
+    (
+        {"resources__default__sbatch": {"constraint": "a100", "time": 5}},
+        "resources.default.sbatch",
+        "sbatch option 'time' is set by resources.time_min",
+    ),
+    ({"resources__gpu": {"cpus": 2}}, "resources.gpu", "'default', 'generate', 'train'"),
+    ({"executor__retries": -1}, "executor.retries", "greater than or equal to 0"),
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
-    ({"executor__name": "cloud"}, "executor.name", "'inline' or 'local'"),
+    ({"executor__name": "cloud"}, "executor.name", "'inline', 'local' or 'slurm'"),
     ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),
     ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, description"),
 ]

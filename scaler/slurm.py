@@ -1,0 +1,124 @@
+"""The one module that talks to Slurm: submitit for submission, and batched calls of squeue,
+sacct, scancel and scontrol. What to submit is decided in scaler.submission (pure).
+
+submitit writes each task's pickled StepJob, sbatch script and logs under `<folder>/`; a task
+runs `RequeueableStep()(job)` with the submitting interpreter, so the cluster needs the same
+Python environment on a shared file system (as every submitit user has).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaler.errors import SubmissionError
+from scaler.job import RequeueableStep, StepJob
+
+COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "srun")
+ACTIVE_STATES = frozenset(
+    "PENDING RUNNING REQUEUED REQUEUE_HOLD REQUEUE_FED RESIZING SUSPENDED COMPLETING "
+    "CONFIGURING STOPPED SIGNALING STAGE_OUT".split()
+)
+"""squeue states of a job that still holds its step: it may yet run or is running."""
+
+
+def missing_commands() -> list[str]:
+    """The Slurm commands not on PATH (empty where scaler can submit)."""
+    return [command for command in COMMANDS if shutil.which(command) is None]
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    state: str
+    reason: str
+
+
+class Slurm:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        """submitit's folder: pickles, sbatch scripts and logs of every task."""
+
+    def max_array_size(self) -> int:
+        """Tasks one array may hold: the cluster's MaxArraySize (indices 0..MaxArraySize-1)."""
+        for line in _run(["scontrol", "show", "config"]).splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "MaxArraySize":
+                return int(value.strip())
+        return 1001  # Slurm's default
+
+    def check(self, parameters: dict[str, Any], what: str) -> None:
+        """Ask sbatch (`--test-only`, nothing submitted) whether it accepts these resources."""
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "check.sh"
+            script.write_text(sbatch_script(parameters, Path(folder), tasks=1, command="true"))
+            done = subprocess.run(
+                ["sbatch", "--test-only", str(script)], capture_output=True, text=True
+            )
+        if done.returncode != 0:
+            reason = done.stderr.strip().splitlines()
+            raise SubmissionError(
+                f"{what}: sbatch refuses these resources: {reason[-1] if reason else done}"
+            )
+
+    def submit(self, parameters: dict[str, Any], jobs: list[StepJob]) -> list[str]:
+        """Submit `jobs` as one array (one sbatch call); return each task's job id."""
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=self.folder)
+        executor.update_parameters(**parameters)
+        with executor.batch():
+            handles = [executor.submit(RequeueableStep(), job) for job in jobs]
+        return [handle.job_id for handle in handles]
+
+    def queue(self) -> dict[str, QueueEntry]:
+        """Every job of this user that the scheduler still holds, one entry per array task."""
+        output = _run(["squeue", "--me", "--noheader", "--array", "--format=%i|%T|%r"])
+        entries = {}
+        for line in output.splitlines():
+            task, state, reason = line.strip().split("|", 2)
+            entries[task] = QueueEntry(state, reason)
+        return entries
+
+    def accounting(self, tasks: list[str]) -> dict[str, dict[str, str]]:
+        """sacct's State, Reason and Start of the given tasks (`<job>` or `<job>_<task>`)."""
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        jobs = sorted({task.split("_")[0] for task in tasks})
+        if not jobs:
+            return {}
+        output = _run(
+            ["sacct", "-X", "--parsable2", "-o", "JobID,State,Reason,Start", "-j", ",".join(jobs)]
+        )
+        return SlurmInfoWatcher().read_info(output)
+
+    def cancel(self, jobs: list[str]) -> None:
+        if jobs:
+            _run(["scancel", *jobs])
+
+    def stderr_path(self, task: str) -> Path:
+        from submitit.core.utils import JobPaths
+
+        return JobPaths(self.folder, job_id=task, task_id=0).stderr
+
+
+def sbatch_script(parameters: dict[str, Any], folder: Path, tasks: int, command: str) -> str:
+    """The sbatch script submitit writes for these parameters (for checks and golden tests)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    map_count = tasks if tasks > 1 else None
+    return _make_sbatch_string(command=command, folder=folder, map_count=map_count, **parameters)
+
+
+def _run(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SubmissionError(f"{command[0]} failed: {error}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise SubmissionError(f"{' '.join(command[:2])} failed: {lines[-1] if lines else ''}")
+    return done.stdout
