@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow slurm bench lint clean
 
 setup: $(STAMP)
 
@@ -20,11 +20,16 @@ demo: setup
 	$(BIN)/scaler fit demo
 	$(BIN)/scaler plot demo
 
-test: setup
+# The Slurm tests run against a real local Slurm, started here where the machine allows it
+# (root on Debian); elsewhere they are skipped with the reason.
+test: setup slurm
 	$(BIN)/pytest -m "not slow"
 
-test-slow: setup
+test-slow: setup slurm
 	$(BIN)/pytest -m slow
+
+slurm:
+	@scripts/slurm-up
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -32,9 +32,14 @@ def missing_commands() -> list[str]:
 
 
 @dataclass(frozen=True)
-class QueueEntry:
+class JobState:
     state: str
-    reason: str
+    """Slurm's job state, first word only ("CANCELLED by 0" -> "CANCELLED")."""
+    reason: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
 
 
 class Slurm:
@@ -74,26 +79,30 @@ class Slurm:
             handles = [executor.submit(RequeueableStep(), job) for job in jobs]
         return [handle.job_id for handle in handles]
 
-    def queue(self) -> dict[str, QueueEntry]:
-        """Every job of this user that the scheduler still holds, one entry per array task."""
-        output = _run(["squeue", "--me", "--noheader", "--array", "--format=%i|%T|%r"])
-        entries = {}
+    def queue(self) -> dict[str, JobState]:
+        """This user's jobs that slurmctld knows, one entry per array task: pending, running,
+        and ended within the last MinJobAge (300 s by default), with their final state."""
+        output = _run(["squeue", "--me", "-h", "--array", "--states=all", "--format=%i|%T|%r"])
+        states = {}
         for line in output.splitlines():
             task, state, reason = line.strip().split("|", 2)
-            entries[task] = QueueEntry(state, reason)
-        return entries
+            states[task] = JobState(state, reason)
+        return states
 
-    def accounting(self, tasks: list[str]) -> dict[str, dict[str, str]]:
-        """sacct's State, Reason and Start of the given tasks (`<job>` or `<job>_<task>`)."""
+    def accounting(self, tasks: list[str]) -> dict[str, JobState]:
+        """The final state of tasks that ended before squeue's memory, from one sacct call."""
         from submitit.slurm.slurm import SlurmInfoWatcher
 
         jobs = sorted({task.split("_")[0] for task in tasks})
         if not jobs:
             return {}
         output = _run(
-            ["sacct", "-X", "--parsable2", "-o", "JobID,State,Reason,Start", "-j", ",".join(jobs)]
+            ["sacct", "-X", "--parsable2", "-o", "JobID,State,Reason", "-j", ",".join(jobs)]
         )
-        return SlurmInfoWatcher().read_info(output)
+        return {
+            task: JobState(info["State"].split()[0], info.get("Reason", ""))
+            for task, info in SlurmInfoWatcher().read_info(output).items()
+        }
 
     def cancel(self, jobs: list[str]) -> None:
         if jobs:

@@ -30,7 +30,7 @@ from scaler.job import read_json, write_json
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
-from scaler.slurm import Slurm, missing_commands
+from scaler.slurm import JobState, Slurm, missing_commands
 from scaler.spec import ExecutorSettings, Spec
 from scaler.submission import dependency_ids, group_arrays, resource_parameters, sbatch_parameters
 
@@ -84,7 +84,19 @@ def queued_steps(layout: Layout, slurm: Slurm) -> dict[str, str]:
     if not tasks:
         return {}
     queue = slurm.queue()
-    return {step: task for step, task in tasks.items() if task in queue}
+    return {step: task for step, task in tasks.items() if _active(queue, task)}
+
+
+def _active(queue: dict[str, JobState], task: str | None) -> bool:
+    return task in queue and queue[task].active
+
+
+def ended_states(slurm: Slurm, queue: dict[str, JobState], tasks: list[str]) -> dict[str, JobState]:
+    """How each of these ended tasks ended: from the queue when slurmctld still remembers it,
+    else from accounting (one sacct call). A task in neither is left out."""
+    states = {task: queue[task] for task in tasks if task in queue}
+    older = [task for task in tasks if task not in queue]
+    return states | (slurm.accounting(older) if older else {})
 
 
 # ---------------------------------------------------------------------------- submission
@@ -222,8 +234,8 @@ class _Follower:
             step = self.steps[name]
             self.say(f"[{self._progress()}] done {name} {coords_text(step)}{self._result(step)}")
         self.watching = [name for name in self.watching if name not in done]
-        ended = [name for name in self.watching if tasks.get(name) not in queue]
-        again = self._judge(ended, tasks) if ended else set()
+        ended = [name for name in self.watching if not _active(queue, tasks.get(name))]
+        again = self._judge(ended, tasks, queue) if ended else set()
         self.watching = [name for name in self.watching if name not in self.given_up]
         counts = _queue_counts(self.watching, tasks, queue)
         if counts and counts != self.last_counts:
@@ -231,33 +243,33 @@ class _Follower:
             self.last_counts = counts
         return again
 
-    def _judge(self, ended: list[str], tasks: dict[str, str]) -> set[str]:
-        account = self.slurm.accounting([tasks[name] for name in ended if name in tasks])
+    def _judge(self, ended: list[str], tasks: dict[str, str], queue: dict) -> set[str]:
+        states = ended_states(self.slurm, queue, [tasks[name] for name in ended if name in tasks])
         again: set[str] = set()
         for name in ended:  # plan order: inputs are judged before the steps that need them
             step, task = self.steps[name], tasks.get(name, "")
-            info = account.get(task)
-            if info is None:  # slurmdbd may lag behind the queue for a moment
+            state = states.get(task)
+            if state is None:  # accounting may lag behind for a moment
                 first_missing = self.missing_since.setdefault(name, time.time())
                 if time.time() - first_missing < SACCT_GRACE_S:
                     continue
-                info = {"State": "LOST", "Reason": "no accounting record", "Start": ""}
+                state = JobState("LOST", "in neither squeue nor sacct")
             self.missing_since.pop(name, None)
-            verdict = _verdict(step, info, self.attempts, self.retries, self.given_up)
+            verdict = _verdict(step, state, self.attempts, self.retries, self.given_up)
             if verdict == "again":
                 again.add(name)
                 if self.attempts[name]:
                     retry = f"retry {self.attempts[name]} of {self.retries}"
-                    self.say(f"  {name} {info['State']}: submitting it again ({retry})")
+                    self.say(f"  {name} {state.state}: submitting it again ({retry})")
                 continue
             self.given_up.add(name)
             if verdict == "skipped":
                 self.report.skipped.append(name)
                 continue
             log = self.slurm.stderr_path(task) if task else None
-            self.report.failed.append(_failure(step, self.layout, log, _ended(task, info)))
+            self.report.failed.append(_failure(step, self.layout, log, _ended(task, state)))
             where = f"{name} {coords_text(step)}"
-            self.say(f"[{self._progress()}] {verdict.upper()} {where}: {info['State']}")
+            self.say(f"[{self._progress()}] {verdict.upper()} {where}: {state.state}")
         return again
 
     def _progress(self) -> str:
@@ -272,20 +284,16 @@ class _Follower:
 
 
 def _verdict(
-    step: Step,
-    info: dict[str, str],
-    attempts: Counter[str],
-    retries: int,
-    given_up: set[str],
+    step: Step, state: JobState, attempts: Counter[str], retries: int, given_up: set[str]
 ) -> str:
     """What to do with a step whose job ended without a result: again, failed, cancelled,
     or skipped."""
-    state = info["State"].split()[0]
-    never_ran = info.get("Start", "") in ("", "None", "Unknown")
-    if state == "CANCELLED" and never_ran and "Dependency" in info.get("Reason", ""):
+    if state.state == "CANCELLED" and "Dependency" in state.reason:
+        # Cancelled before it ran, by kill-on-invalid-dep: an input of its array failed. It
+        # runs again unless one of its own inputs failed for good.
         inputs = [needed.name for _, needed in step.inputs]
         return "skipped" if any(name in given_up for name in inputs) else "again"
-    if state == "CANCELLED":
+    if state.state == "CANCELLED":
         return "cancelled"
     attempts[step.name] += 1
     return "again" if attempts[step.name] <= retries else "failed"
@@ -298,9 +306,9 @@ def _cancelled_since(layout: Layout, started: float) -> bool:
 
 def _queue_counts(watching: list[str], tasks: dict[str, str], queue: dict) -> str:
     states = Counter(
-        "running" if queue[tasks[n]].state == "RUNNING" else "queued"
-        for n in watching
-        if tasks.get(n) in queue
+        "running" if queue[tasks[name]].state == "RUNNING" else "queued"
+        for name in watching
+        if _active(queue, tasks.get(name))
     )
     return ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
 
@@ -316,9 +324,9 @@ def _failure(step: Step, layout: Layout, log: Path | None, ended: str) -> StepFa
     return StepFailed(step.name, str(log or layout.slurm), ended)
 
 
-def _ended(task: str, info: dict[str, str]) -> str:
-    reason = f" ({info['Reason']})" if info.get("Reason", "None") != "None" else ""
-    return f"job {task} ended {info.get('State', 'UNKNOWN')}{reason}"
+def _ended(task: str, state: JobState) -> str:
+    reason = f" ({state.reason})" if state.reason not in ("", "None") else ""
+    return f"job {task} ended {state.state}{reason}"
 
 
 # ---------------------------------------------------------------------------- cancel
@@ -412,24 +420,22 @@ def step_states(plan: Plan, layout: Layout) -> tuple[dict[str, str], list[StepFa
         task = tasks.get(step.name)
         if step.name in done:
             states[step.name] = "done"
-        elif task in queue:
+        elif _active(queue, task):
             states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
         elif task and slurm:
             ended.append(step)
         else:
             states[step.name] = "failed" if step.name in failed_dirs else "not submitted"
-    account = slurm.accounting([tasks[s.name] for s in ended]) if slurm and ended else {}
+    how = ended_states(slurm, queue, [tasks[s.name] for s in ended]) if slurm and ended else {}
     ended_names = {step.name for step in ended}
     failures = []
     for step in plan.steps:
         task = tasks.get(step.name, "")
-        info = account.get(task, {})
+        state = how.get(task, JobState("UNKNOWN"))
         if step.name in ended_names:
-            cancelled = info.get("State", "").startswith("CANCELLED")
-            states[step.name] = (
-                "cancelled" if cancelled and step.name not in failed_dirs else "failed"
-            )
+            cancelled = state.state == "CANCELLED" and step.name not in failed_dirs
+            states[step.name] = "cancelled" if cancelled else "failed"
         if states[step.name] == "failed":
             log = slurm.stderr_path(task) if slurm and task else None
-            failures.append(_failure(step, layout, log, _ended(task, info)))
+            failures.append(_failure(step, layout, log, _ended(task, state)))
     return states, failures

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
 from scaler.cli import main
+from scaler.slurm import missing_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +80,70 @@ def cli(capsys):
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+def _slurm_unavailable() -> str | None:
+    """Why the Slurm tests cannot run here, or None when a usable Slurm is up."""
+    how = "`make test` starts a local one as root on Debian (scripts/slurm-up)"
+    missing = missing_commands()
+    if missing:
+        return f"no Slurm here ({', '.join(missing)} not on PATH); {how}"
+    nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if not any(s in ("idle", "mixed", "allocated") for s in nodes.stdout.split()):
+        return f"Slurm has no usable node (sinfo: {nodes.stdout.strip() or nodes.stderr.strip()})"
+    accounting = subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True, text=True)
+    if accounting.returncode != 0:
+        return "Slurm accounting is off; scaler reads ended jobs from sacct"
+    return None
+
+
+SLURM_UNAVAILABLE = _slurm_unavailable()
+requires_slurm = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(SLURM_UNAVAILABLE is not None, reason=str(SLURM_UNAVAILABLE)),
+]
+
+
+def open_db(results: Path, experiment: str = "small"):
+    return duckdb.connect(str(results / experiment / "scaler.duckdb"), read_only=True)
+
+
+def finished_step_dirs(results: Path, experiment: str = "small") -> dict[str, float]:
+    """Finished step folder -> the modification time of its result.json."""
+    steps = results / experiment / "steps"
+    return {
+        d.name: (d / "result.json").stat().st_mtime_ns
+        for d in steps.glob("*/*")
+        if not d.name.startswith(".")
+    }
+
+
+def check_small_database(results: Path) -> None:
+    with open_db(results) as con:
+        stages = dict(con.execute("SELECT stage, count(*) FROM steps GROUP BY stage").fetchall())
+        assert stages == {"generate": 1, "train": 2, "evaluate": 2}
+        rows = con.execute(
+            "SELECT world, source, algorithm, size, seed, eval_set, model, accuracy, n "
+            "FROM evals ORDER BY size"
+        ).fetchall()
+        assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+            ("demo", "teacher", "sft", 50, 0, "test"),
+            ("demo", "teacher", "sft", 100, 0, "test"),
+        ]
+        assert all(r[6] == "tiny-1x32" and 0 <= r[7] <= 1 and r[8] == 40 for r in rows)
+        per_problem = con.execute(
+            "SELECT e.step_id, count(*), avg(p.correct::INT), any_value(e.accuracy) "
+            "FROM eval_problems p JOIN evals e USING (step_id) GROUP BY e.step_id"
+        ).fetchall()
+        assert len(per_problem) == 2
+        for _, count, mean_correct, accuracy in per_problem:
+            assert count == 40 and mean_correct == pytest.approx(accuracy)
+        provenance = con.execute(
+            "SELECT count(*) FROM steps WHERE host IS NOT NULL AND wall_s > 0 "
+            "AND versions->>'$.torch' IS NOT NULL AND started_at <= ended_at"
+        ).fetchone()[0]
+        assert provenance == 5
+        train = con.execute(
+            "SELECT count(*) FROM metrics WHERE stage = 'train' AND name = 'steps' AND value = 8"
+        ).fetchone()[0]
+        assert train == 2

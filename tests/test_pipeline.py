@@ -12,81 +12,32 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import duckdb
-import pytest
-
-from conftest import ROOT
-
-
-def _db(results: Path, experiment: str = "small"):
-    return duckdb.connect(str(results / experiment / "scaler.duckdb"), read_only=True)
-
-
-def _finished_step_dirs(results: Path, experiment: str = "small") -> dict[str, float]:
-    """Finished step folder -> the modification time of its result.json."""
-    steps = results / experiment / "steps"
-    return {
-        d.name: (d / "result.json").stat().st_mtime_ns
-        for d in steps.glob("*/*")
-        if not d.name.startswith(".")
-    }
-
-
-def _check_database(results: Path) -> None:
-    with _db(results) as con:
-        stages = dict(con.execute("SELECT stage, count(*) FROM steps GROUP BY stage").fetchall())
-        assert stages == {"generate": 1, "train": 2, "evaluate": 2}
-        rows = con.execute(
-            "SELECT world, source, algorithm, size, seed, eval_set, model, accuracy, n "
-            "FROM evals ORDER BY size"
-        ).fetchall()
-        assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
-            ("demo", "teacher", "sft", 50, 0, "test"),
-            ("demo", "teacher", "sft", 100, 0, "test"),
-        ]
-        assert all(r[6] == "tiny-1x32" and 0 <= r[7] <= 1 and r[8] == 40 for r in rows)
-        per_problem = con.execute(
-            "SELECT e.step_id, count(*), avg(p.correct::INT), any_value(e.accuracy) "
-            "FROM eval_problems p JOIN evals e USING (step_id) GROUP BY e.step_id"
-        ).fetchall()
-        assert len(per_problem) == 2
-        for _, count, mean_correct, accuracy in per_problem:
-            assert count == 40 and mean_correct == pytest.approx(accuracy)
-        provenance = con.execute(
-            "SELECT count(*) FROM steps WHERE host IS NOT NULL AND wall_s > 0 "
-            "AND versions->>'$.torch' IS NOT NULL AND started_at <= ended_at"
-        ).fetchone()[0]
-        assert provenance == 5
-        train = con.execute(
-            "SELECT count(*) FROM metrics WHERE stage = 'train' AND name = 'steps' AND value = 8"
-        ).fetchone()[0]
-        assert train == 2
+from conftest import ROOT, check_small_database, finished_step_dirs, open_db
 
 
 def test_inline_run_then_rerun_does_nothing(cli, results, small_spec):
     first = cli(f"run {small_spec} --executor inline")
     assert first.code == 0, first.err
     assert "ran 5 steps" in first.out
-    _check_database(results)
-    done = _finished_step_dirs(results)
+    check_small_database(results)
+    done = finished_step_dirs(results)
     for name in done:
         files = set(os.listdir(results / "small" / "steps" / name.split("-")[0] / name))
         assert {"config.json", "provenance.json", "result.json"} <= files
 
     second = cli(f"run {small_spec} --executor inline")
     assert second.code == 0 and "nothing to run: all 5 steps" in second.out
-    assert _finished_step_dirs(results) == done
+    assert finished_step_dirs(results) == done
 
     plan = cli(f"plan {small_spec} --steps")
     assert "5 done, 0 to run" in plan.out
 
     # Collecting again changes nothing.
-    with _db(results) as con:
+    with open_db(results) as con:
         before = con.execute("SELECT count(*) FROM eval_problems").fetchone()
     assert "collected 0 new steps" in cli("collect small").out
-    with _db(results) as con:
+    with open_db(results) as con:
         assert con.execute("SELECT count(*) FROM eval_problems").fetchone() == before
 
     query = cli('query small "SELECT size, accuracy FROM evals ORDER BY size"')
@@ -100,26 +51,26 @@ def test_inline_run_then_rerun_does_nothing(cli, results, small_spec):
 def test_local_executor_gives_the_same_results(cli, results, small_spec, tmp_path, monkeypatch):
     local = cli(f"run {small_spec} --executor local --parallel 2")
     assert local.code == 0, local.err
-    _check_database(results)
+    check_small_database(results)
 
     # The same grid inline, elsewhere: identical step ids, and the same greedy answers.
     other = tmp_path / "other"
     monkeypatch.setenv("SCALER_RESULTS", str(other))
     assert cli(f"run {small_spec} --executor inline").code == 0
     query = "SELECT step_id, problem_id, output FROM eval_problems ORDER BY ALL"
-    with _db(results) as a, _db(other) as b:
+    with open_db(results) as a, open_db(other) as b:
         assert a.execute(query).fetchall() == b.execute(query).fetchall()
 
 
 def test_new_size_runs_only_its_own_steps(cli, results, small_spec):
     assert cli(f"run {small_spec} sizes=[50]").code == 0
-    done = _finished_step_dirs(results)
+    done = finished_step_dirs(results)
     plan = cli(f"plan {small_spec} --steps")
     assert "3 done, 2 to run" in plan.out
     assert "differs in size" in plan.out
     grown = cli(f"run {small_spec}")
     assert grown.code == 0 and "ran 2 steps (3 were done)" in grown.out
-    after = _finished_step_dirs(results)
+    after = finished_step_dirs(results)
     assert all(after[name] == mtime for name, mtime in done.items())
 
 
@@ -133,7 +84,7 @@ def test_a_failing_step_is_reported_and_the_rest_still_runs(cli, results, small_
     assert len(failed) == 1 and "Traceback" in failed[0].read_text()
     assert "1 failed" in cli(f"plan {small_spec} sizes=[50] model.heads=4 model.hidden=30").out
     # The generate step finished and was collected.
-    with _db(results) as con:
+    with open_db(results) as con:
         assert con.execute("SELECT stage FROM steps").fetchall() == [("generate",)]
 
 
@@ -156,7 +107,7 @@ def test_kill_at_any_moment_then_rerun_finishes_without_redoing(results, small_s
     os.killpg(process.pid, signal.SIGKILL)  # the whole tree: orchestrator and its jobs
     process.wait()
 
-    done = _finished_step_dirs(results)
+    done = finished_step_dirs(results)
     assert 2 <= len(done) < 5
     for name in done:  # every folder that counts is complete
         stage = name.split("-")[0]
@@ -170,7 +121,7 @@ def test_kill_at_any_moment_then_rerun_finishes_without_redoing(results, small_s
     )
     assert rerun.returncode == 0, rerun.stderr
     assert f"({len(done)} were done)" in rerun.stdout
-    after = _finished_step_dirs(results)
+    after = finished_step_dirs(results)
     assert len(after) == 5
     assert all(after[name] == mtime for name, mtime in done.items())
     leftovers = [p for p in (results / "small" / "steps").glob("*/.tmp-*")]

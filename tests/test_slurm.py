@@ -1,0 +1,227 @@
+"""The demo grid on a real Slurm (the local single-node cluster of scripts/start-local-slurm.sh):
+job arrays, dependencies, follow, detach and status, failures, cancellation, time limits.
+
+Every step is the real one. A train step is made to fail for real by truncating the problems it
+reads, while `hold` (an extra sbatch option from the spec) keeps it from starting until then.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL_SPEC, check_small_database, open_db, requires_slurm, write_spec
+
+pytestmark = requires_slurm
+FAST = ["executor.poll_s=0.5"]
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    return write_spec(tmp_path / "small.yaml", SMALL_SPEC | {"executor": {"name": "slurm"}})
+
+
+@pytest.fixture(autouse=True)
+def cancel_leftovers(results):
+    yield
+    subprocess.run([sys.executable, "-m", "scaler", "cancel", "small"], capture_output=True)
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _records(results: Path) -> list[dict]:
+    path = results / "small" / "slurm" / "jobs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _job_of(results: Path, stage: str) -> str:
+    record = next(r for r in _records(results) if r["stage"] == stage)
+    return record["tasks"][0].split("_")[0]
+
+
+def _step_dir(results: Path, stage: str) -> Path | None:
+    folder = results / "small" / "steps" / stage
+    found = [d for d in folder.iterdir() if not d.name.startswith(".")] if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _truncate_training_data(results: Path, problems: int) -> bytes:
+    """Keep the first `problems` training problems; return the whole file to restore it."""
+    train = _wait_for(lambda: _step_dir(results, "generate"), "the generate step") / "train.jsonl"
+    whole = train.read_bytes()
+    train.write_bytes(b"".join(whole.splitlines(keepends=True)[:problems]))
+    return whole
+
+
+def _scaler(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scaler", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_grid_runs_as_arrays_and_matches_the_inline_executor(
+    cli, results, spec, tmp_path, monkeypatch
+):
+    run = cli(["run", str(spec), *FAST])
+    assert run.code == 0, run.err
+    assert "submitted 5 steps in 3 jobs: generate" in run.out
+    assert "train" in run.out and "(2 tasks)" in run.out and "[5/5] done evaluate" in run.out
+    check_small_database(results)
+    # One sbatch call per stage, and each later array waits on the ones before it.
+    assert [(r["stage"], len(r["tasks"])) for r in _records(results)] == [
+        ("generate", 1),
+        ("train", 2),
+        ("evaluate", 2),
+    ]
+    script = results / "small" / "logs" / "slurm" / f"{_job_of(results, 'evaluate')}_submission.sh"
+    assert "--kill-on-invalid-dep=yes" in script.read_text()
+    assert "5 done" in cli("status small").out
+    assert "nothing to run: all 5 steps" in cli(["run", str(spec)]).out
+
+    inline = tmp_path / "inline"
+    monkeypatch.setenv("SCALER_RESULTS", str(inline))
+    assert cli(["run", str(spec), "--executor", "inline"]).code == 0
+    query = "SELECT step_id, problem_id, output FROM eval_problems ORDER BY ALL"
+    with open_db(results) as on_slurm, open_db(inline) as here:
+        assert on_slurm.execute(query).fetchall() == here.execute(query).fetchall()
+
+
+def test_detach_returns_at_once_and_status_follows_to_done(cli, results, spec):
+    started = time.time()
+    run = cli(["run", str(spec), "--detach"])
+    assert run.code == 0, run.err
+    assert time.time() - started < 15 and "scaler status small" in run.out
+    seen = set()
+
+    def finished() -> bool:
+        out = cli("status small").out
+        seen.update(word for word in ("queued", "running") if f"0 {word}" not in out)
+        return "5 steps; 5 done" in out
+
+    _wait_for(finished, "the detached grid to finish")
+    assert seen, "status never showed a queued or running step"
+    assert cli(["run", str(spec)]).out.startswith("nothing to run")
+
+
+def test_a_failing_step_is_reported_its_dependents_cancelled_and_the_rest_finish(
+    cli, results, spec
+):
+    held = cli(["run", str(spec), "--detach", "resources.train.sbatch.hold=true"])
+    assert held.code == 0, held.err
+    _truncate_training_data(results, 60)  # size 50 still trains; size 100 raises
+    subprocess.run(["scontrol", "release", _job_of(results, "train")], check=True)
+
+    run = cli(["run", str(spec), *FAST])
+    assert run.code == 1
+    assert "FAILED train" in run.out and "size=100" in run.out
+    assert "1 step(s) failed" in run.err and "exceeds the 60 problems" in run.err
+    done = {d.name.split("-")[0] for d in (results / "small" / "steps").glob("*/[!.]*")}
+    assert done == {"generate", "train", "evaluate"}
+    # The size-50 evaluation, cancelled with its array, was submitted again and finished.
+    with open_db(results) as con:
+        assert con.execute("SELECT size FROM evals").fetchall() == [(50,)]
+    status = cli("status small").out
+    assert "3 done" in status and "1 failed" in status and "1 cancelled" in status
+    assert "error.txt" in status and "exceeds the 60 problems" in status
+
+
+def test_a_failed_step_is_retried_up_to_the_limit(results, spec):
+    held = _scaler("run", str(spec), "--detach", "resources.train.sbatch.hold=true")
+    assert held.wait() == 0, held.stderr.read()
+    whole = _truncate_training_data(results, 60)
+    subprocess.run(["scontrol", "release", _job_of(results, "train")], check=True)
+    follow = _scaler("run", str(spec), "executor.retries=1", *FAST)
+    failed = results / "small" / "steps" / "train"
+    _wait_for(lambda: list(failed.glob(".failed-*")), "the first attempt to fail")
+    (_step_dir(results, "generate") / "train.jsonl").write_bytes(whole)  # a transient fault
+    out, err = follow.communicate(timeout=300)
+    assert follow.returncode == 0, err
+    assert "submitting it again (retry 1 of 1)" in out and "collected 5 new steps" in out
+
+
+def test_a_job_cancelled_mid_run_is_reported_and_a_rerun_completes_it(cli, results, spec):
+    assert cli(["run", str(spec), "--detach"]).code == 0
+
+    def a_running_train() -> str | None:
+        train = _job_of(results, "train")
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "R", "-o", "%i", "-j", train],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return out[0] if out else None
+
+    victim = _wait_for(a_running_train, "a train task to start")
+    subprocess.run(["scancel", victim], check=True)
+    run = cli(["run", str(spec), *FAST])
+    assert run.code == 1 and "CANCELLED train" in run.out
+    assert "3 done, 2 cancelled" in cli("status small").out  # the train step and its evaluation
+    rerun = cli(["run", str(spec), *FAST])
+    assert rerun.code == 0, rerun.err
+    check_small_database(results)
+
+
+def test_a_changed_spec_never_orphans_queued_steps_and_cancel_empties_the_queue(cli, results, spec):
+    held = cli(["run", str(spec), "--detach", "resources.default.sbatch.hold=true"])
+    assert held.code == 0 and "submitted 5 steps" in held.out
+    submitted = _records(results)
+
+    again = cli(["run", str(spec), "--detach", "resources.default.sbatch.hold=true"])
+    assert "nothing new to submit: 5 steps are already queued" in again.out
+    smaller = cli(["run", str(spec), "sizes=[50]"])
+    assert smaller.code == 2 and "are not in this spec" in smaller.err
+    elsewhere = cli(["run", str(spec), "--executor", "local"])
+    assert elsewhere.code == 2 and "queued or running on Slurm" in elsewhere.err
+    assert _records(results) == submitted  # nothing more was submitted
+
+    cancelled = cli("cancel small")
+    assert cancelled.code == 0 and "cancelled 5 queued or running steps in 3 jobs" in cancelled.out
+    assert "5 cancelled" in cli("status small").out
+
+
+def test_resources_slurm_refuses_are_one_error_before_anything_is_submitted(cli, results, spec):
+    bad = cli(["run", str(spec), "resources.train.partition=nosuchpartition"])
+    assert bad.code == 2
+    assert "resources.train: sbatch refuses these resources" in bad.err
+    assert "\n" not in bad.err.strip() and _records(results) == []
+
+
+def test_a_train_step_requeued_at_its_time_limit_resumes_from_its_checkpoint(cli, results, spec):
+    # About 40 s of training under a 1-minute limit. Slurm warns the job `signal_delay_s` before
+    # the limit, checking every 30 s, so the first attempt is stopped 0-30 s in: submitit
+    # requeues it and the next attempt resumes from the last checkpoint (every 100 steps).
+    long_train = [
+        "sizes=[50]",
+        "stages.train.min_steps=2000",
+        "stages.train.max_steps=2000",
+        "stages.train.eval_every=1000",
+        "stages.train.checkpoint_every=100",
+        "resources.train.time_min=1",
+        "resources.train.signal_delay_s=30",
+    ]
+    run = cli(["run", str(spec), *long_train, *FAST])
+    assert run.code == 0, run.err
+    with open_db(results) as con:
+        resumed = con.execute(
+            "SELECT value FROM metrics WHERE name = 'resumed_from_step'"
+        ).fetchone()[0]
+    assert resumed >= 100
+    log = results / "small" / "logs" / "slurm" / f"{_job_of(results, 'train')}_0_log.out"
+    assert "Requeued job" in log.read_text()
+    assert not list((results / "small" / "steps" / "train").glob(".work-*"))  # cleaned up
