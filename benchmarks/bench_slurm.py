@@ -39,7 +39,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import noop_runner  # noqa: E402
 from common import machine  # noqa: E402
-from scaler.errors import SubmissionError  # noqa: E402
 from scaler.job import StepJob  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
 from scaler.plan import Plan, Step  # noqa: E402
@@ -93,6 +92,18 @@ def records_held() -> int:
         timeout=60,
     ).stdout
     return len(output.split())
+
+
+def pending_or_running() -> set[str]:
+    """This user's tasks that squeue lists by default: pending, running, completing."""
+    output = subprocess.run(
+        ["squeue", "--me", "--noheader", "--array", "--format=%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return set(output.split())
 
 
 def wait_for_room(tasks: int, max_job_count: int, min_job_age_s: int) -> None:
@@ -193,7 +204,7 @@ def register_stages() -> None:
 
 
 def chain_plan(per_stage: int) -> Plan:
-    """a -> b -> c -> d, `per_stage` steps each; step i of a stage needs step i of the one before."""
+    """a -> b -> c -> d, `per_stage` steps each; step i of a stage needs step i of the last."""
     steps: list[Step] = []
     previous: list[Step] = []
     for stage in CHAIN:
@@ -250,21 +261,20 @@ def submit_once(plan: Plan, counter: SbatchCounter) -> SubmissionRun:
         seconds = time.perf_counter() - start
         try:
             sbatch, checks = counter.take()
-            ours = set(submitted_tasks(layout).values())
-            queued = len(ours & slurm.queue().keys())
+            queued = len(set(submitted_tasks(layout).values()) & pending_or_running())
             held_after = records_held()
         finally:
             cancel_experiment(layout, slurm)
-            _wait_until_gone(layout, slurm)
+            _wait_until_gone(layout)
     return SubmissionRun(seconds, sbatch, checks, queued, held_after, slurm.calls, error)
 
 
-def _wait_until_gone(layout: Layout, slurm: Slurm) -> None:
+def _wait_until_gone(layout: Layout) -> None:
     ours = set(submitted_tasks(layout).values())
     deadline = time.time() + 120
-    while ours & slurm.queue().keys():
+    while ours & pending_or_running():
         if time.time() > deadline:
-            raise SubmissionError(f"jobs of {layout.root} still queued after scancel")
+            sys.exit(f"jobs of {layout.root} still queued after scancel")
         time.sleep(0.5)
 
 

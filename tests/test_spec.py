@@ -157,8 +157,16 @@ def test_the_readme_spec_example_is_valid(tmp_path):
     from conftest import ROOT
 
     text = (ROOT / "README.md").read_text()
-    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    example, slurm_example = [part.split("```", 1)[0] for part in text.split("```yaml\n")[1:3]]
     path = tmp_path / "readme.yaml"
     path.write_text(example)
     spec = load_spec(path)
     assert spec.experiment == "demo" and spec.sizes == [250, 500, 1000, 2000, 4000]
+    # The Slurm resources example replaces the first one's resources and executor.
+    path.write_text(example.split("resources:")[0] + slurm_example)
+    on_slurm = load_spec(path)
+    assert on_slurm.resources_for("train").sbatch == {
+        "constraint": "a100",
+        "exclude": "node[07-08]",
+    }
+    assert on_slurm.resources_for("evaluate").partition == "cpu"
