@@ -61,9 +61,14 @@ def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool =
     return "\n".join(lines)
 
 
+SLURM_PLACES = ("partition", "account", "qos")
+
+
 def _resources(plan: Plan, stage: str) -> str:
     r = plan.resources[stage]
-    return f"{r.cpus} cpu, {r.gpus} gpu, {r.mem_gb:g} GiB, {r.time_min} min"
+    parts = [f"{r.cpus} cpu", f"{r.gpus} gpu", f"{r.mem_gb:g} GiB", f"{r.time_min} min"]
+    parts += [f"{key} {value}" for key, value in vars(r).items() if key in SLURM_PLACES and value]
+    return ", ".join(parts)
 
 
 def _step_listing(plan: Plan, layout: Layout, states: dict[str, str]) -> str:
