@@ -76,8 +76,9 @@ def test_new_size_runs_only_its_own_steps(cli, results, small_spec):
 
 def test_a_failing_step_is_reported_and_the_rest_still_runs(cli, results, small_spec):
     # hidden=30 is not divisible by heads=4: model construction raises inside the train step.
-    result = cli(f"run {small_spec} sizes=[50] model.heads=4 model.hidden=30")
+    result = cli(f"run {small_spec} sizes=[50] model.heads=4 model.hidden=30 executor.retries=1")
     assert result.code == 1
+    assert "running it again (retry 1 of 1)" in result.out  # then given up
     assert "1 step(s) failed" in result.err and "error.txt" in result.err
     assert "skipping 1 step(s)" in result.out
     failed = list((results / "small" / "steps" / "train").glob(".failed-train-*/error.txt"))
