@@ -75,8 +75,14 @@ class Slurm:
 
         executor = submitit.SlurmExecutor(folder=self.folder)
         executor.update_parameters(**parameters)
-        with executor.batch():
-            handles = [executor.submit(RequeueableStep(), job) for job in jobs]
+        try:
+            with executor.batch():
+                handles = [executor.submit(RequeueableStep(), job) for job in jobs]
+        except submitit.core.utils.FailedJobError as error:  # sbatch refused the array
+            lines = str(error).strip().splitlines()
+            raise SubmissionError(
+                f"sbatch refused {len(jobs)} {jobs[0].stage} steps: {lines[-1] if lines else ''}"
+            ) from None
         return [handle.job_id for handle in handles]
 
     def queue(self) -> dict[str, JobState]:

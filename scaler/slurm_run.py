@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaler.errors import StepFailed, SubmissionError
+from scaler.errors import ScalerError, StepFailed, SubmissionError
 from scaler.execute import ERROR_TAIL_LINES, RunReport, coords_text, headline, make_job
 from scaler.job import read_json, write_json
 from scaler.layout import Layout
@@ -155,7 +155,15 @@ def submit_plan(
                 array, plan.experiment, settings.array_parallelism, after
             )
             jobs = [make_job(step, plan, layout, provenance) for step in array.steps]
-            tasks = slurm.submit(parameters, jobs)
+            try:
+                tasks = slurm.submit(parameters, jobs)
+            except SubmissionError as error:
+                if not job_ids:
+                    raise
+                raise ScalerError(
+                    f"{error}; the {len(job_ids)} jobs submitted before it stay queued, and "
+                    f"`scaler run` again submits the rest"
+                ) from None
             _append_record(layout, array.stage, [step.name for step in array.steps], tasks)
             job_ids.append(tasks[0].split("_")[0])
             result.arrays.append((array.stage, job_ids[-1], len(tasks)))
