@@ -280,7 +280,7 @@ def _wait_until_gone(layout: Layout) -> None:
 def bench_submission(config: dict[str, str], counter: SbatchCounter, baseline_s: float) -> None:
     max_job_count = int(config["MaxJobCount"])
     min_job_age_s = int(config["MinJobAge"].split()[0])
-    max_array_size = Slurm(Path(".")).max_array_size()
+    max_array_size = Slurm(Path(".")).limits()[0]
     full = chain_plan(FULL_PER_STAGE)
     groups, expected = expected_arrays(full, max_array_size)
     print(

@@ -12,7 +12,7 @@ BENCHMARKS = [
     "bench_fit.py",
     "bench_trl_vs_torch.py",
     "bench_demo.py",
-    "bench_slurm.py",  # skips, saying why, where Slurm is missing; about 25 minutes where not
+    "bench_slurm.py",  # skips, saying why, where Slurm is missing; about 30 minutes where not
 ]
 
 if __name__ == "__main__":

@@ -47,27 +47,25 @@ class Slurm:
         self.folder = folder
         """submitit's folder: pickles, sbatch scripts and logs of every task."""
 
-    def max_array_size(self) -> int:
-        """Tasks one array may hold: the cluster's MaxArraySize (indices 0..MaxArraySize-1)."""
+    def limits(self) -> tuple[int, int]:
+        """(MaxArraySize, MaxJobCount): tasks one array may hold (indices 0..MaxArraySize-1),
+        and job records the controller holds, every array task counting as one."""
+        config = {}
         for line in _run(["scontrol", "show", "config"]).splitlines():
             key, _, value = line.partition("=")
-            if key.strip() == "MaxArraySize":
-                return int(value.strip())
-        return 1001  # Slurm's default
+            config[key.strip()] = value.strip()
+        # Slurm's defaults when a value is missing.
+        return int(config.get("MaxArraySize", 1001)), int(config.get("MaxJobCount", 10000))
 
     def check(self, parameters: dict[str, Any], what: str) -> None:
         """Ask sbatch (`--test-only`, nothing submitted) whether it accepts these resources."""
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "check.sh"
             script.write_text(sbatch_script(parameters, Path(folder), tasks=1, command="true"))
-            done = subprocess.run(
-                ["sbatch", "--test-only", str(script)], capture_output=True, text=True
-            )
-        if done.returncode != 0:
-            reason = done.stderr.strip().splitlines()
-            raise SubmissionError(
-                f"{what}: sbatch refuses these resources: {reason[-1] if reason else done}"
-            )
+            try:
+                _run(["sbatch", "--test-only", str(script)])
+            except SubmissionError as error:
+                raise SubmissionError(f"{what}: sbatch refuses these resources: {error}") from None
 
     def submit(self, parameters: dict[str, Any], jobs: list[StepJob]) -> list[str]:
         """Submit `jobs` as one array (one sbatch call); return each task's job id."""
@@ -135,5 +133,5 @@ def _run(command: list[str]) -> str:
         raise SubmissionError(f"{command[0]} failed: {error}") from None
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        raise SubmissionError(f"{' '.join(command[:2])} failed: {lines[-1] if lines else ''}")
+        raise SubmissionError(lines[-1] if lines else f"{' '.join(command[:2])} failed")
     return done.stdout

@@ -140,7 +140,14 @@ def submit_plan(
             and step.name not in queued
             and (only is None or step.name in only)
         ]
-        arrays = group_arrays(todo, queued, plan.resources, _max_array_size(slurm, settings))
+        max_array_size, max_jobs = slurm.limits()
+        if len(todo) >= max_jobs:
+            raise SubmissionError(
+                f"{len(todo)} steps to submit, but this cluster holds at most {max_jobs} jobs "
+                f"(MaxJobCount; every array task counts): run a part of the grid first"
+            )
+        array_size = min(settings.max_array_size or max_array_size, max_array_size)
+        arrays = group_arrays(todo, queued, plan.resources, array_size)
         if only is None:  # a first submission: ask sbatch about each stage's resources first
             for stage in {array.stage: None for array in arrays}:
                 slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
@@ -168,10 +175,6 @@ def submit_plan(
             job_ids.append(tasks[0].split("_")[0])
             result.arrays.append((array.stage, job_ids[-1], len(tasks)))
         return result
-
-
-def _max_array_size(slurm: Slurm, settings: ExecutorSettings) -> int:
-    return settings.max_array_size or slurm.max_array_size()
 
 
 def describe_submission(submitted: Submitted) -> str:
