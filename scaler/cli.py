@@ -221,7 +221,7 @@ def _refuse_if_queued_on_slurm(layout: Layout) -> None:
 
     if not submitted_tasks(layout) or missing_commands():
         return
-    queued = queued_steps(layout, Slurm(layout.slurm))
+    queued = queued_steps(layout, Slurm(layout.slurm_logs))
     if queued:
         raise SubmissionError(
             f"{len(queued)} steps of {layout.root.name} are queued or running on Slurm; wait "
@@ -249,7 +249,7 @@ def _cancel(args: argparse.Namespace) -> None:
     if not submitted_tasks(layout):
         print(f"nothing to cancel: no Slurm jobs were submitted for {args.experiment}")
         return
-    steps, jobs = cancel_experiment(layout, Slurm(layout.slurm))
+    steps, jobs = cancel_experiment(layout, Slurm(layout.slurm_logs))
     print(f"cancelled {steps} queued or running steps in {len(jobs)} jobs: {' '.join(jobs)}")
 
 

@@ -43,9 +43,11 @@ class JobState:
 
 
 class Slurm:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, max_timeouts: int = 3):
         self.folder = folder
         """submitit's folder: pickles, sbatch scripts and logs of every task."""
+        self.max_timeouts = max_timeouts
+        """How often submitit requeues a task that reached its time limit."""
 
     def limits(self) -> tuple[int, int]:
         """(MaxArraySize, MaxJobCount): tasks one array may hold (indices 0..MaxArraySize-1),
@@ -71,7 +73,7 @@ class Slurm:
         """Submit `jobs` as one array (one sbatch call); return each task's job id."""
         import submitit
 
-        executor = submitit.SlurmExecutor(folder=self.folder)
+        executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=self.max_timeouts)
         executor.update_parameters(**parameters)
         try:
             with executor.batch():

@@ -371,8 +371,8 @@ def run_on_slurm(
         raise SubmissionError(
             f"no Slurm here ({', '.join(missing)} not on PATH); use --executor local"
         )
-    slurm = Slurm(layout.slurm_logs)
     settings = spec.executor
+    slurm = Slurm(layout.slurm_logs, settings.max_timeouts)
     submitted = submit_plan(
         plan, layout, slurm, settings, spec_hash=spec_hash, spec_json=spec.model_dump(mode="json")
     )

@@ -133,6 +133,9 @@ class ExecutorSettings(Strict):
         None, ge=1, description="Slurm: tasks per array; default: the cluster's MaxArraySize."
     )
     poll_s: float = Field(5.0, gt=0, description="Slurm: seconds between looks at the queue.")
+    max_timeouts: int = Field(
+        3, ge=0, description="Slurm: requeues of a step at its time limit (preemption is free)."
+    )
 
 
 def _unique(values: list, what: str) -> list:

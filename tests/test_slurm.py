@@ -206,17 +206,20 @@ def test_resources_slurm_refuses_are_one_error_before_anything_is_submitted(cli,
 
 
 def test_a_train_step_requeued_at_its_time_limit_resumes_from_its_checkpoint(cli, results, spec):
-    # About 40 s of training under a 1-minute limit. Slurm warns the job `signal_delay_s` before
-    # the limit, checking every 30 s, so the first attempt is stopped 0-30 s in: submitit
-    # requeues it and the next attempt resumes from the last checkpoint (every 100 steps).
+    # About a minute of training under a 1-minute limit. Slurm checks time limits on a 30-s
+    # timer and signals a job when its warning (10 s before the limit) falls before the next
+    # check: 20-50 s into the first attempt, about 30 s into each requeued one (they start on
+    # that timer). submitit requeues the job each time; every attempt resumes from the last
+    # checkpoint (every 100 steps), and the third or fourth finishes.
     long_train = [
         "sizes=[50]",
-        "stages.train.min_steps=2000",
-        "stages.train.max_steps=2000",
+        "stages.train.min_steps=3000",
+        "stages.train.max_steps=3000",
         "stages.train.eval_every=1000",
         "stages.train.checkpoint_every=100",
         "resources.train.time_min=1",
-        "resources.train.signal_delay_s=30",
+        "resources.train.signal_delay_s=10",
+        "executor.max_timeouts=5",
     ]
     run = cli(["run", str(spec), *long_train, *FAST])
     assert run.code == 0, run.err
