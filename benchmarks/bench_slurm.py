@@ -81,29 +81,22 @@ def slurm_config() -> dict[str, str]:
     return config
 
 
+def _squeue_tasks(*options: str) -> list[str]:
+    command = ["squeue", "--noheader", "--array", "--format=%i", *options]
+    return subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+
+
 def records_held() -> int:
     """Jobs slurmctld holds in memory, counting every array task, as MaxJobCount does:
     pending, running, and ended less than MinJobAge ago; every user's."""
-    output = subprocess.run(
-        ["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return len(output.split())
+    return len(_squeue_tasks("--states=all"))
 
 
 def pending_or_running() -> set[str]:
     """This user's tasks that squeue lists by default: pending, running, completing."""
-    output = subprocess.run(
-        ["squeue", "--me", "--noheader", "--array", "--format=%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return set(output.split())
+    return set(_squeue_tasks("--me"))
 
 
 def wait_for_room(tasks: int, max_job_count: int, min_job_age_s: int) -> None:
