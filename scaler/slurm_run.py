@@ -6,7 +6,8 @@ their task ids) right after each call, under a file lock, so a re-run, `scaler s
 `squeue` per look) still holds its latest task; it is never submitted twice. What is done is
 still read from the step folders only.
 
-Following: steps that end without a result are told apart with sacct. A failure (FAILED,
+Following: steps that end without a result are told apart by their final state (from squeue,
+or sacct for jobs that ended more than MinJobAge ago). A failure (FAILED,
 TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) is submitted again up to `executor.retries` times; a
 step cancelled before it ran because an input failed (`kill-on-invalid-dep`) is submitted again
 when its inputs are done or coming again, and skipped when one failed for good; a step someone
@@ -34,9 +35,6 @@ from scaler.slurm import JobState, Slurm, missing_commands
 from scaler.spec import ExecutorSettings, Spec
 from scaler.submission import dependency_ids, group_arrays, resource_parameters, sbatch_parameters
 
-FAILED_STATES = frozenset(
-    "FAILED TIMEOUT OUT_OF_MEMORY NODE_FAIL PREEMPTED BOOT_FAIL DEADLINE".split()
-)
 SACCT_GRACE_S = 60.0
 """How long a finished task may be missing from sacct (slurmdbd lags) before it counts as lost."""
 
@@ -120,37 +118,24 @@ def submit_plan(
     spec_json: dict | None = None,
     only: set[str] | None = None,
 ) -> Submitted:
-    """Submit every step of `plan` (or of `only`) that is neither done nor queued."""
+    """Submit every step of `plan` (or of `only`) that is neither done nor queued. Refusals
+    (a changed spec under queued steps, resources sbatch refuses, a plan over MaxJobCount) come
+    before anything is written."""
+    todo, _ = _to_submit(plan, layout, slurm, only)
+    max_array_size, max_jobs = slurm.limits()
+    if len(todo) >= max_jobs:
+        raise SubmissionError(
+            f"{len(todo)} steps to submit, but this cluster holds at most {max_jobs} jobs "
+            f"(MaxJobCount; every array task counts): run a part of the grid first"
+        )
+    if only is None:  # a new submission: ask sbatch about each stage's resources first
+        for stage in {step.stage: None for step in todo}:
+            slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
     with _submission_lock(layout):
-        queued = queued_steps(layout, slurm)
-        in_plan = {step.name for step in plan.steps}
-        orphans = sorted(queued.keys() - in_plan)
-        if orphans:
-            raise SubmissionError(
-                f"{len(orphans)} queued or running steps of {plan.experiment} are not in this "
-                f"spec (e.g. {orphans[0]}): the spec changed under them. Wait for them "
-                f"(scaler status {plan.experiment}) or cancel them (scaler cancel "
-                f"{plan.experiment}) first"
-            )
-        done = layout.done_names()
-        todo = [
-            step
-            for step in plan.steps
-            if step.name not in done
-            and step.name not in queued
-            and (only is None or step.name in only)
-        ]
-        max_array_size, max_jobs = slurm.limits()
-        if len(todo) >= max_jobs:
-            raise SubmissionError(
-                f"{len(todo)} steps to submit, but this cluster holds at most {max_jobs} jobs "
-                f"(MaxJobCount; every array task counts): run a part of the grid first"
-            )
+        # Again under the lock: another run may have submitted some of these meanwhile.
+        todo, queued = _to_submit(plan, layout, slurm, only)
         array_size = min(settings.max_array_size or max_array_size, max_array_size)
         arrays = group_arrays(todo, queued, plan.resources, array_size)
-        if only is None:  # a first submission: ask sbatch about each stage's resources first
-            for stage in {array.stage: None for array in arrays}:
-                slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
         if spec_json is not None:  # what `scaler status` expands
             write_json(layout.root / "spec.json", spec_json)
         provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
@@ -175,6 +160,28 @@ def submit_plan(
             job_ids.append(tasks[0].split("_")[0])
             result.arrays.append((array.stage, job_ids[-1], len(tasks)))
         return result
+
+
+def _to_submit(
+    plan: Plan, layout: Layout, slurm: Slurm, only: set[str] | None
+) -> tuple[list[Step], dict[str, str]]:
+    """The steps to submit and the steps already queued; refuses to orphan queued steps."""
+    queued = queued_steps(layout, slurm)
+    orphans = sorted(queued.keys() - {step.name for step in plan.steps})
+    if orphans:
+        raise SubmissionError(
+            f"{len(orphans)} queued or running steps of {plan.experiment} are not in this "
+            f"spec (e.g. {orphans[0]}): the spec changed under them. Wait for them "
+            f"(scaler status {plan.experiment}) or cancel them (scaler cancel "
+            f"{plan.experiment}) first"
+        )
+    done = layout.done_names()
+    todo = [
+        step
+        for step in plan.steps
+        if step.name not in done and step.name not in queued and (only is None or step.name in only)
+    ]
+    return todo, queued
 
 
 def describe_submission(submitted: Submitted) -> str:
