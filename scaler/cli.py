@@ -1,4 +1,4 @@
-"""The `scaler` command: plan, run, status, cancel, collect, query, fit, plot.
+"""The `scaler` command: plan, run, status, cancel, collect, query, fit, plot, verify.
 
 The library raises; this module translates. A ScalerError becomes one line on stderr and its exit
 code (2 for bad input, with nothing written); the traceback only with --verbose. Heavy modules
@@ -125,6 +125,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("plot", _plot, "Write log-log scaling curves as PNG and SVG.")
     experiment_arg(sub)
     sub.add_argument("--eval-set", default="test", help="which eval set to plot (default: test)")
+
+    sub = command(
+        "verify",
+        _verify,
+        "Check final answers: GOLD PRED, or --jsonl FILE of {gold, pred} records.",
+    )
+    sub.add_argument("gold", nargs="?", help="the gold answer, e.g. '\\frac{1}{2}'")
+    sub.add_argument("pred", nargs="?", help="the prediction: an answer or a whole solution")
+    sub.add_argument("--jsonl", type=Path, help="records with `gold` and `pred`; JSON lines out")
+    sub.add_argument(
+        "--time-limit", type=float, default=2.0, help="seconds per comparison (default: 2)"
+    )
+    sub.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     return parser
 
 
@@ -290,6 +303,49 @@ def _plot(args: argparse.Namespace) -> None:
     layout = _existing_layout(args)
     for path in plot_experiment(layout, eval_set=args.eval_set):
         print(f"wrote {path}")
+
+
+def _verify(args: argparse.Namespace) -> None:
+    import json
+
+    from runners.equivalence import Verifier
+
+    if args.time_limit <= 0 or args.workers < 1:
+        raise SpecError("command line", "--time-limit/--workers", "expected values > 0")
+    if (args.jsonl is None) == (args.gold is None or args.pred is None) or (
+        args.jsonl is not None and args.gold is not None
+    ):
+        raise SpecError("command line", "verify", "give either GOLD PRED or --jsonl FILE")
+    with Verifier(time_limit=args.time_limit, workers=args.workers) as verifier:
+        if args.jsonl is None:
+            verdict = verifier.verify(args.gold, args.pred)
+            word = "correct" if verdict.correct else "incorrect"
+            print(f"{word} {verdict.reason} extracted={verdict.extracted}")
+            return
+        if not args.jsonl.is_file():
+            raise SpecError("command line", "--jsonl", f"no file at {args.jsonl}")
+        numbers, pairs, bad = [], [], 0
+        with args.jsonl.open() as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    pair = (record["gold"], record["pred"])
+                    if not all(isinstance(x, str) for x in pair):
+                        raise TypeError("gold and pred must be strings")
+                except (ValueError, KeyError, TypeError) as error:
+                    bad += 1
+                    print(f"scaler: {args.jsonl}: line {number}: {error!r}", file=sys.stderr)
+                    continue
+                numbers.append(number)
+                pairs.append(pair)
+        for number, verdict in zip(numbers, verifier.verify_many(pairs), strict=True):
+            out = {"line": number, "extracted": verdict.extracted}
+            out.update(correct=verdict.correct, reason=verdict.reason)
+            print(json.dumps(out))
+        if bad:
+            print(f"scaler: {args.jsonl}: {bad} bad lines skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":
