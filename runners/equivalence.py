@@ -309,3 +309,19 @@ def _comparer():
         return False, MISMATCH
 
     return compare
+
+
+# Inputs the limits exist for: each must come back "not correct" within the time limit.
+# Shared by the tests and benchmarks/bench_verify.py.
+PATHOLOGICAL = [
+    "9^9^9^9",
+    "9^{9^{9^{9}}}",
+    "1000000!",
+    "(10^{10^{8}})!",
+    "2^{2^{2^{2^{2^{2^{2}}}}}}",
+    "x" * 1_000_000,
+    "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
+    "(" * 10_000 + ")" * 10_000,
+    "\\frac{" * 5_000,
+    "1" * 9_000,
+]
