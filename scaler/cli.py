@@ -205,7 +205,7 @@ def _run(args: argparse.Namespace) -> None:
         report = run_on_slurm(plan, layout, spec, spec_hash, detach=args.detach)
         if report is None:
             return
-        _finish(layout, report)
+        _raise_if_failed(layout, report)
     else:
         _refuse_if_queued_on_slurm(layout)
         layout.root.mkdir(parents=True, exist_ok=True)
@@ -213,12 +213,12 @@ def _run(args: argparse.Namespace) -> None:
         executor = make_executor(name, layout.logs, args.parallel or spec.executor.parallel)
         report = execute(plan, layout, executor, spec_hash=spec_hash, retries=spec.executor.retries)
         print(f"ran {len(report.ran)} steps ({report.already_done} were done)")
-        _finish(layout, report)
+        _raise_if_failed(layout, report)
     result = collect(layout)
     print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
 
 
-def _finish(layout: Layout, report) -> None:
+def _raise_if_failed(layout: Layout, report) -> None:
     from scaler.errors import RunFailed
     from scaler.store import collect
 
@@ -230,11 +230,11 @@ def _finish(layout: Layout, report) -> None:
 def _refuse_if_queued_on_slurm(layout: Layout) -> None:
     """Never run a step here while a Slurm job holds it."""
     from scaler.slurm import Slurm, missing_commands
-    from scaler.slurm_run import queued_steps, submitted_tasks
+    from scaler.slurm_run import queued_steps
 
-    if not submitted_tasks(layout) or missing_commands():
+    if missing_commands():
         return
-    queued = queued_steps(layout, Slurm(layout.slurm_logs))
+    queued = queued_steps(layout, Slurm(layout.slurm_logs))  # no records: no squeue call
     if queued:
         raise SubmissionError(
             f"{len(queued)} steps of {layout.root.name} are queued or running on Slurm; wait "

@@ -229,7 +229,14 @@ def follow(
 class _Follower:
     """What one `scaler run` knows while it follows its jobs."""
 
-    def __init__(self, plan, layout, slurm, settings, say) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        plan: Plan,
+        layout: Layout,
+        slurm: Slurm,
+        settings: ExecutorSettings,
+        say: Callable[[str], None],
+    ) -> None:
         self.layout, self.slurm, self.retries, self.say = layout, slurm, settings.retries, say
         self.steps = {step.name: step for step in plan.steps}
         done = layout.done_names()
