@@ -41,7 +41,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     from runners.generate import read_jsonl
     from runners.generation import greedy_completions
     from runners.tokenizer import load_tokenizer
-    from runners.verify import check_solution
+    from runners.demo_checker import check_solution
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,7 @@ def run(
     from runners.generation import greedy_completions
     from runners.model import build_model
     from runners.tokenizer import load_tokenizer
-    from runners.verify import check_solution
+    from runners.demo_checker import check_solution
 
     started = time.perf_counter()
     data_dir = Path(inputs["data"])

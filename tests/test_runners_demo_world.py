@@ -21,7 +21,7 @@ from runners.demo_world import (
     render_step,
     vocabulary,
 )
-from runners.verify import check_solution, path_key
+from runners.demo_checker import check_solution, path_key
 
 WORLD = WorldConfig()
 
@@ -119,7 +119,7 @@ def test_world_config_is_strict():
 
 def test_config_modules_import_without_torch():
     code = (
-        "import sys, runners.generate, runners.train, runners.evaluate, runners.verify; "
+        "import sys, runners.generate, runners.train, runners.evaluate, runners.demo_checker; "
         "heavy = {'torch', 'transformers', 'trl', 'datasets'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
