@@ -38,10 +38,10 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     import pyarrow.parquet as pq
     from transformers import AutoModelForCausalLM
 
-    from runners.generate import read_jsonl
+    from runners.data_files import read_jsonl
+    from runners.demo_checker import check_solution
     from runners.generation import greedy_completions
     from runners.tokenizer import load_tokenizer
-    from runners.demo_checker import check_solution
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,12 @@ evaluation never sees a training prompt.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from runners.data_files import write_jsonl
 from runners.demo_world import WorldConfig, make_problem, make_split
 from runners.tokenizer import save_tokenizer
 
@@ -72,19 +72,3 @@ def _unseen(
             seen.add(problem["prompt"])
             problems.append({"id": len(problems), **problem})
     return problems
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-
-
-def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    rows = []
-    with path.open() as f:
-        for line in f:
-            if limit is not None and len(rows) >= limit:
-                break
-            rows.append(json.loads(line))
-    return rows

@@ -148,11 +148,11 @@ def run(
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
-    from runners.generate import read_jsonl
+    from runners.data_files import read_jsonl
+    from runners.demo_checker import check_solution
     from runners.generation import greedy_completions
     from runners.model import build_model
     from runners.tokenizer import load_tokenizer
-    from runners.demo_checker import check_solution
 
     started = time.perf_counter()
     data_dir = Path(inputs["data"])

@@ -1,0 +1,68 @@
+"""Deciding whether completions solve their problems, the same way in every stage.
+
+The demo world knows every step's truth: its checker judges the answer and each step, so it also
+reports false positives (a right answer reached through a wrong step) and the first wrong step.
+Real worlds compare the final answer with the gold one through the killable, time-limited
+workers of `runners.equivalence`; their false-positive columns stay empty.
+
+Create a Judge before importing torch: the verifier forks its workers on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from runners.answers import NO_ANSWER
+from runners.equivalence import EQUIVALENT, MISMATCH, Verifier
+
+DEMO = "demo"
+
+
+class Judge:
+    def __init__(self, world: str, time_limit: float = 2.0, workers: int = 2):
+        self.world = world
+        self._verifier = None if world == DEMO else Verifier(time_limit, workers)
+
+    def __enter__(self) -> Judge:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
+
+    def __call__(self, problems: Sequence[dict[str, Any]], texts: Sequence[str]) -> list[dict]:
+        """Per completion: extracted (str | None), correct, reason, false_positive (bool | None)
+        and first_wrong_step (int | None)."""
+        if self._verifier is None:
+            return [_demo_verdict(p, t) for p, t in zip(problems, texts, strict=True)]
+        verdicts = self._verifier.verify_many(
+            (p["answer"], t) for p, t in zip(problems, texts, strict=True)
+        )
+        return [
+            {
+                "extracted": v.extracted,
+                "correct": v.correct,
+                "reason": v.reason,
+                "false_positive": None,
+                "first_wrong_step": None,
+            }
+            for v in verdicts
+        ]
+
+
+def _demo_verdict(problem: dict[str, Any], text: str) -> dict[str, Any]:
+    from runners.demo_checker import check_solution
+
+    checked = check_solution(problem, text)
+    if checked["answer"] is None:
+        reason = NO_ANSWER
+    else:
+        reason = EQUIVALENT if checked["correct"] else MISMATCH
+    return {
+        "extracted": checked["answer"],
+        "correct": checked["correct"],
+        "reason": reason,
+        "false_positive": checked["false_positive"],
+        "first_wrong_step": checked["first_wrong_step"],
+    }

@@ -1,0 +1,41 @@
+"""Parquet tables the stages leave for the results store, with fixed column types.
+
+Fixed types (not inferred from the first rows) keep every step's file loadable into one DuckDB
+table, whatever its world: a column a world does not know (false positives on real data) is null.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SAMPLE_COLUMNS = {
+    "problem_id": "int64",
+    "sample_id": "int64",
+    "extracted": "string",
+    "correct": "bool_",
+    "reason": "string",
+    "false_positive": "bool_",
+    "first_wrong_step": "int64",
+    "n_tokens": "int64",
+    "text": "string",
+}
+"""`samples.parquet`: one row per judged completion (verify and evaluate stages)."""
+
+
+def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
+    """`rows` as Parquet with the pyarrow types named in `columns`; missing keys are null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            name: pa.array([row.get(name) for row in rows], getattr(pa, kind)())
+            for name, kind in columns.items()
+        }
+    )
+    pq.write_table(table, path)
+
+
+def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_table(path, SAMPLE_COLUMNS, rows)
