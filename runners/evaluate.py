@@ -1,18 +1,26 @@
-"""Stage `evaluate`: greedy pass@1 of a trained model on a split, judged step by step.
+"""Stage `evaluate`: greedy pass@1 of a trained model on a split, and pass@k / maj@k when sampled.
 
-Inputs: `model` (a train step's folder, holding `model/`) and `data` (a generate step's
-folder). Output: `problems.parquet`, one row per problem: problem_id (int), correct (bool),
-false_positive (bool), first_wrong_step (int, -1 when every step is right), n_steps (int, the
-steps the problem needs), pred_answer (str, "" when none), gold_answer (str), output (str).
+Inputs: `model` (a train step's folder, holding `model/`) and `data` (the world's folder). The
+greedy completion of every problem is judged (the demo world's step checker, or answer
+equivalence on real data); with `samples: k`, k more completions per problem at `temperature`
+give pass@k (any of the k correct) and maj@k (the most frequent extracted answer is correct; ties
+go to the answer seen first).
+
+Outputs: `problems.parquet` (runners.tables.PROBLEM_COLUMNS, one row per problem) and, when
+sampled, `samples.parquet` (one row per sample).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from runners.prompts import PromptConfig
 
 
 class Settings(BaseModel):
@@ -20,68 +28,177 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """transformers: batched generate on CPU or GPU; vllm: a GPU engine (the gpu extra)."""
     batch_size: int = Field(250, ge=1)
-    """Prompts decoded together (left-padded)."""
+    """Prompts decoded together (transformers, left-padded)."""
     max_new_tokens: int = Field(40, ge=1)
     """Generation limit; the longest default demo solution has 27 tokens with <eos>."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: a completion ends before the first one."""
+    samples: int = Field(0, ge=0)
+    """k: sampled completions per problem for pass@k and maj@k; 0 for greedy only."""
+    temperature: float = Field(0.7, gt=0)
+    """Sampling temperature of the k samples."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling of the k samples."""
+    seed: int = 0
+    """Seed of the k samples."""
+
+    @model_validator(mode="after")
+    def _majority_needs_samples(self) -> Settings:
+        if self.samples == 1:
+            raise ValueError("samples=1 gives no majority vote: use 0 (greedy) or k >= 2")
+        return self
 
 
 class Config(Settings):
-    """Decoding settings plus which split to score."""
+    """Decoding settings plus which split, judged how, prompted how."""
 
     split: str = "test"
-    """Split of the generate step to evaluate on: train, val or test."""
+    """Split of the world's folder to evaluate on."""
+    world: str = "demo"
+    """Which judge: the demo world's checker, or answer equivalence (gsm8k, math)."""
+    prompt: PromptConfig = PromptConfig()
+    """How a problem is shown to the model (as in training)."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from transformers import AutoModelForCausalLM
+    from runners.judge import Judge
 
+    # The judge's verifier forks its workers: start them before torch spins up threads.
+    with Judge(config.world) as judge:
+        return _evaluate(config, inputs, out_dir, judge)
+
+
+def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
     from runners.data_files import read_jsonl
-    from runners.demo_checker import check_solution
-    from runners.generation import greedy_completions
-    from runners.tokenizer import load_tokenizer
+    from runners.prompts import render_prompt
+    from runners.sampling import SamplingConfig, load_for_generation, sample
+    from runners.tables import PROBLEM_COLUMNS, write_samples, write_table
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     model_dir = Path(inputs["model"]) / "model"
-    tokenizer = load_tokenizer(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    problems = read_jsonl(Path(inputs["data"]) / f"{config.split}.jsonl")
-    outputs = greedy_completions(
-        model, tokenizer, [p["prompt"] for p in problems], config.batch_size, config.max_new_tokens
-    )
-    verdicts = [check_solution(p, o) for p, o in zip(problems, outputs, strict=True)]
-    table = pa.table(
+    data_dir = Path(inputs["data"])
+    problems = read_jsonl(data_dir / f"{config.split}.jsonl")
+    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    loaded = {}
+    if config.backend == "transformers":
+        model, tokenizer = load_for_generation(model_dir)
+        loaded = {"model": model, "tokenizer": tokenizer}
+    else:
+        from runners.model import load_pretrained_tokenizer
+
+        tokenizer = load_pretrained_tokenizer(model_dir)
+        loaded = {"model_path": model_dir}
+    prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
+
+    def draw(**settings: Any) -> list[list[Any]]:
+        common = {"backend": config.backend, "max_tokens": config.max_new_tokens}
+        common |= {"stop": config.stop, "batch_size": config.batch_size}
+        return sample(SamplingConfig(**common, **settings), prompts, **loaded)
+
+    greedy = [completions[0] for completions in draw()]
+    verdicts = judge(problems, [c.text for c in greedy])
+    rows = [
         {
-            "problem_id": pa.array([p["id"] for p in problems], pa.int64()),
-            "correct": pa.array([v["correct"] for v in verdicts], pa.bool_()),
-            "false_positive": pa.array([v["false_positive"] for v in verdicts], pa.bool_()),
-            "first_wrong_step": pa.array(
-                [-1 if v["first_wrong_step"] is None else v["first_wrong_step"] for v in verdicts],
-                pa.int64(),
-            ),
-            "n_steps": pa.array([p["n_steps"] for p in problems], pa.int64()),
-            "pred_answer": pa.array([v["answer"] or "" for v in verdicts], pa.string()),
-            "gold_answer": pa.array([p["answer"] for p in problems], pa.string()),
-            "output": pa.array(outputs, pa.string()),
+            "problem_id": p["id"],
+            "correct": v["correct"],
+            "reason": v["reason"],
+            "false_positive": v["false_positive"],
+            "first_wrong_step": v["first_wrong_step"],
+            "n_steps": p.get("n_steps"),
+            "pred_answer": v["extracted"],
+            "gold_answer": p["answer"],
+            "output": c.text,
+            "n_tokens": c.n_tokens,
         }
-    )
-    pq.write_table(table, out_dir / "problems.parquet")
+        for p, v, c in zip(problems, verdicts, greedy, strict=True)
+    ]
+    metrics = _greedy_metrics(problems, verdicts, greedy)
+    if config.samples:
+        drawn = draw(
+            n=config.samples, temperature=config.temperature, top_p=config.top_p, seed=config.seed
+        )
+        sample_rows = _judge_samples(judge, problems, drawn)
+        write_samples(out_dir / "samples.parquet", sample_rows)
+        by_problem = defaultdict(list)
+        for sample_row in sample_rows:
+            by_problem[sample_row["problem_id"]].append(sample_row)
+        for row in rows:
+            row |= _vote(by_problem[row["problem_id"]])
+        metrics |= {
+            "k": config.samples,
+            "pass_at_k": _mean(row["pass_at_k"] for row in rows),
+            "maj_at_k": _mean(row["maj_at_k"] for row in rows),
+            "sample_accuracy": _mean(r["correct"] for r in sample_rows),
+        }
+    write_table(out_dir / "problems.parquet", PROBLEM_COLUMNS, rows)
+    return metrics | {"wall_s": time.perf_counter() - started}
+
+
+def _greedy_metrics(problems: list[dict], verdicts: list[dict], greedy: list) -> dict[str, Any]:
     n = len(problems)
     correct = sum(v["correct"] for v in verdicts)
-    by_steps: dict[str, list[int]] = {}
-    for p, v in zip(problems, verdicts, strict=True):
-        by_steps.setdefault(str(p["n_steps"]), []).append(int(v["correct"]))
-    return {
+    metrics: dict[str, Any] = {
         "accuracy": correct / n,
         "n": n,
-        "false_positive_rate": sum(v["false_positive"] for v in verdicts) / max(correct, 1),
-        "all_steps_valid_rate": sum(
-            v["complete"] and v["first_wrong_step"] is None for v in verdicts
-        )
-        / n,
-        "accuracy_by_steps": {k: sum(c) / len(c) for k, c in sorted(by_steps.items())},
-        "wall_s": time.perf_counter() - started,
+        "mean_tokens": _mean(c.n_tokens for c in greedy),
     }
+    if "n_steps" in problems[0]:  # the demo world's step truth
+        metrics["false_positive_rate"] = sum(v["false_positive"] for v in verdicts) / max(
+            correct, 1
+        )
+        metrics["all_steps_valid_rate"] = (
+            sum(v["correct"] and v["first_wrong_step"] is None for v in verdicts) / n
+        )
+        by_steps: dict[str, list[int]] = {}
+        for p, v in zip(problems, verdicts, strict=True):
+            by_steps.setdefault(str(p["n_steps"]), []).append(int(v["correct"]))
+        metrics["accuracy_by_steps"] = {k: sum(c) / len(c) for k, c in sorted(by_steps.items())}
+    return metrics
+
+
+def _judge_samples(judge, problems: list[dict], drawn: list[list[Any]]) -> list[dict[str, Any]]:
+    flat = [(p, i, c) for p, completions in zip(problems, drawn, strict=True)
+            for i, c in enumerate(completions)]  # fmt: skip
+    verdicts = judge([p for p, _, _ in flat], [c.text for _, _, c in flat])
+    return [
+        {"problem_id": p["id"], "sample_id": i, **v, "n_tokens": c.n_tokens, "text": c.text}
+        for (p, i, c), v in zip(flat, verdicts, strict=True)
+    ]
+
+
+def _vote(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """pass@k and maj@k of one problem's k judged samples."""
+    answers = Counter(_normalise(s["extracted"]) for s in samples if s["extracted"] is not None)
+    majority = answers.most_common(1)[0][0] if answers else None
+    voted = next(
+        (
+            s
+            for s in samples
+            if s["extracted"] is not None and _normalise(s["extracted"]) == majority
+        ),
+        None,
+    )
+    return {
+        "n_samples": len(samples),
+        "n_correct": sum(s["correct"] for s in samples),
+        "pass_at_k": any(s["correct"] for s in samples),
+        "maj_at_k": bool(voted and voted["correct"]),
+    }
+
+
+def _normalise(answer: str) -> str:
+    """Votes count answers equal up to spacing, `$` and thousands separators; answers equal
+    only symbolically (0.5 and 1/2) vote apart."""
+    return _THOUSANDS.sub("", answer.replace(" ", "").replace("$", ""))
+
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0

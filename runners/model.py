@@ -6,6 +6,7 @@ initialisation and data order. Real models plug in through `name_or_path`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,3 +61,23 @@ def build_model(
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(architecture)
+
+
+def load_tokenizer_for(config: ModelConfig, data_dir: Path) -> PreTrainedTokenizerBase:
+    """The demo world's word-level tokenizer (written by its generate step), or the pretrained
+    model's, left-padded for batched generation and with a pad token."""
+    from runners.tokenizer import load_tokenizer
+
+    if config.name_or_path is None:
+        return load_tokenizer(data_dir / "tokenizer")
+    return load_pretrained_tokenizer(config.name_or_path)
+
+
+def load_pretrained_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

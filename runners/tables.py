@@ -22,6 +22,25 @@ SAMPLE_COLUMNS = {
 }
 """`samples.parquet`: one row per judged completion (verify and evaluate stages)."""
 
+PROBLEM_COLUMNS = {
+    "problem_id": "int64",
+    "correct": "bool_",
+    "reason": "string",
+    "false_positive": "bool_",
+    "first_wrong_step": "int64",
+    "n_steps": "int64",
+    "pred_answer": "string",
+    "gold_answer": "string",
+    "output": "string",
+    "n_tokens": "int64",
+    "n_samples": "int64",
+    "n_correct": "int64",
+    "pass_at_k": "bool_",
+    "maj_at_k": "bool_",
+}
+"""`problems.parquet` (evaluate stage): the greedy completion's verdict per problem, and the
+vote of its k samples when sampled. Demo-world step columns are null on real data."""
+
 
 def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
     """`rows` as Parquet with the pyarrow types named in `columns`; missing keys are null."""

@@ -35,11 +35,31 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runners.model import ModelConfig
+from runners.prompts import PromptConfig
+
+NO_EFFECT = {"affects_output": False}
+DEEPSPEED_CONFIGS = Path(__file__).parent / "deepspeed"
+"""ZeRO configs shipped with the project: zero2, zero3, zero3-offload (`stages.train.deepspeed`)."""
+
+
+class LoraSettings(BaseModel):
+    """Low-rank adapters (peft) instead of full fine-tuning; merged into the saved model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: int = Field(16, ge=1)
+    """Adapter rank."""
+    alpha: int = Field(32, ge=1)
+    """Scale numerator (the update is scaled by alpha / r)."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the adapter input."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules that get adapters: 'all-linear' or names such as [q_proj, v_proj]."""
 
 
 class Settings(BaseModel):
@@ -69,8 +89,21 @@ class Settings(BaseModel):
     """Validation problems used to choose the checkpoint."""
     max_new_tokens: int = Field(40, ge=1)
     """Generation limit when scoring validation problems."""
-    checkpoint_every: int = Field(100, ge=0, json_schema_extra={"affects_output": False})
+    checkpoint_every: int = Field(100, ge=0, json_schema_extra=NO_EFFECT)
     """Steps between resumable checkpoints when the job can be requeued; 0: none."""
+    keep: Literal["best_on_val", "last"] = "best_on_val"
+    """Weights saved: those best on validation (kept in memory: fine for small models), or the
+    last step's."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 mixed precision on a GPU that supports it, fp32 elsewhere."""
+    lora: LoraSettings | None = None
+    """Train low-rank adapters instead of every weight."""
+    deepspeed: Literal["zero2", "zero3", "zero3-offload"] | None = Field(
+        None, json_schema_extra=NO_EFFECT
+    )
+    """A DeepSpeed ZeRO config shipped in runners/deepspeed/ (GPU only; needs the gpu extra)."""
+    gradient_checkpointing: bool = Field(False, json_schema_extra=NO_EFFECT)
+    """Recompute activations in the backward pass: less memory, more time."""
 
 
 class Config(Settings):
@@ -82,6 +115,10 @@ class Config(Settings):
     """Training problems: the first `size` lines of train.jsonl."""
     seed: int = 0
     """Seed of initialisation and data order."""
+    world: str = "demo"
+    """Which judge scores validation: the demo world's checker or answer equivalence."""
+    prompt: PromptConfig = PromptConfig()
+    """How a problem is shown to the model (the same in sampling and evaluation)."""
 
 
 def budget_steps(settings: Settings, size: int) -> int:
@@ -89,6 +126,48 @@ def budget_steps(settings: Settings, size: int) -> int:
     clamped to [min_steps, max_steps] (see the module docstring)."""
     steps = round(settings.steps_at_1k * (size / 1000) ** settings.budget_exponent)
     return max(settings.min_steps, min(settings.max_steps, steps))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def use_bf16(precision: str, cuda: bool) -> bool:
+    """bf16 mixed precision: asked for, or `auto` on a GPU that has it; never on CPU."""
+    import torch
+
+    if precision == "fp32" or not cuda:
+        return False
+    supported = torch.cuda.is_bf16_supported()
+    if precision == "bf16" and not supported:
+        raise ValueError("precision=bf16, but this GPU has no bf16; use fp32 or auto")
+    return supported
+
+
+def lora_config(settings: LoraSettings) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _single_process_distributed_env() -> None:
+    """DeepSpeed needs a process group; a step is one process unless a launcher set one up."""
+    for key, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+    }.items():
+        os.environ.setdefault(key, value)
 
 
 CALLBACK_STATE = "keep_best_on_validation.pt"
@@ -101,6 +180,7 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
     in output_dir every `save_every` steps, none when 0."""
     from trl import SFTConfig
 
+    cuda = _cuda_available()
     # Full checkpoints (save_only_model=False): optimizer, scheduler and RNG are needed to
     # continue exactly. No save_total_limit: the previous checkpoint is removed by `run` only
     # once the new one is complete, where the Trainer would remove it before.
@@ -112,9 +192,10 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
 
     return SFTConfig(
         output_dir=str(output_dir),
-        use_cpu=True,
-        bf16=False,
-        activation_checkpointing=False,
+        use_cpu=not cuda,
+        bf16=use_bf16(config.precision, cuda),
+        activation_checkpointing=config.gradient_checkpointing,
+        deepspeed=str(DEEPSPEED_CONFIGS / f"{config.deepspeed}.json") if config.deepspeed else None,
         completion_only_loss=True,
         packing=False,
         max_length=config.model.max_positions,
@@ -143,25 +224,39 @@ def run(
     """Train, keep the weights best on validation; with `checkpoint_dir` (a folder private to
     this step that survives the process being killed), save resumable checkpoints there and
     continue from the latest complete one."""
+    from runners.judge import Judge
+
+    # The judge's verifier forks its workers: start them before torch spins up threads.
+    with Judge(config.world) as judge:
+        return _train(config, inputs, out_dir, checkpoint_dir, judge)
+
+
+def _train(
+    config: Config, inputs: dict[str, Path], out_dir: Path, checkpoint_dir: Path | None, judge
+) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
-    from runners.data_files import read_jsonl
-    from runners.demo_checker import check_solution
+    from runners.data_files import read_jsonl, read_prefix
     from runners.generation import greedy_completions
-    from runners.model import build_model
-    from runners.tokenizer import load_tokenizer
+    from runners.model import build_model, load_tokenizer_for
+    from runners.prompts import render_prompt, training_example
 
     started = time.perf_counter()
     data_dir = Path(inputs["data"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(data_dir / "tokenizer")
-    train = read_jsonl(data_dir / "train.jsonl", limit=config.size)
-    if len(train) < config.size:
-        raise ValueError(f"size={config.size} exceeds the {len(train)} problems in {data_dir}")
+    tokenizer = load_tokenizer_for(config.model, data_dir)
+    train_dir = Path(inputs.get("train_data", data_dir))
+    train, pool = read_prefix(train_dir, config.size)
+    if config.size > pool:
+        raise ValueError(f"size={config.size} exceeds the {pool} problems in {train_dir}")
     val = read_jsonl(data_dir / "val.jsonl", limit=config.val_problems)
+    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    val_prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in val]
+    if config.deepspeed:
+        _single_process_distributed_env()
     model = build_model(config.model, tokenizer, config.seed)
     steps = budget_steps(config, config.size)
     save_every = config.checkpoint_every if checkpoint_dir is not None else 0
@@ -169,12 +264,8 @@ def run(
     resume = _last_complete_checkpoint(trainer_dir) if save_every else None
 
     def val_accuracy() -> float:
-        outputs = greedy_completions(
-            model, tokenizer, [p["prompt"] for p in val], len(val), config.max_new_tokens
-        )
-        return sum(
-            check_solution(p, o)["correct"] for p, o in zip(val, outputs, strict=True)
-        ) / len(val)
+        outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
+        return sum(v["correct"] for v in judge(val, outputs)) / len(val)
 
     curve: list[dict[str, float]] = []
     best: dict[str, Any] = {"accuracy": -1.0, "step": 0, "state": None}
@@ -198,13 +289,8 @@ def run(
             val_seconds += time.perf_counter() - clock
             curve.append({"step": step, "val_accuracy": accuracy})
             # Strictly better only: on ties the earlier (less trained) checkpoint is kept.
-            if accuracy > best["accuracy"]:
-                state_dict = model.state_dict()
-                best.update(
-                    accuracy=accuracy,
-                    step=step,
-                    state={k: v.detach().clone() for k, v in state_dict.items()},
-                )
+            if config.keep == "best_on_val" and accuracy > best["accuracy"]:
+                best.update(accuracy=accuracy, step=step, state=_trained_weights(model))
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             # Called after the Trainer wrote its part of the checkpoint: this file completes it.
@@ -215,7 +301,10 @@ def run(
                     _remove_tree(older)
 
     dataset = Dataset.from_list(
-        [{"prompt": p["prompt"], "completion": p["solution"]} for p in train]
+        [
+            training_example(config.prompt, p["prompt"], p["solution"], exemplars, tokenizer)
+            for p in train
+        ]
     )
     args = sft_arguments(config, trainer_dir, steps, save_every)
     trainer = SFTTrainer(
@@ -224,13 +313,19 @@ def run(
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[KeepBestOnValidation()],
+        peft_config=lora_config(config.lora) if config.lora else None,
     )
     train_started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     train_seconds = time.perf_counter() - train_started
 
-    model.load_state_dict(best["state"])
-    model.save_pretrained(str(out_dir / "model"))
+    if config.keep == "best_on_val":
+        model.load_state_dict(best["state"], strict=False)
+    else:
+        best.update(step=trainer.state.global_step, accuracy=curve[-1]["val_accuracy"])
+    # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
+    final = trainer.model.merge_and_unload() if config.lora else model
+    final.save_pretrained(str(out_dir / "model"))
     tokenizer.save_pretrained(str(out_dir / "model"))
     (out_dir / "val_curve.json").write_text(json.dumps(curve, indent=1))
     _remove_tree(out_dir / "trainer")
@@ -244,7 +339,8 @@ def run(
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {
         "steps": steps,
-        "epochs": steps * config.batch_size / config.size,
+        "examples": len(train),
+        "epochs": steps * config.batch_size / len(train),
         "tokens_trained": int(tokens),
         "tokens_per_s": attempt_tokens / (train_seconds - val_seconds),
         "train_seconds": train_seconds,
@@ -256,6 +352,15 @@ def run(
         "final_train_loss": losses[-1] if losses else result.training_loss,
         "threads": torch.get_num_threads(),
         "resumed_from_step": resumed_from_step,
+    }
+
+
+def _trained_weights(model: Any) -> dict[str, Any]:
+    """A CPU copy of the parameters being trained (with LoRA, the adapters only)."""
+    return {
+        name: parameter.detach().to("cpu", copy=True)
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
     }
 
 

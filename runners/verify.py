@@ -23,8 +23,6 @@ NO_EFFECT = {"affects_output": False}
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    keep: Literal["correct", "all"] = "correct"
-    """Which solutions go into training: those judged correct, or all of them."""
     time_limit_s: float = Field(2.0, gt=0)
     """Limit per answer comparison; an answer over it is judged incorrect ('time limit')."""
     workers: int = Field(2, ge=1, json_schema_extra=NO_EFFECT)
@@ -32,6 +30,8 @@ class Settings(BaseModel):
 
 
 class Config(Settings):
+    keep: Literal["correct", "all"] = "correct"
+    """Which solutions go into training: those judged correct, or all of them."""
     world: str = "demo"
     """Which judge: the demo world's step checker, or answer equivalence (gsm8k, math)."""
 

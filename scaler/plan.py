@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runners import evaluate, generate, train
+from runners import evaluate, generate, prepare, train, verify
+from runners import source as user_source
 from scaler.fingerprint import content_hash, output_fields
-from scaler.spec import Resources, Spec
+from scaler.spec import DemoWorld, Resources, Spec, UserSource, source_name
 from scaler.stages import STAGES
 
 
@@ -88,33 +89,43 @@ def expand(spec: Spec) -> Plan:
         cells[step.id] = cells.get(step.id, 0) + serves
         return step
 
-    world = spec.world.model_dump(exclude={"name"})
+    world_name = spec.world.name
+    per_source = len(spec.algorithms) * len(spec.sizes) * len(spec.seeds) * len(spec.eval_sets)
+    data = add(world_step(spec), per_source * len(spec.sources))
     train_settings = spec.stages.train.model_dump()
     eval_settings = spec.stages.evaluate.model_dump()
-    n_cells = (len(spec.sources) * len(spec.algorithms) * len(spec.sizes) * len(spec.seeds)
-               * len(spec.eval_sets))  # fmt: skip
-    data = add(
-        Step("generate", generate.Config(**world), coords={"world": spec.world.name}), n_cells
-    )
     # One config object per eval set, hashed once: it is the same in every cell.
-    eval_configs = {name: evaluate.Config(**eval_settings, split=name) for name in spec.eval_sets}
+    eval_configs = {
+        name: evaluate.Config(**eval_settings, split=name, world=world_name, prompt=spec.prompt)
+        for name in spec.eval_sets
+    }
     eval_hashes = {name: config_hash(config) for name, config in eval_configs.items()}
     model_label = model_label_of(spec)
 
     for source in spec.sources:
+        train_data = (("data", data),)
+        if isinstance(source, UserSource):
+            train_data += (("train_data", add(verified_step(spec, source), per_source)),)
         for algorithm in spec.algorithms:
             for size in spec.sizes:
                 for seed in spec.seeds:
                     base = {
-                        "world": spec.world.name,
+                        "world": world_name,
                         "model": model_label,
-                        "source": source,
+                        "source": source_name(source),
                         "algorithm": algorithm,
                         "size": size,
                         "seed": seed,
                     }
-                    config = train.Config(**train_settings, model=spec.model, size=size, seed=seed)
-                    trained = add(Step("train", config, (("data", data),), base), len(eval_configs))
+                    config = train.Config(
+                        **train_settings,
+                        model=spec.model,
+                        size=size,
+                        seed=seed,
+                        world=world_name,
+                        prompt=spec.prompt,
+                    )
+                    trained = add(Step("train", config, train_data, base), len(eval_configs))
                     for eval_set, eval_config in eval_configs.items():
                         inputs = (("model", trained), ("data", data))
                         coords = base | {"eval_set": eval_set}
@@ -122,3 +133,40 @@ def expand(spec: Spec) -> Plan:
 
     resources = {stage: spec.resources_for(stage) for stage in STAGES}
     return Plan(spec.experiment, tuple(unique.values()), cells, resources)
+
+
+def world_step(spec: Spec) -> Step:
+    """The step writing the world's splits: generated (demo) or read from files (real)."""
+    world = spec.world
+    coords = {"world": world.name}
+    if isinstance(world, DemoWorld):
+        return Step(
+            "generate", generate.Config(**world.model_dump(exclude={"name"})), coords=coords
+        )
+    paths = {"train": world.train, **world.eval_files}
+    config = prepare.Config(
+        **world.model_dump(exclude={"name"}),
+        kind=world.name,
+        checksums={split: spec.checksum(path) for split, path in paths.items()},
+        few_shot=spec.prompt.few_shot,
+    )
+    return Step("prepare", config, coords=coords)
+
+
+def verified_step(spec: Spec, source: UserSource) -> Step:
+    """A user's data read (source stage), then judged against its gold answers (verify stage)."""
+    coords = {"world": spec.world.name, "source": source.name}
+    read = Step(
+        "source",
+        user_source.Config(
+            **source.model_dump(include=set(user_source.Settings.model_fields)),
+            path=source.path,
+            checksum=spec.checksum(source.path),
+            seed=spec.world.seed,
+        ),
+        coords=coords,
+    )
+    config = verify.Config(
+        **spec.stages.verify.model_dump(), keep=source.keep, world=spec.world.name
+    )
+    return Step("verify", config, (("candidates", read),), coords)

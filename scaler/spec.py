@@ -19,18 +19,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 
+from runners.data_files import count_records, fingerprint
 from runners.evaluate import Settings as EvaluateSettings
 from runners.generate import Config as GenerateConfig
 from runners.model import ModelConfig
+from runners.prepare import Settings as RealWorldSettings
+from runners.prompts import PromptConfig
+from runners.source import Settings as SourceSettings
 from runners.train import Settings as TrainSettings
+from runners.verify import Settings as VerifySettings
 from scaler.errors import SpecError
 from scaler.layout import EXPERIMENT_NAME
+from scaler.stages import STAGES
 
 
 class Strict(BaseModel):
@@ -43,7 +51,45 @@ class DemoWorld(GenerateConfig):
     name: Literal["demo"] = "demo"
 
 
-WORLD_NAMES = frozenset(typing.get_args(DemoWorld.model_fields["name"].annotation))
+class RealWorld(RealWorldSettings):
+    """GSM8K or MATH problems read from files (or local `datasets` copies) named here."""
+
+    name: Literal["gsm8k", "math"]
+
+
+World = Annotated[DemoWorld | RealWorld, Field(discriminator="name")]
+WORLD_NAMES = frozenset(
+    name
+    for world in (DemoWorld, RealWorld)
+    for name in typing.get_args(world.model_fields["name"].annotation)
+)
+DEMO_EVAL_SETS = ("test", "val")
+
+
+class UserSource(SourceSettings):
+    """A user's own synthetic data: problems with teacher solutions and gold answers, verified
+    before training."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Names the source in results (the `source` column)."""
+    path: str
+    """JSONL file, another file `datasets` reads, or a local dataset folder."""
+    keep: Literal["correct", "all"] = "correct"
+    """Train on the solutions judged correct, or on all of them."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_teacher(cls, name: str) -> str:
+        if name == "teacher":
+            raise ValueError("'teacher' names the world's own solutions; pick another name")
+        return name
+
+
+Source = Literal["teacher"] | UserSource
+
+
+def source_name(source: Source) -> str:
+    return source if isinstance(source, str) else source.name
 
 
 # sbatch options that scaler sets itself, from the fields above or from the plan.
@@ -111,11 +157,15 @@ ResourceOverride = _all_optional(
 )
 
 
+ResourceKey = Literal[("default", *STAGES)]  # type: ignore[valid-type]
+
+
 class StageSettings(Strict):
     """Settings of the stages that the grid does not vary."""
 
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    verify: VerifySettings = VerifySettings()
 
 
 class ExecutorSettings(Strict):
@@ -150,16 +200,20 @@ class Spec(Strict):
 
     experiment: str = Field(pattern=EXPERIMENT_NAME, description="Names results/<experiment>/.")
     description: str = ""
-    world: DemoWorld = Field(discriminator="name")
+    world: World
     model: ModelConfig = ModelConfig()
-    sources: list[Literal["teacher"]] = Field(["teacher"], min_length=1)
+    prompt: PromptConfig = PromptConfig()
+    sources: list[Source] = Field(["teacher"], min_length=1)
     sizes: list[int] = Field(min_length=1, description="Training problems per cell.")
     algorithms: list[Literal["sft"]] = Field(["sft"], min_length=1)
     seeds: list[int] = Field([0], min_length=1)
-    eval_sets: list[Literal["test", "val"]] = Field(["test"], min_length=1)
+    eval_sets: list[str] = Field(["test"], min_length=1)
     stages: StageSettings = StageSettings()
-    resources: dict[Literal["default", "generate", "train", "evaluate"], ResourceOverride] = {}
+    resources: dict[ResourceKey, ResourceOverride] = {}
     executor: ExecutorSettings = ExecutorSettings()
+
+    _checksums: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Data path -> SHA-256 of its content, filled by load_spec: steps are named by content."""
 
     @field_validator("sizes")
     @classmethod
@@ -168,10 +222,45 @@ class Spec(Strict):
             raise ValueError(f"sizes must be > 0, got {sizes}")
         return _unique(sizes, "sizes")
 
-    @field_validator("sources", "algorithms", "seeds", "eval_sets")
+    @field_validator("algorithms", "seeds", "eval_sets")
     @classmethod
     def _listed_once(cls, values: list, info) -> list:
         return _unique(values, info.field_name)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_named_once(cls, sources: list[Source]) -> list[Source]:
+        _unique([source_name(s) for s in sources], "sources (by name)")
+        return sources
+
+    @model_validator(mode="after")
+    def _fits_world(self) -> Spec:
+        if isinstance(self.world, DemoWorld):
+            if any(not isinstance(s, str) for s in self.sources):
+                raise ValueError("sources: a user's data source needs a real world (gsm8k, math)")
+            if self.prompt.style != "plain":
+                raise ValueError("prompt.style: the demo world's prompts are plain")
+            if self.model.name_or_path is not None:
+                raise ValueError(
+                    "model.name_or_path: the demo world trains its own tiny model, whose "
+                    "tokenizer knows only the demo world's words"
+                )
+        elif self.model.name_or_path is None:
+            raise ValueError("model.name_or_path: a real world needs a Hugging Face id or a path")
+        unknown = [name for name in self.eval_sets if name not in self.eval_set_names()]
+        if unknown:
+            raise ValueError(
+                f"eval_sets: {unknown} not in the world; expected some of {self.eval_set_names()}"
+            )
+        return self
+
+    def eval_set_names(self) -> list[str]:
+        if isinstance(self.world, DemoWorld):
+            return list(DEMO_EVAL_SETS)
+        return [*self.world.eval_files, "val"]
+
+    def checksum(self, path: str) -> str:
+        return self._checksums[path]
 
     def resources_for(self, stage: str) -> Resources:
         merged: dict[str, Any] = {"sbatch": {}}
@@ -191,8 +280,34 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
         spec = Spec.model_validate(raw)
     except ValidationError as error:
         raise _spec_error(source, error) from None
+    _fingerprint_data(spec, source)
     _check_sizes_fit_pool(spec, source)
     return spec
+
+
+def data_paths(spec: Spec) -> dict[str, str]:
+    """Field path in the spec -> each data file or folder it names."""
+    paths = {}
+    if isinstance(spec.world, RealWorld):
+        paths["world.train"] = spec.world.train
+        paths |= {f"world.eval_files.{name}": path for name, path in spec.world.eval_files.items()}
+    for i, source in enumerate(spec.sources):
+        if isinstance(source, UserSource):
+            paths[f"sources.{i}.path"] = source.path
+    return paths
+
+
+def _fingerprint_data(spec: Spec, source: str) -> None:
+    """Hash every data file the spec names; a missing one is a SpecError naming its field."""
+    for field, path in data_paths(spec).items():
+        if path in spec._checksums:
+            continue
+        if not Path(path).exists():
+            raise SpecError(source, field, f"no such file or folder: {path}")
+        try:
+            spec._checksums[path] = fingerprint(Path(path))
+        except OSError as error:
+            raise SpecError(source, field, f"cannot read {path}: {error}") from None
 
 
 def _load_raw(path: Path, overrides: list[str]) -> dict:
@@ -233,14 +348,20 @@ def _omegaconf_key(error: Exception) -> str:
 
 
 def _check_sizes_fit_pool(spec: Spec, source: str) -> None:
-    too_big = [size for size in spec.sizes if size > spec.world.train_pool]
+    """Sizes beyond the training pool fail here when the pool is known before running: the demo
+    world's train_pool, a JSONL training file's records less those held out. A user source's
+    pool is known after verification; its train steps check it."""
+    if isinstance(spec.world, DemoWorld):
+        pool, what = spec.world.train_pool, f"world.train_pool={spec.world.train_pool}"
+    elif "teacher" in spec.sources and (records := count_records(Path(spec.world.train))):
+        held = spec.world.val_problems + spec.prompt.few_shot
+        pool = records - held
+        what = f"the {records} records of {spec.world.train} less {held} held out"
+    else:
+        return
+    too_big = [size for size in spec.sizes if size > pool]
     if too_big:
-        raise SpecError(
-            source,
-            "sizes",
-            f"{too_big} exceed world.train_pool={spec.world.train_pool}; "
-            "raise train_pool or use smaller sizes",
-        )
+        raise SpecError(source, "sizes", f"{too_big} exceed {what}; use smaller sizes")
 
 
 def _spec_error(source: str, error: ValidationError) -> SpecError:

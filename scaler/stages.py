@@ -27,7 +27,10 @@ STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
         Stage("generate", "runners.generate", 1),
-        Stage("train", "runners.train", 1),
-        Stage("evaluate", "runners.evaluate", 1),
+        Stage("prepare", "runners.prepare", 1),
+        Stage("source", "runners.source", 1),
+        Stage("verify", "runners.verify", 1),
+        Stage("train", "runners.train", 2),
+        Stage("evaluate", "runners.evaluate", 2),
     )
 }

@@ -51,7 +51,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         WHERE s.stage = 'evaluate';
         """,
     ),
+    (
+        "002_samples_and_votes",
+        """
+        ALTER TABLE eval_problems ADD COLUMN reason VARCHAR;
+        ALTER TABLE eval_problems ADD COLUMN n_tokens INTEGER;
+        ALTER TABLE eval_problems ADD COLUMN n_samples INTEGER;
+        ALTER TABLE eval_problems ADD COLUMN n_correct INTEGER;
+        ALTER TABLE eval_problems ADD COLUMN pass_at_k BOOLEAN;
+        ALTER TABLE eval_problems ADD COLUMN maj_at_k BOOLEAN;
+        CREATE TABLE samples (
+            step_id VARCHAR, problem_id INTEGER, sample_id INTEGER, extracted VARCHAR,
+            correct BOOLEAN, reason VARCHAR, false_positive BOOLEAN, first_wrong_step INTEGER,
+            n_tokens INTEGER, text VARCHAR,
+            PRIMARY KEY (step_id, problem_id, sample_id)
+        );
+        CREATE OR REPLACE VIEW evals AS
+        SELECT s.step_id, s.experiment, s.world, s.model, s.source, s.algorithm, s.size, s.seed,
+               s.eval_set, m.accuracy, m.false_positive_rate, m.n, s.inputs->>'$.model' AS train_id,
+               m.pass_at_k, m.maj_at_k, m.k
+        FROM steps s
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'evaluate')
+              ON name IN ('accuracy', 'false_positive_rate', 'n', 'pass_at_k', 'maj_at_k', 'k')
+              USING first(value)) m
+          USING (step_id)
+        WHERE s.stage = 'evaluate';
+        """,
+    ),
 ]
+
+# Per-row Parquet files a step may leave, and the table each is loaded into.
+ROW_FILES = {"problems.parquet": "eval_problems", "samples.parquet": "samples"}
 
 COORDINATES = ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
 PROVENANCE = ("started_at", "ended_at", "wall_s", "host", "git_commit", "git_dirty", "spec_hash")
@@ -120,7 +150,8 @@ def collect(layout: Layout) -> CollectReport:
 def _load(con, step_dirs: list[Path]) -> None:
     import pyarrow as pa
 
-    steps, metrics, problem_files = [], [], []
+    steps, metrics = [], []
+    row_files: dict[str, list[str]] = {name: [] for name in ROW_FILES}
     for step_dir in step_dirs:
         row, step_metrics = _step_row(step_dir)
         steps.append(row)
@@ -128,8 +159,9 @@ def _load(con, step_dirs: list[Path]) -> None:
             {"step_id": row["step_id"], "stage": row["stage"], "name": k, "value": v}
             for k, v in step_metrics.items()
         ]
-        if (step_dir / "problems.parquet").is_file():
-            problem_files.append(str(step_dir / "problems.parquet"))
+        for name, files in row_files.items():
+            if (step_dir / name).is_file():
+                files.append(str(step_dir / name))
     steps_table = pa.Table.from_pylist(steps)
     metrics_table = pa.Table.from_pylist(
         metrics,
@@ -149,17 +181,18 @@ def _load(con, step_dirs: list[Path]) -> None:
     values = ", ".join(f"to_timestamp({c})" if c.endswith("_at") else c for c in STEP_COLUMNS)
     con.execute(f"INSERT INTO steps ({columns}) SELECT {values} FROM new_steps")
     con.execute("INSERT INTO metrics SELECT * FROM new_metrics")
-    if problem_files:
-        con.execute(
-            """
-            INSERT INTO eval_problems BY NAME
-            SELECT * EXCLUDE (filename),
-                   regexp_extract(filename, 'evaluate-([0-9a-f]+)[/\\\\]problems.parquet$', 1)
-                   AS step_id
-            FROM read_parquet(?, filename = true, union_by_name = true)
-            """,
-            [problem_files],
-        )
+    for name, files in row_files.items():
+        if files:
+            # The step id is in the folder's name: <stage>-<id>/<name>.
+            con.execute(
+                f"""
+                INSERT INTO {ROW_FILES[name]} BY NAME
+                SELECT * EXCLUDE (filename),
+                       regexp_extract(filename, '-([0-9a-f]+)[/\\\\]{name}$', 1) AS step_id
+                FROM read_parquet(?, filename = true, union_by_name = true)
+                """,
+                [files],
+            )
     con.execute("COMMIT")
     con.unregister("new_steps")
     con.unregister("new_metrics")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from runners import evaluate, generate, train
 from runners.model import ModelConfig
+from runners.tables import PROBLEM_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +56,17 @@ def test_evaluate_writes_one_row_per_test_problem(pipeline):
     generated, _, metrics, _, scored, _ = pipeline
     table = pq.read_table(scored / "problems.parquet")
     assert table.num_rows == generated["test"] == metrics["n"] == 40
-    assert table.column_names == [
-        "problem_id",
-        "correct",
-        "false_positive",
-        "first_wrong_step",
-        "n_steps",
-        "pred_answer",
-        "gold_answer",
-        "output",
-    ]
+    assert table.column_names == list(PROBLEM_COLUMNS)
     rows = table.to_pylist()
     assert [r["problem_id"] for r in rows] == list(range(40))
-    assert all(r["first_wrong_step"] >= -1 and r["n_steps"] >= 2 for r in rows)
+    assert all(r["n_steps"] >= 2 and r["n_tokens"] >= 1 for r in rows)
+    # Right answers have a verdict on every step: no wrong step, or the first one's index.
+    for r in rows:
+        assert (r["first_wrong_step"] is None) or r["first_wrong_step"] >= 0
+        assert r["reason"] in ("equivalent", "mismatch", "no answer found")
+        assert r["correct"] == (r["reason"] == "equivalent")
+    # Greedy only: no votes.
+    assert all(r["pass_at_k"] is None and r["n_samples"] is None for r in rows)
     assert metrics["accuracy"] == sum(r["correct"] for r in rows) / 40
     assert 0.0 <= metrics["false_positive_rate"] <= 1.0
     json.dumps(metrics)
@@ -83,7 +82,7 @@ def test_stage_configs_are_strict():
     with pytest.raises(ValidationError):
         train.Config(learning_rate=1.0)
     with pytest.raises(ValidationError):
-        evaluate.Config(split="test", temperature=0.7)
+        evaluate.Config(split="test", temprature=0.7)
     settings = train.Settings()
     assert train.budget_steps(settings, 10**9) == settings.max_steps
     assert train.budget_steps(settings, 1) == settings.min_steps

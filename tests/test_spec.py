@@ -46,7 +46,7 @@ BAD_SPECS = [
         "resources.default.sbatch",
         "sbatch option 'time' is set by resources.time_min",
     ),
-    ({"resources__gpu": {"cpus": 2}}, "resources.gpu", "'default', 'generate', 'train'"),
+    ({"resources__gpu": {"cpus": 2}}, "resources.gpu", "'default', 'generate', 'prepare'"),
     ({"executor__retries": -1}, "executor.retries", "greater than or equal to 0"),
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
     ({"executor__name": "cloud"}, "executor.name", "'inline', 'local' or 'slurm'"),
