@@ -58,7 +58,7 @@ def trl_dataset_and_tokenizer(config, data: Path):
     """The prompt/completion examples and the tokenizer."""
     from datasets import Dataset
 
-    from runners.generate import read_jsonl
+    from runners.data_files import read_jsonl
     from runners.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(data / "tokenizer")
