@@ -36,6 +36,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 from runners.answers import NO_ANSWER, clean_sentence, extract_answer
 
@@ -274,7 +275,9 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
     if memory_mb:
         import resource
 
-        limit = memory_mb * 1024 * 1024
+        # On top of what the worker inherited: a parent that loaded torch has gigabytes of
+        # address space mapped before a single comparison runs.
+        limit = _address_space_bytes() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     compare = _comparer()
@@ -291,6 +294,17 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
             except (Exception, RecursionError, MemoryError):
                 correct, reason = False, PARSE_FAILURE
             conn.send((index, correct, reason))
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual memory size (Linux /proc; 0 where there is none)."""
+    import os
+
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _comparer():

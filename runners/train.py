@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runners.model import ModelConfig
 from runners.prompts import PromptConfig
@@ -71,6 +71,9 @@ class Settings(BaseModel):
     """Peak learning rate (AdamW), held constant after warmup."""
     batch_size: int = Field(32, ge=1)
     """Sequences per optimisation step."""
+    micro_batch_size: int | None = Field(None, ge=1, json_schema_extra=NO_EFFECT)
+    """Sequences per forward pass; batch_size / micro_batch_size passes are accumulated into
+    one step (None: all at once). Divides batch_size."""
     warmup_steps: int = Field(30, ge=0)
     """Linear warmup from 0 to `lr`."""
     weight_decay: float = Field(0.0, ge=0)
@@ -104,6 +107,15 @@ class Settings(BaseModel):
     """A DeepSpeed ZeRO config shipped in runners/deepspeed/ (GPU only; needs the gpu extra)."""
     gradient_checkpointing: bool = Field(False, json_schema_extra=NO_EFFECT)
     """Recompute activations in the backward pass: less memory, more time."""
+
+    @model_validator(mode="after")
+    def _micro_batch_divides(self) -> Settings:
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size={self.micro_batch_size} does not divide "
+                f"batch_size={self.batch_size}"
+            )
+        return self
 
 
 class Config(Settings):
@@ -181,6 +193,7 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
     from trl import SFTConfig
 
     cuda = _cuda_available()
+    micro = config.micro_batch_size or config.batch_size
     # Full checkpoints (save_only_model=False): optimizer, scheduler and RNG are needed to
     # continue exactly. No save_total_limit: the previous checkpoint is removed by `run` only
     # once the new one is complete, where the Trainer would remove it before.
@@ -199,7 +212,8 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
         completion_only_loss=True,
         packing=False,
         max_length=config.model.max_positions,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=config.batch_size // micro,
         max_steps=steps,
         learning_rate=config.lr,
         lr_scheduler_type="constant_with_warmup",
@@ -393,7 +407,9 @@ def _count_tokens(trainer: Any) -> int:
     """Non-padding tokens of every batch the trainer drew, when it does not count them itself."""
     per_example = [len(ids) for ids in trainer.train_dataset["input_ids"]]
     mean = sum(per_example) / len(per_example)
-    return int(mean * trainer.state.global_step * trainer.args.per_device_train_batch_size)
+    args = trainer.args
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    return int(mean * trainer.state.global_step * per_step)
 
 
 def _remove_tree(path: Path) -> None:

@@ -105,7 +105,9 @@ def expand(spec: Spec) -> Plan:
     for source in spec.sources:
         train_data = (("data", data),)
         if isinstance(source, UserSource):
-            train_data += (("train_data", add(verified_step(spec, source), per_source)),)
+            read = add(source_step(spec, source), per_source)
+            checked = add(verify_step(spec, source, read), per_source)
+            train_data += (("train_data", checked),)
         for algorithm in spec.algorithms:
             for size in spec.sizes:
                 for seed in spec.seeds:
@@ -153,20 +155,20 @@ def world_step(spec: Spec) -> Step:
     return Step("prepare", config, coords=coords)
 
 
-def verified_step(spec: Spec, source: UserSource) -> Step:
-    """A user's data read (source stage), then judged against its gold answers (verify stage)."""
-    coords = {"world": spec.world.name, "source": source.name}
-    read = Step(
-        "source",
-        user_source.Config(
-            **source.model_dump(include=set(user_source.Settings.model_fields)),
-            path=source.path,
-            checksum=spec.checksum(source.path),
-            seed=spec.world.seed,
-        ),
-        coords=coords,
+def source_step(spec: Spec, source: UserSource) -> Step:
+    """A user's data file read and checked for bad records."""
+    config = user_source.Config(
+        **source.model_dump(include=set(user_source.Settings.model_fields)),
+        path=source.path,
+        checksum=spec.checksum(source.path),
+        seed=spec.world.seed,
     )
+    return Step("source", config, coords={"world": spec.world.name, "source": source.name})
+
+
+def verify_step(spec: Spec, source: UserSource, read: Step) -> Step:
+    """The source's solutions judged against their gold answers; the kept ones train."""
     config = verify.Config(
         **spec.stages.verify.model_dump(), keep=source.keep, world=spec.world.name
     )
-    return Step("verify", config, (("candidates", read),), coords)
+    return Step("verify", config, (("candidates", read),), read.coords)

@@ -200,6 +200,9 @@ class Spec(Strict):
 
     experiment: str = Field(pattern=EXPERIMENT_NAME, description="Names results/<experiment>/.")
     description: str = ""
+    vars: dict[str, Any] = Field(
+        {}, description="Free values to interpolate elsewhere as ${vars.name}; unused otherwise."
+    )
     world: World
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()

@@ -1,0 +1,333 @@
+"""Sampling completions: one interface over transformers' `generate` and vLLM.
+
+`sample(config, prompts, ...)` returns `config.n` completions per prompt, in prompt order,
+each cut before its first stop string. The transformers backend runs anywhere (CPU tests, a
+model being trained, in memory); vLLM loads a saved checkpoint on a GPU and is much faster.
+What vLLM is given is computed by pure functions (`vllm_sampling_kwargs`,
+`vllm_engine_kwargs`), tested without vLLM or a GPU.
+
+The two backends agree on the rules, not on the bits: the same config samples the same
+distribution (no top-k, no repetition penalty: knobs a model's generation_config.json would
+otherwise pass to transformers but not to vLLM given explicit SamplingParams; EOS is the
+tokenizer's or any of generation_config.json's, as vLLM does), but the random streams and
+kernels differ, so sampled texts differ, and even greedy texts can where two tokens nearly tie.
+
+Reproducibility. vLLM seeds every request with `seed`, so a prompt's samples do not depend on
+the other prompts (and a prompt given twice gets the same samples: ask for n instead).
+transformers draws from one stream seeded once per `sample` call, so sampled texts depend on
+`batch_size` and on which prompts share a batch; they are reproducible for the same prompts and
+batch_size. batch_size is nevertheless kept out of the step hash: it is a throughput knob, and
+any batch composition samples the same distribution.
+
+n_tokens counts generated tokens through the one that ended the completion: EOS included, or
+the token that completed the first stop string (the stop string is cut from the text but its
+tokens were generated and counted, as vLLM counts them), or all max_tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+class SamplingConfig(BaseModel):
+    """What to sample and how; the engine fields change speed and memory, not the samples."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """transformers: `generate`, anywhere, also on a model in memory; vllm: a GPU, fast."""
+    n: int = Field(1, ge=1)
+    """Samples per prompt."""
+    temperature: float = Field(0.0, ge=0)
+    """Softmax temperature; 0 is greedy decoding."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling: sample from the smallest set of tokens with this much probability."""
+    max_tokens: int = Field(512, ge=1)
+    """Generated tokens per sample at most."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: a sample ends before the first one, which is not kept."""
+    seed: int = 0
+    """Seed of the sampling random stream (see the module docstring)."""
+    batch_size: int = Field(64, ge=1, json_schema_extra={"affects_output": False})
+    """Prompts per `generate` call (transformers backend; n rows each); sampled texts depend on
+    it, their distribution does not (see the module docstring)."""
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, json_schema_extra={"affects_output": False}
+    )
+    """vLLM: fraction of GPU memory for weights and KV cache."""
+    tensor_parallel_size: int = Field(1, ge=1, json_schema_extra={"affects_output": False})
+    """vLLM: GPUs one model is split over."""
+    dtype: str = Field("auto", json_schema_extra={"affects_output": False})
+    """vLLM: weight and activation dtype; auto: chosen by vLLM from the checkpoint."""
+    max_model_len: int | None = Field(None, ge=1, json_schema_extra={"affects_output": False})
+    """vLLM: longest prompt + completion; None: the model's own limit."""
+
+    @model_validator(mode="after")
+    def _greedy_samples_once(self) -> SamplingConfig:
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError(
+                f"n={self.n} with temperature 0 (greedy) gives {self.n} identical samples;"
+                " set temperature > 0 or n = 1"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of a prompt."""
+
+    text: str
+    """Decoded without special tokens, cut before the first stop string."""
+    n_tokens: int
+    """Generated tokens through the one that ended it (see the module docstring)."""
+    finished: bool
+    """Ended by EOS or a stop string; False when cut by max_tokens."""
+
+
+def sample(
+    config: SamplingConfig,
+    prompts: list[str],
+    *,
+    model: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    model_path: str | Path | None = None,
+) -> list[list[Completion]]:
+    """`config.n` completions of every prompt, in prompt order. The transformers backend takes
+    an in-memory model and tokenizer, or loads them from model_path; vLLM needs model_path."""
+    if config.backend == "vllm":
+        if model is not None or tokenizer is not None:
+            raise ValueError("the vllm backend loads the model itself: pass model_path only")
+        if model_path is None:
+            raise ValueError("the vllm backend needs model_path (a checkpoint folder or Hub id)")
+        return _sample_vllm(config, prompts, model_path) if prompts else []
+    in_memory = model is not None and tokenizer is not None and model_path is None
+    saved = model is None and tokenizer is None and model_path is not None
+    if not (in_memory or saved):
+        raise ValueError("pass a model and its tokenizer, or model_path (not both)")
+    if not prompts:
+        return []
+    if saved:
+        model, tokenizer = load_for_generation(model_path)
+    return _sample_transformers(config, prompts, model, tokenizer)
+
+
+def vllm_sampling_kwargs(config: SamplingConfig) -> dict[str, Any]:
+    """Keyword arguments of `vllm.SamplingParams` for this config."""
+    return {
+        "n": config.n,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_tokens": config.max_tokens,
+        "stop": list(config.stop),
+        "seed": config.seed,
+    }
+
+
+def vllm_engine_kwargs(config: SamplingConfig, model_path: str | Path) -> dict[str, Any]:
+    """Keyword arguments of `vllm.LLM` for this config and checkpoint."""
+    return {
+        "model": str(model_path),
+        "seed": config.seed,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "dtype": config.dtype,
+        "max_model_len": config.max_model_len,
+    }
+
+
+def load_for_generation(
+    model_path: str | Path,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A checkpoint's model (bfloat16 on a GPU that has it, else float32 on the CPU) and its
+    tokenizer, set up for batched generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    tokenizer.padding_side = "left"  # batched generation appends to the right end of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # only fills the left of short prompts
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to("cuda")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(model_path))
+    return model, tokenizer
+
+
+def completion_from_tokens(
+    tokens: Sequence[int],
+    tokenizer: PreTrainedTokenizerBase,
+    eos_ids: Sequence[int],
+    stop: Sequence[str],
+) -> Completion:
+    """A Completion from one row of generated tokens (maybe EOS, then padding)."""
+    ends = [i for i, token in enumerate(tokens) if token in eos_ids]
+    content = list(tokens[: ends[0]] if ends else tokens)
+    text = tokenizer.decode(content, skip_special_tokens=True)
+    cut = _first_stop(text, stop)
+    if cut is not None:
+        return Completion(text[:cut], _tokens_until_stop(content, tokenizer, stop), True)
+    if ends:
+        return Completion(text, ends[0] + 1, True)
+    # Padding without EOS: another stopping rule ended the row early; count what was generated.
+    pad = tokenizer.pad_token_id
+    while content and content[-1] == pad:
+        content.pop()
+    return Completion(text, len(content), False)
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    """Where the earliest stop string starts in text, or None."""
+    found = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return min(found) if found else None
+
+
+def _tokens_until_stop(
+    tokens: Sequence[int], tokenizer: PreTrainedTokenizerBase, stop: Sequence[str]
+) -> int:
+    """The fewest leading tokens whose text contains a stop string (binary search: a longer
+    prefix decodes to a longer text)."""
+    low, high = 1, len(tokens)
+    while low < high:
+        middle = (low + high) // 2
+        text = tokenizer.decode(tokens[:middle], skip_special_tokens=True)
+        if _first_stop(text, stop) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return high
+
+
+# Knobs that a model's generation_config.json would otherwise set for `generate` (transformers
+# even defaults to top_k=50); vLLM given explicit SamplingParams uses none of them.
+NEUTRAL_KNOBS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+NEUTRAL_SAMPLING_KNOBS = {"top_k": 0, "typical_p": 1.0, "min_p": 0.0}
+
+
+def _sample_transformers(
+    config: SamplingConfig,
+    prompts: list[str],
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+) -> list[list[Completion]]:
+    import torch
+
+    eos_ids = _eos_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    sampling = config.temperature > 0
+    knobs: dict[str, Any] = dict(NEUTRAL_KNOBS, do_sample=sampling)
+    if sampling:
+        knobs.update(NEUTRAL_SAMPLING_KNOBS, temperature=config.temperature, top_p=config.top_p)
+
+    was_training = model.training
+    model.eval()
+    results: list[list[Completion]] = []
+    # A private random stream: sampling inside training must not move the trainer's RNG.
+    cuda = [model.device.index or 0] if model.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=cuda), torch.inference_mode():
+            torch.manual_seed(config.seed)  # all devices, CUDA included
+            for start in range(0, len(prompts), config.batch_size):
+                batch = prompts[start : start + config.batch_size]
+                input_ids, attention_mask = _left_padded(tokenizer, batch, pad_id, model.device)
+                # Rows end at a stop string, not at max_tokens: base models rarely emit EOS
+                # after a few-shot prompt and would otherwise run to the limit.
+                stopping = _stop_strings_criteria(tokenizer, config.stop, input_ids.shape[1])
+                output = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=config.max_tokens,
+                    num_return_sequences=config.n,
+                    pad_token_id=pad_id,
+                    eos_token_id=eos_ids,
+                    stopping_criteria=stopping,
+                    **knobs,
+                )
+                rows = output[:, input_ids.shape[1] :].tolist()  # prompt i's samples are adjacent
+                completions = [
+                    completion_from_tokens(row, tokenizer, eos_ids, config.stop) for row in rows
+                ]
+                results += [
+                    completions[i : i + config.n] for i in range(0, len(completions), config.n)
+                ]
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _stop_strings_criteria(
+    tokenizer: PreTrainedTokenizerBase, stop: Sequence[str], prompt_width: int
+) -> Any:
+    """Stopping criteria that end a row once its generated text contains a stop string, or
+    None without stop strings.
+
+    Not `generate(stop_strings=...)`: that also matches a stop string that begins in the
+    prompt, which vLLM does not. Only the last tokens are decoded at each step: a stop string
+    of L characters (at most 4L bytes) spans at most 4L byte-level tokens; 8 more are slack for
+    tokens that decode to nothing.
+    """
+    if not stop:
+        return None
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    window = 4 * max(len(s) for s in stop) + 8
+
+    class StopStrings(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            import torch
+
+            generated = input_ids[:, prompt_width:]
+            tails = tokenizer.batch_decode(generated[:, -window:], skip_special_tokens=True)
+            found = [_first_stop(tail, stop) is not None for tail in tails]
+            return torch.tensor(found, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopStrings()])
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokenizer's EOS first, then any other that generation_config.json names (chat models
+    often end a turn with a token other than the tokenizer's EOS)."""
+    configured = model.generation_config.eos_token_id
+    if configured is None:
+        configured = []
+    elif isinstance(configured, int):
+        configured = [configured]
+    ids = [tokenizer.eos_token_id, *configured]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def _left_padded(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], pad_id: int, device: Any
+) -> tuple[Any, Any]:
+    """input_ids and attention_mask with the padding on the left, whatever side the tokenizer
+    pads (a training tokenizer may pad right), without changing the tokenizer."""
+    import torch
+
+    encoded = tokenizer(prompts)["input_ids"]
+    width = max(len(ids) for ids in encoded)
+    input_ids = [[pad_id] * (width - len(ids)) + ids for ids in encoded]
+    mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded]
+    return torch.tensor(input_ids, device=device), torch.tensor(mask, device=device)
+
+
+def _sample_vllm(
+    config: SamplingConfig, prompts: list[str], model_path: str | Path
+) -> list[list[Completion]]:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(**vllm_engine_kwargs(config, model_path))
+    outputs = llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(config)))
+    # vLLM returns outputs in prompt order; "stop" covers EOS and stop strings, "length" the limit.
+    return [
+        [Completion(o.text, len(o.token_ids), o.finish_reason == "stop") for o in request.outputs]
+        for request in outputs
+    ]
