@@ -149,12 +149,11 @@ def load_for_generation(
     """A checkpoint's model (bfloat16 on a GPU that has it, else float32 on the CPU) and its
     tokenizer, set up for batched generation."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    tokenizer.padding_side = "left"  # batched generation appends to the right end of every row
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # only fills the left of short prompts
+    from runners.model import load_pretrained_tokenizer
+
+    tokenizer = load_pretrained_tokenizer(model_path)
     if torch.cuda.is_available():
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to("cuda")

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from tiny_hf_model import DATA, gsm8k_texts, make_tiny_model
 
-from conftest import open_db, write_spec
-from runners import prepare, source, verify
+from conftest import ROOT, open_db, write_spec
+from runners import prepare, source, train, verify
 from runners.data_files import fingerprint, read_jsonl
 
 GSM8K = DATA / "gsm8k"
@@ -244,3 +244,52 @@ def test_gsm8k_grid_runs_end_to_end_and_lands_in_duckdb(tmp_path, results, cli, 
     con.close()
     again = cli(f"plan {spec}")
     assert again.code == 0 and "0 to run" in again.out
+
+
+def test_lora_training_saves_a_merged_checkpoint(tmp_path, small_gsm8k, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    data = tmp_path / "data"
+    prepare.run(prepare_config(small_gsm8k["train"], {"test": small_gsm8k["test"]},
+                               val_problems=4), {}, data)  # fmt: skip
+    config = train.Config(
+        model={"name_or_path": str(tiny_model), "max_positions": 384},
+        world="gsm8k", size=16, batch_size=8, micro_batch_size=4, lr=1e-2,
+        min_steps=2, max_steps=2, eval_every=2, val_problems=4, max_new_tokens=8, keep="last",
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+    )  # fmt: skip
+    metrics = train.run(config, {"data": data}, tmp_path / "out")
+    assert metrics["steps"] == 2 and metrics["best_step"] == 2 and metrics["examples"] == 16
+    saved = tmp_path / "out" / "model"
+    assert not (saved / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(str(saved)).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model)).state_dict()
+    assert set(trained) == set(base)  # a plain checkpoint: no adapter weights left
+    changed = {k for k in base if not torch.equal(base[k], trained[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+
+
+def twelve_thousand_math_records(path: Path) -> Path:
+    """A stand-in for MATH's 12,000-problem train split (not in the shared data): MATH-500's
+    records repeated, each made distinct."""
+    records = [json.loads(line) for line in (MATH / "test.jsonl").open()]
+    with path.open("w") as f:
+        for i in range(12_000):
+            record = records[i % 500]
+            f.write(json.dumps({**record, "problem": f"{record['problem']} ({i})"}) + "\n")
+    return path
+
+
+READY_SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml") if p.name != "demo.yaml")
+
+
+@pytest.mark.parametrize("name", READY_SPECS)
+def test_ready_specs_validate(name, tmp_path, monkeypatch, results, cli):
+    monkeypatch.setenv("SCALER_DATA", str(DATA))
+    monkeypatch.setenv("MATH_TRAIN", str(twelve_thousand_math_records(tmp_path / "math.jsonl")))
+    user = write_user_data(tmp_path / "mine.jsonl", user_records(100), {})
+    monkeypatch.setenv("SCALER_USER_DATA", str(user))
+    planned = cli(f"plan {ROOT / 'specs' / name}")
+    assert planned.code == 0, planned.err
+    assert "0 done" in planned.out and "train" in planned.out

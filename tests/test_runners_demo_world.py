@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from runners import generate
+from runners.demo_checker import check_solution, path_key
 from runners.demo_world import (
     WorldConfig,
     count_valid_orders,
@@ -21,7 +22,6 @@ from runners.demo_world import (
     render_step,
     vocabulary,
 )
-from runners.demo_checker import check_solution, path_key
 
 WORLD = WorldConfig()
 
