@@ -73,7 +73,7 @@ def time_trl(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.train import sft_arguments
+    from runners.train import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     marks: dict[str, float] = {}
@@ -86,7 +86,7 @@ def time_trl(config, data: Path, steps: int, seed: int) -> float:
                 marks["end"] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as out:
-        arguments = sft_arguments(config, Path(out), steps + WARMUP_STEPS)
+        arguments = trainer_arguments(config, Path(out), steps + WARMUP_STEPS)
         trainer = SFTTrainer(
             model=build_model(config.model, tokenizer, seed),
             args=arguments,
@@ -108,14 +108,14 @@ def time_bare_torch(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.train import sft_arguments
+    from runners.train import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     with tempfile.TemporaryDirectory() as out:
         # Reuse trl's tokenization so both loops see identical sequences.
         prepared = SFTTrainer(
             model=build_model(config.model, tokenizer, seed),
-            args=sft_arguments(config, Path(out), 1),
+            args=trainer_arguments(config, Path(out), 1),
             train_dataset=dataset,
             processing_class=tokenizer,
         ).train_dataset

@@ -26,6 +26,8 @@ tokens were generated and counted, as vLLM counts them), or all max_tokens.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,12 +323,21 @@ def _left_padded(
 def _sample_vllm(
     config: SamplingConfig, prompts: list[str], model_path: str | Path
 ) -> list[list[Completion]]:
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    llm = LLM(**vllm_engine_kwargs(config, model_path))
+    llm = _vllm_engine(json.dumps(vllm_engine_kwargs(config, model_path), sort_keys=True))
     outputs = llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(config)))
     # vLLM returns outputs in prompt order; "stop" covers EOS and stop strings, "length" the limit.
     return [
         [Completion(o.text, len(o.token_ids), o.finish_reason == "stop") for o in request.outputs]
         for request in outputs
     ]
+
+
+@functools.lru_cache(maxsize=1)
+def _vllm_engine(engine_kwargs: str) -> Any:
+    """One engine per process and checkpoint: starting one takes a minute, and a stage that
+    samples twice (greedy, then k samples) reuses it."""
+    from vllm import LLM
+
+    return LLM(**json.loads(engine_kwargs))

@@ -105,6 +105,11 @@ class Settings(BaseModel):
         None, json_schema_extra=NO_EFFECT
     )
     """A DeepSpeed ZeRO config shipped in runners/deepspeed/ (GPU only; needs the gpu extra)."""
+    objective: Literal["sft", "dpo"] = "sft"
+    """sft: next-token loss on solutions; dpo: preference loss on (chosen, rejected) pairs, with
+    the starting model (the `init` input, e.g. the SFT model) as the reference."""
+    dpo_beta: float = Field(0.1, gt=0)
+    """DPO: strength of the pull towards the reference model."""
     gradient_checkpointing: bool = Field(False, json_schema_extra=NO_EFFECT)
     """Recompute activations in the backward pass: less memory, more time."""
 
@@ -187,10 +192,10 @@ CALLBACK_STATE = "keep_best_on_validation.pt"
 checkpoint complete."""
 
 
-def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int = 0) -> Any:
-    """trl's SFTConfig for this run (shared with benchmarks/bench_trl_vs_torch.py); a checkpoint
-    in output_dir every `save_every` steps, none when 0."""
-    from trl import SFTConfig
+def trainer_arguments(config: Config, output_dir: Path, steps: int, save_every: int = 0) -> Any:
+    """trl's SFTConfig or DPOConfig for this run (shared with benchmarks/bench_trl_vs_torch.py);
+    a checkpoint in output_dir every `save_every` steps, none when 0."""
+    from trl import DPOConfig, SFTConfig
 
     cuda = _cuda_available()
     micro = config.micro_batch_size or config.batch_size
@@ -203,14 +208,17 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
         else {"save_strategy": "no"}
     )
 
-    return SFTConfig(
+    objective = (
+        {"completion_only_loss": True, "packing": False}
+        if config.objective == "sft"
+        else {"beta": config.dpo_beta}
+    )
+    return (SFTConfig if config.objective == "sft" else DPOConfig)(
         output_dir=str(output_dir),
         use_cpu=not cuda,
         bf16=use_bf16(config.precision, cuda),
         activation_checkpointing=config.gradient_checkpointing,
         deepspeed=str(DEEPSPEED_CONFIGS / f"{config.deepspeed}.json") if config.deepspeed else None,
-        completion_only_loss=True,
-        packing=False,
         max_length=config.model.max_positions,
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=config.batch_size // micro,
@@ -229,6 +237,7 @@ def sft_arguments(config: Config, output_dir: Path, steps: int, save_every: int 
         report_to="none",
         disable_tqdm=True,
         **saving,
+        **objective,
     )
 
 
@@ -250,13 +259,13 @@ def _train(
 ) -> dict[str, Any]:
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
-    from trl import SFTTrainer
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import DPOTrainer, SFTTrainer
 
     from runners.data_files import read_jsonl, read_prefix
     from runners.generation import greedy_completions
     from runners.model import build_model, load_tokenizer_for
-    from runners.prompts import render_prompt, training_example
+    from runners.prompts import render_prompt
 
     started = time.perf_counter()
     data_dir = Path(inputs["data"])
@@ -271,7 +280,11 @@ def _train(
     val_prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in val]
     if config.deepspeed:
         _single_process_distributed_env()
-    model = build_model(config.model, tokenizer, config.seed)
+    if "init" in inputs:
+        # Continue from another train step's model; for DPO it is also the reference.
+        model = AutoModelForCausalLM.from_pretrained(str(Path(inputs["init"]) / "model"))
+    else:
+        model = build_model(config.model, tokenizer, config.seed)
     steps = budget_steps(config, config.size)
     save_every = config.checkpoint_every if checkpoint_dir is not None else 0
     trainer_dir = Path(checkpoint_dir) / "trainer" if save_every else out_dir / "trainer"
@@ -314,14 +327,9 @@ def _train(
                 if older != folder:
                     _remove_tree(older)
 
-    dataset = Dataset.from_list(
-        [
-            training_example(config.prompt, p["prompt"], p["solution"], exemplars, tokenizer)
-            for p in train
-        ]
-    )
-    args = sft_arguments(config, trainer_dir, steps, save_every)
-    trainer = SFTTrainer(
+    dataset = Dataset.from_list([training_row(config, p, exemplars, tokenizer) for p in train])
+    args = trainer_arguments(config, trainer_dir, steps, save_every)
+    trainer = (SFTTrainer if config.objective == "sft" else DPOTrainer)(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -364,9 +372,24 @@ def _train(
         "best_val_accuracy": best["accuracy"],
         "final_val_accuracy": curve[-1]["val_accuracy"],
         "final_train_loss": losses[-1] if losses else result.training_loss,
+        **_last_logged(
+            trainer,
+            {
+                "rewards/margins": "final_reward_margin",
+                "rewards/accuracies": "final_reward_accuracy",
+            },
+        ),
         "threads": torch.get_num_threads(),
         "resumed_from_step": resumed_from_step,
     }
+
+
+def _last_logged(trainer: Any, names: dict[str, str]) -> dict[str, float]:
+    """The last logged value of each trainer log key present (DPO's reward margins)."""
+    found = {}
+    for entry in trainer.state.log_history:
+        found |= {ours: entry[theirs] for theirs, ours in names.items() if theirs in entry}
+    return found
 
 
 def _trained_weights(model: Any) -> dict[str, Any]:
@@ -403,10 +426,28 @@ def _save_atomically(value: Any, path: Path) -> None:
     os.replace(partial, path)
 
 
+def training_row(config: Config, problem: dict, exemplars: list, tokenizer: Any) -> dict:
+    """One example in trl's format: prompt and completion (SFT), or prompt, chosen and
+    rejected (DPO); the prompt rendered as sampling and evaluation render it."""
+    from runners.prompts import render_prompt, training_example
+
+    if config.objective == "sft":
+        return training_example(
+            config.prompt, problem["prompt"], problem["solution"], exemplars, tokenizer
+        )
+    missing = {"chosen", "rejected"} - set(problem)
+    if missing:
+        raise ValueError(f"objective=dpo needs chosen and rejected solutions; missing {missing}")
+    prompt = render_prompt(config.prompt, problem["prompt"], exemplars, tokenizer)
+    return {"prompt": prompt, "chosen": problem["chosen"], "rejected": problem["rejected"]}
+
+
 def _count_tokens(trainer: Any) -> int:
     """Non-padding tokens of every batch the trainer drew, when it does not count them itself."""
-    per_example = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-    mean = sum(per_example) / len(per_example)
+    dataset = trainer.train_dataset
+    # SFT tokenizes into input_ids; DPO into prompt_, chosen_ and rejected_input_ids.
+    columns = [name for name in dataset.column_names if name.endswith("input_ids")]
+    mean = sum(len(ids) for column in columns for ids in dataset[column]) / len(dataset)
     args = trainer.args
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     return int(mean * trainer.state.global_step * per_step)

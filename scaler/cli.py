@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("scaler: interrupted; run the same command again to finish", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # `scaler plan ... | head`: the reader left; say nothing more (Python's recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -293,3 +293,35 @@ def test_ready_specs_validate(name, tmp_path, monkeypatch, results, cli):
     planned = cli(f"plan {ROOT / 'specs' / name}")
     assert planned.code == 0, planned.err
     assert "0 done" in planned.out and "train" in planned.out
+
+
+def test_dpo_on_preference_pairs_moves_the_policy_from_its_reference(tmp_path, small_gsm8k,
+                                                                     tiny_model):  # fmt: skip
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    data = tmp_path / "data"
+    prepare.run(prepare_config(small_gsm8k["train"], {"test": small_gsm8k["test"]},
+                               val_problems=4), {}, data)  # fmt: skip
+    # Pairs: the reference solution over the same solution ending in a wrong answer.
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    rows = [
+        {"id": p["id"], "prompt": p["prompt"], "chosen": p["solution"],
+         "rejected": p["solution"].rsplit("####", 1)[0] + f"#### {int(p['answer']) + 7}"}
+        for p in read_jsonl(data / "train.jsonl", 16)
+    ]  # fmt: skip
+    (pairs / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    init = tmp_path / "init"
+    shutil.copytree(tiny_model, init / "model")
+    config = train.Config(
+        model={"name_or_path": str(tiny_model), "max_positions": 384},
+        world="gsm8k", objective="dpo", dpo_beta=0.1, size=16, batch_size=8, lr=5e-3,
+        min_steps=4, max_steps=4, eval_every=4, val_problems=4, max_new_tokens=8, keep="last",
+    )  # fmt: skip
+    metrics = train.run(config, {"data": data, "train_data": pairs, "init": init}, tmp_path / "out")
+    assert metrics["steps"] == 4 and metrics["examples"] == 16
+    assert metrics["final_reward_margin"] > 0  # chosen now likelier than rejected, vs reference
+    trained = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out" / "model")).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model)).state_dict()
+    assert any(not torch.equal(base[k], trained[k]) for k in base)
