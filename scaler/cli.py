@@ -8,8 +8,8 @@ are imported inside the command that needs them, so `scaler --help` stays instan
 from __future__ import annotations
 
 import argparse
-import re
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
