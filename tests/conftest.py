@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from scaler.cli import main
 from scaler.slurm import missing_commands
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SCALER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+"""The shared GSM8K and MATH files; tests that need them are skipped with the reason without."""
 
 # A grid small enough for CI: a handful of training steps, tens of problems. The numbers it
 # produces are not meaningful; the pipeline that produces them is the real one.

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA as DATA
 from runners.answers import extract_answer, gsm8k_gold, last_boxed, math_gold
-
-DATA = Path(os.environ.get("SCALER_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 
 
 def records(name: str) -> list[dict]:

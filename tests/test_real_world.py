@@ -113,12 +113,20 @@ def test_a_local_datasets_copy_reads_like_the_jsonl(tmp_path, small_gsm8k):
     Dataset.from_json(str(small_gsm8k["train"])).save_to_disk(str(saved))
     parquet = tmp_path / "train.parquet"
     Dataset.from_json(str(small_gsm8k["train"])).to_parquet(str(parquet))
+    # A Hub dataset's files as a local folder: the split is picked by name.
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    Dataset.from_json(str(small_gsm8k["train"])).to_parquet(
+        str(hub / "train-00000-of-00001.parquet")
+    )
+    Dataset.from_json(str(small_gsm8k["test"])).to_parquet(str(hub / "test-00000-of-00001.parquet"))
+    variants = {"jsonl": small_gsm8k["train"], "saved": saved, "parquet": parquet, "hub": hub}
     outputs = {}
-    for name, path in {"jsonl": small_gsm8k["train"], "saved": saved, "parquet": parquet}.items():
+    for name, path in variants.items():
         prepare.run(prepare_config(path, {"test": small_gsm8k["test"]}, val_problems=10), {},
                     tmp_path / name)  # fmt: skip
         outputs[name] = (tmp_path / name / "train.jsonl").read_text()
-    assert outputs["jsonl"] == outputs["saved"] == outputs["parquet"]
+    assert outputs["jsonl"] == outputs["saved"] == outputs["parquet"] == outputs["hub"]
 
 
 def test_data_changed_since_the_plan_is_refused(tmp_path, small_gsm8k):

@@ -146,11 +146,11 @@ def test_every_command_has_help(cli):
         assert result.code == 0 and "usage: scaler" in result.out
 
 
-def test_shipped_specs_validate():
+def test_the_demo_spec_validates():
+    # The real-world specs need the data they name: tests/test_real_world.py plans them.
     from conftest import ROOT
 
-    for path in sorted((ROOT / "specs").glob("*.yaml")):
-        assert load_spec(path).experiment
+    assert load_spec(ROOT / "specs" / "demo.yaml").experiment == "demo"
 
 
 def test_the_readme_spec_example_is_valid(tmp_path):

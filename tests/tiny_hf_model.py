@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-DATA = Path(os.environ.get("SCALER_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
-"""The shared data folder, found as tests/test_answers.py finds it."""
+from conftest import SHARED_DATA as DATA
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 
