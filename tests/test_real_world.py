@@ -333,3 +333,35 @@ def test_dpo_on_preference_pairs_moves_the_policy_from_its_reference(tmp_path, s
     trained = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out" / "model")).state_dict()
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model)).state_dict()
     assert any(not torch.equal(base[k], trained[k]) for k in base)
+
+
+def test_math500_trains_and_evaluates_with_pass_and_maj_at_k(tmp_path, tiny_model):
+    from runners import evaluate
+
+    few = head(MATH / "test.jsonl", 40, tmp_path / "math.jsonl")
+    data = tmp_path / "data"
+    prepare.run(prepare_config(few, {"math500": head(MATH / "test.jsonl", 6, tmp_path / "e.jsonl")},
+                               kind="math", val_problems=4), {}, data)  # fmt: skip
+    prompt = {"template": "Problem:\n{question}\n\nSolution:\n"}
+    config = train.Config(
+        model={"name_or_path": str(tiny_model), "max_positions": 512}, world="math",
+        prompt=prompt, size=8, batch_size=4, min_steps=2, max_steps=2, eval_every=2,
+        val_problems=2, max_new_tokens=8,
+    )  # fmt: skip
+    train.run(config, {"data": data}, tmp_path / "model")
+    scored = evaluate.Config(
+        split="math500", world="math", prompt=prompt, max_new_tokens=12, samples=3,
+        temperature=1.0, stop=("\n\nProblem:",),
+    )  # fmt: skip
+    metrics = evaluate.run(scored, {"model": tmp_path / "model", "data": data}, tmp_path / "eval")
+    assert metrics["n"] == 6 and metrics["k"] == 3
+    rows = pq.read_table(tmp_path / "eval" / "problems.parquet").to_pylist()
+    golds = [json.loads(line)["answer"] for line in (MATH / "test.jsonl").open()][:6]
+    assert [r["gold_answer"] for r in rows] == golds
+    assert all(r["n_samples"] == 3 and 0 <= r["n_correct"] <= 3 for r in rows)
+    assert all(r["pass_at_k"] == (r["n_correct"] > 0) for r in rows)
+    samples = pq.read_table(tmp_path / "eval" / "samples.parquet").to_pylist()
+    assert len(samples) == 18 and all(s["n_tokens"] <= 12 for s in samples)
+    assert {s["reason"] for s in samples} <= {
+        "equivalent", "mismatch", "no answer found", "parse failure", "time limit",
+    }  # fmt: skip
