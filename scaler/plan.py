@@ -67,10 +67,11 @@ class Plan:
     """Stage -> what each of its steps asks for."""
 
     def by_stage(self) -> dict[str, list[Step]]:
-        grouped: dict[str, list[Step]] = {}
+        """Steps grouped by stage, stages in pipeline order (STAGES)."""
+        grouped: dict[str, list[Step]] = {stage: [] for stage in STAGES}
         for step in self.steps:
-            grouped.setdefault(step.stage, []).append(step)
-        return grouped
+            grouped[step.stage].append(step)
+        return {stage: steps for stage, steps in grouped.items() if steps}
 
 
 def model_label_of(spec: Spec) -> str:

@@ -170,6 +170,13 @@ def test_a_job_cancelled_mid_run_is_reported_and_a_rerun_completes_it(cli, resul
         ).stdout.split()
         return out[0] if out else None
 
+    def training_started() -> bool:
+        # Its temporary folder exists once the runner runs: submitit's handlers are installed
+        # by then, so SIGTERM is ignored and the job stays in the queue for KillWait. Cancelled
+        # earlier, during Python's start-up, it would vanish before the re-run below looks.
+        return any((results / "small" / "steps" / "train").glob(".tmp-*"))
+
+    _wait_for(training_started, "a train step to start running")
     victim = _wait_for(a_running_train, "a train task to start")
     subprocess.run(["scancel", victim], check=True)
     run = cli(["run", str(spec), *long_train, *FAST])
