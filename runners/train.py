@@ -105,9 +105,6 @@ class Settings(BaseModel):
         None, json_schema_extra=NO_EFFECT
     )
     """A DeepSpeed ZeRO config shipped in runners/deepspeed/ (GPU only; needs the gpu extra)."""
-    objective: Literal["sft", "dpo"] = "sft"
-    """sft: next-token loss on solutions; dpo: preference loss on (chosen, rejected) pairs, with
-    the starting model (the `init` input, e.g. the SFT model) as the reference."""
     dpo_beta: float = Field(0.1, gt=0)
     """DPO: strength of the pull towards the reference model."""
     gradient_checkpointing: bool = Field(False, json_schema_extra=NO_EFFECT)
@@ -132,6 +129,9 @@ class Config(Settings):
     """Training problems: the first `size` lines of train.jsonl."""
     seed: int = 0
     """Seed of initialisation and data order."""
+    objective: Literal["sft", "dpo"] = "sft"
+    """Set by the algorithm: sft, next-token loss on solutions; dpo, preference loss on
+    (chosen, rejected) pairs with the starting model (the `init` input) as the reference."""
     world: str = "demo"
     """Which judge scores validation: the demo world's checker or answer equivalence."""
     prompt: PromptConfig = PromptConfig()
