@@ -4,8 +4,8 @@ the same sequence of equations.
 GSM8K-style solutions carry calculator annotations (`<<48/2=24>>`): their equations are those.
 Elsewhere a solution's equations are its runs of numbers and operators around an `=`, reduced
 to numbers, operators and `=` (spaces, `$` and thousands commas dropped, `×`/`÷` written
-`*`/`/`), so rewording the prose around the same computation does not make a new path. The demo world has exact step
-truth and its own key (runners.demo_checker.path_key). Pure Python.
+`*`/`/`), so rewording the prose around the same computation does not make a new path. The
+demo world has exact step truth and its own key (runners.demo_checker.path_key). Pure Python.
 """
 
 from __future__ import annotations
