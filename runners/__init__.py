@@ -4,3 +4,8 @@ Each stage module exposes pydantic `Config` classes and `run(config, inputs, out
 Importing a stage is light (pydantic only); torch, transformers, trl and datasets are imported
 inside `run`, so the orchestrator can validate specs without them.
 """
+
+NO_EFFECT = {"affects_output": False}
+"""`json_schema_extra` of a config field that does not change a step's output (a batch size that
+trades memory for speed, a path whose content is hashed elsewhere): scaler.fingerprint leaves it
+out of the step id, so changing it reuses finished steps."""

@@ -85,6 +85,14 @@ def _matching_braces(text: str) -> dict[int, int]:
     return closes
 
 
+def drop_thousands_separators(text: str) -> str:
+    """`1,450,000` -> `1450000`; commas between other things (`(1,2)`, `1,23`) stay."""
+    return _THOUSANDS.sub("", text)
+
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
 def _rest_of_line(text: str, start: int) -> str:
     end = text.find("\n", start)
     return text[start : end if end >= 0 else len(text)].strip()

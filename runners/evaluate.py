@@ -12,7 +12,6 @@ sampled, `samples.parquet` (one row per sample).
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -193,10 +192,9 @@ def _vote(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def _normalise(answer: str) -> str:
     """Votes count answers equal up to spacing, `$` and thousands separators; answers equal
     only symbolically (0.5 and 1/2) vote apart."""
-    return _THOUSANDS.sub("", answer.replace(" ", "").replace("$", ""))
+    from runners.answers import drop_thousands_separators
 
-
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+    return drop_thousands_separators(answer.replace(" ", "").replace("$", ""))
 
 
 def _mean(values) -> float:

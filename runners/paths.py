@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from runners.answers import drop_thousands_separators
+
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _KEEP = set("0123456789+-*/=().^")
 # A run of numbers, operators and `=` that starts with a number (or `$`, `(`) and holds an `=`.
 _EQUATION = re.compile(r"[\d$(][\d $,.+\-*/×÷^()]*=[\d $,.+\-*/×÷^()=]*")
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 
 def reasoning_path(text: str) -> tuple[str, ...]:
@@ -26,7 +27,7 @@ def reasoning_path(text: str) -> tuple[str, ...]:
     equations = _ANNOTATION.findall(text) or _EQUATION.findall(text)
     path = []
     for equation in equations:
-        equation = _THOUSANDS.sub("", equation.replace("×", "*").replace("÷", "/"))
+        equation = drop_thousands_separators(equation.replace("×", "*").replace("÷", "/"))
         kept = "".join(c for c in equation if c in _KEEP).strip(".")
         if "=" in kept:
             path.append(kept)

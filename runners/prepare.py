@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runners import NO_EFFECT
 from runners.data_files import (
     check_bad_records,
     check_unchanged,
@@ -27,8 +28,6 @@ from runners.data_files import (
     read_problems,
     write_jsonl,
 )
-
-NO_EFFECT = {"affects_output": False}
 
 
 class Settings(BaseModel):

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runners import NO_EFFECT
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -58,18 +60,16 @@ class SamplingConfig(BaseModel):
     """Stop strings: a sample ends before the first one, which is not kept."""
     seed: int = 0
     """Seed of the sampling random stream (see the module docstring)."""
-    batch_size: int = Field(64, ge=1, json_schema_extra={"affects_output": False})
+    batch_size: int = Field(64, ge=1, json_schema_extra=NO_EFFECT)
     """Prompts per `generate` call (transformers backend; n rows each); sampled texts depend on
     it, their distribution does not (see the module docstring)."""
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, json_schema_extra={"affects_output": False}
-    )
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, json_schema_extra=NO_EFFECT)
     """vLLM: fraction of GPU memory for weights and KV cache."""
-    tensor_parallel_size: int = Field(1, ge=1, json_schema_extra={"affects_output": False})
+    tensor_parallel_size: int = Field(1, ge=1, json_schema_extra=NO_EFFECT)
     """vLLM: GPUs one model is split over."""
-    dtype: str = Field("auto", json_schema_extra={"affects_output": False})
+    dtype: str = Field("auto", json_schema_extra=NO_EFFECT)
     """vLLM: weight and activation dtype; auto: chosen by vLLM from the checkpoint."""
-    max_model_len: int | None = Field(None, ge=1, json_schema_extra={"affects_output": False})
+    max_model_len: int | None = Field(None, ge=1, json_schema_extra=NO_EFFECT)
     """vLLM: longest prompt + completion; None: the model's own limit."""
 
     @model_validator(mode="after")

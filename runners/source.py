@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runners import NO_EFFECT
 from runners.data_files import (
     BadRecord,
     check_bad_records,
@@ -55,7 +56,7 @@ class Settings(BaseModel):
 
 
 class Config(Settings):
-    path: str = Field(json_schema_extra={"affects_output": False})
+    path: str = Field(json_schema_extra=NO_EFFECT)
     """The data file or folder."""
     checksum: str
     """SHA-256 of its content: the data's identity, not its path."""

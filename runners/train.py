@@ -39,10 +39,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runners import NO_EFFECT
 from runners.model import ModelConfig
 from runners.prompts import PromptConfig
 
-NO_EFFECT = {"affects_output": False}
 DEEPSPEED_CONFIGS = Path(__file__).parent / "deepspeed"
 """ZeRO configs shipped with the project: zero2, zero3, zero3-offload (`stages.train.deepspeed`)."""
 

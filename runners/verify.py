@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NO_EFFECT = {"affects_output": False}
+from runners import NO_EFFECT
 
 
 class Settings(BaseModel):
