@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.fit import PowerLawFit, fit_power_law, fit_warnings
+from analysis.fit import PowerLawFit, effective_multiplier, fit_power_law, fit_warnings
+from scaler.errors import UsageError
 from scaler.layout import Layout
 from scaler.store import query
 from scaler.table import format_table
@@ -50,8 +51,9 @@ def fit_arms(points: list[dict[str, Any]]) -> dict[str, PowerLawFit]:
     }
 
 
-def fit_experiment(layout: Layout, eval_set: str = "test") -> str:
-    """The per-size means and the fitted parameters per arm, as printable text."""
+def fit_experiment(layout: Layout, eval_set: str = "test", baseline: str | None = None) -> str:
+    """The per-size means, the fitted parameters per arm and each arm's effective data
+    multiplier over `baseline` (default: its source's SFT arm), as printable text."""
     points = load_points(layout, eval_set)
     if not points:
         return f"no evaluations on {eval_set!r} in {layout.database}"
@@ -84,7 +86,47 @@ def fit_experiment(layout: Layout, eval_set: str = "test") -> str:
         )
     )
     lines += [f"warning: {w}" for w in warnings]
+    if baseline is not None and baseline not in fits:
+        raise UsageError(f"--baseline {baseline!r} is not a fitted arm; arms: {', '.join(fits)}")
+    multipliers = _multipliers_table(fits, sorted({p["size"] for p in points}), baseline)
+    if multipliers:
+        lines += ["", multipliers]
     return "\n".join(lines)
+
+
+def _baseline_of(arm: str) -> str:
+    """The SFT arm of the same source: `sft`, or `<source>:sft`."""
+    source, _, _ = arm.rpartition(":")
+    return f"{source}:sft" if source else "sft"
+
+
+def _multipliers_table(
+    fits: dict[str, PowerLawFit], sizes: list[int], baseline: str | None = None
+) -> str:
+    """Each arm's effective data multiplier over the baseline arm at the grid's sizes: how many
+    times more baseline data reaches the arm's fitted error (* : extrapolated)."""
+    rows = []
+    for arm, fit in fits.items():
+        base = baseline or _baseline_of(arm)
+        if arm == base or base not in fits:
+            continue
+        estimate = effective_multiplier(fits[base], fit, sizes)
+        cells = [
+            f"{m:.3g}{'*' if outside else ''}" if np.isfinite(m) else "none*"
+            for m, outside in zip(
+                np.atleast_1d(estimate.multiplier),
+                np.atleast_1d(estimate.extrapolated),
+                strict=True,
+            )
+        ]
+        rows.append([arm, base, *cells])
+    if not rows:
+        return ""
+    return (
+        "effective data multiplier, m(D) = err_baseline^-1(err_arm(D)) / D "
+        "(* needs the baseline curve beyond its fitted sizes):\n"
+        + format_table(["arm", "baseline", *(f"D={size}" for size in sizes)], rows)
+    )
 
 
 def _means_table(points: list[dict[str, Any]]) -> str:

@@ -15,34 +15,19 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from runners.prompts import PromptConfig
+from runners.sampling import DecodingSettings
 
 
-class Settings(BaseModel):
-    """Decoding settings."""
+class Settings(DecodingSettings):
+    """Decoding settings: greedy pass@1, and k samples per problem for pass@k and maj@k."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["transformers", "vllm"] = "transformers"
-    """transformers: batched generate on CPU or GPU; vllm: a GPU engine (the gpu extra)."""
-    batch_size: int = Field(250, ge=1)
-    """Prompts decoded together (transformers, left-padded)."""
-    max_new_tokens: int = Field(40, ge=1)
-    """Generation limit; the longest default demo solution has 27 tokens with <eos>."""
-    stop: tuple[str, ...] = ()
-    """Stop strings: a completion ends before the first one."""
     samples: int = Field(0, ge=0)
     """k: sampled completions per problem for pass@k and maj@k; 0 for greedy only."""
-    temperature: float = Field(0.7, gt=0)
-    """Sampling temperature of the k samples."""
-    top_p: float = Field(1.0, gt=0, le=1)
-    """Nucleus sampling of the k samples."""
-    seed: int = 0
-    """Seed of the k samples."""
 
     @model_validator(mode="after")
     def _majority_needs_samples(self) -> Settings:
@@ -73,7 +58,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
     from runners.data_files import read_jsonl
     from runners.prompts import render_prompt
-    from runners.sampling import SamplingConfig, load_for_generation, sample
+    from runners.sampling import load_for_generation, sample
     from runners.tables import PROBLEM_COLUMNS, write_samples, write_table
 
     started = time.perf_counter()
@@ -93,12 +78,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         loaded = {"model_path": model_dir}
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
 
-    def draw(**settings: Any) -> list[list[Any]]:
-        common = {"backend": config.backend, "max_tokens": config.max_new_tokens}
-        common |= {"stop": config.stop, "batch_size": config.batch_size}
-        return sample(SamplingConfig(**common, **settings), prompts, **loaded)
-
-    greedy = [completions[0] for completions in draw()]
+    greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]
     verdicts = judge(problems, [c.text for c in greedy])
     rows = [
         {
@@ -117,9 +97,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     ]
     metrics = _greedy_metrics(problems, verdicts, greedy)
     if config.samples:
-        drawn = draw(
-            n=config.samples, temperature=config.temperature, top_p=config.top_p, seed=config.seed
-        )
+        drawn = sample(config.sampling(config.samples), prompts, **loaded)
         sample_rows = _judge_samples(judge, problems, drawn)
         write_samples(out_dir / "samples.parquet", sample_rows)
         by_problem = defaultdict(list)

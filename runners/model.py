@@ -81,3 +81,23 @@ def load_pretrained_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBa
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def count_parameters(model: PreTrainedModel | None, checkpoint: str | Path) -> int:
+    """Parameters of a loaded model, or of a checkpoint's architecture (built on the meta
+    device, so nothing is allocated), shared weights counted once."""
+    if model is None:
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with init_empty_weights():
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(checkpoint)))
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def tiny_parameter_count(config: ModelConfig, vocab_size: int) -> int:
+    """Parameters of the tiny Llama `build_model` makes, without building it: tied embeddings,
+    attention with as many key/value heads as heads, a gated MLP and RMSNorm weights."""
+    hidden, inner = config.hidden, config.intermediate
+    per_layer = 4 * hidden * hidden + 3 * hidden * inner + 2 * hidden
+    return vocab_size * hidden + config.layers * per_layer + hidden

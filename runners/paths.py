@@ -46,3 +46,13 @@ def distinct_paths(
             seen.add(path)
             kept.append(index)
     return kept
+
+
+def solution_path(world: str, problem: dict[str, Any], text: str) -> tuple[str, ...]:
+    """The reasoning path of a solution: the demo world's exact equations, else
+    `reasoning_path`."""
+    if world == "demo":
+        from runners.demo_checker import path_key
+
+        return path_key(problem, text)
+    return reasoning_path(text)

@@ -82,6 +82,37 @@ class SamplingConfig(BaseModel):
         return self
 
 
+class DecodingSettings(BaseModel):
+    """How a stage decodes: the settings of evaluation, sampling and rollouts in a spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """transformers: batched generate on CPU or GPU; vllm: a GPU engine (the gpu extra)."""
+    batch_size: int = Field(250, ge=1)
+    """Prompts decoded together (transformers, left-padded)."""
+    max_new_tokens: int = Field(40, ge=1)
+    """Generation limit; the longest default demo solution has 27 tokens with <eos>."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: a completion ends before the first one."""
+    temperature: float = Field(0.7, gt=0)
+    """Sampling temperature."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling."""
+    seed: int = 0
+    """Seed of the samples."""
+
+    def sampling(self, n: int = 1, greedy: bool = False) -> SamplingConfig:
+        """n samples per prompt with these settings (or the greedy completion)."""
+        common = {"backend": self.backend, "max_tokens": self.max_new_tokens}
+        common |= {"stop": self.stop, "batch_size": self.batch_size}
+        if greedy:
+            return SamplingConfig(**common)
+        return SamplingConfig(
+            **common, n=n, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+        )
+
+
 @dataclass(frozen=True)
 class Completion:
     """One sampled continuation of a prompt."""

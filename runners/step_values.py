@@ -1,18 +1,20 @@
-"""Step-level credit for incorrect solutions: Q-values, advantages, the first pit, per-step pairs.
+"""Step-level credit for incorrect solutions: steps, Q-values, advantages, the first pit, pairs.
 
-A negative (an incorrect solution) is split into steps s_1..s_n. From each prefix (the problem,
-then the problem with s_1, then with s_1 s_2, ...) M rollouts of a policy continue to a final
-answer; Q of a prefix is the share that reach the right one. With Q_0 the value of the bare
-problem and Q_i the value after step i:
+A negative (an incorrect solution) is split into steps s_1..s_n (`split_steps`: pieces that
+concatenate back to the text). From each prefix (the problem, then the problem with s_1, then
+with s_1 s_2, ...) M rollouts of a policy continue to a final answer; Q of a prefix is the share
+that reach the right one. With Q_0 the value of the bare problem and Q_i the value after step i
+(Q_n = 0: the whole negative is wrong):
 
 - the advantage of step i is Q_i - Q_{i-1}: how much that step changed the odds;
-- the first pit is where the solution went wrong. `setlur`: the first step at which Q reaches
-  its lowest value over the solution. `no_success` (Self-Explore): the first step after which no
-  rollout succeeds. A solution with no such step (`no_success` with every Q > 0) has no pit.
+- the first pit is where the solution went wrong. `setlur`: the first step with the lowest
+  advantage, where Q falls furthest. (Read as "the first step at the lowest Q", the rule would
+  always pick the first step with Q = 0, since Q_n = 0, and equal the next one.) `no_success`
+  (Self-Explore): the first step after which no rollout succeeds.
 
-A per-step DPO pair is built around the pit: prompt = problem + the steps before it, rejected =
-the pit step and what follows it in the negative, chosen = a rollout from the same prefix that
-reached the right answer (none, no pair). Pure Python.
+A per-step DPO pair is built around the pit: the prefix = the steps before it, rejected = the pit
+step and what follows it in the negative, chosen = a rollout from the same prefix that reached the
+right answer (none, no pair). Pure Python.
 """
 
 from __future__ import annotations
@@ -37,34 +39,46 @@ def advantages(q: Sequence[float]) -> list[float]:
 
 def first_pit(q: Sequence[float], rule: PitRule = "setlur") -> int | None:
     """The 1-based index of the pit step (Q_i is the value after step i), or None."""
-    steps = range(1, len(q))
-    if not steps:
+    if len(q) < 2:
         return None
     if rule == "setlur":
-        lowest = min(q[i] for i in steps)
-        return next(i for i in steps if q[i] == lowest)
+        gains = advantages(q)
+        return gains.index(min(gains)) + 1
     if rule == "no_success":
-        return next((i for i in steps if q[i] == 0.0), None)
+        return next((i for i in range(1, len(q)) if q[i] == 0.0), None)
     raise ValueError(f"unknown first-pit rule {rule!r}; expected setlur or no_success")
 
 
+def split_steps(text: str, separator: str, min_chars: int = 0) -> list[str]:
+    """`text` cut after every `separator`; a piece with fewer than `min_chars` non-space
+    characters is merged into the next (the last into the one before). "".join of the pieces
+    is `text`."""
+    parts = text.split(separator)
+    pieces = [part + separator for part in parts[:-1]] + [parts[-1]]
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and len(merged[-1].strip()) < min_chars:
+            merged[-1] += piece
+        elif piece:
+            merged.append(piece)
+    if len(merged) > 1 and len(merged[-1].strip()) < min_chars:
+        last = merged.pop()
+        merged[-1] += last
+    return merged
+
+
 def per_step_pair(
-    problem: str,
-    steps: Sequence[str],
-    pit: int,
-    correct_continuations: Sequence[str],
-    separator: str = "\n",
+    steps: Sequence[str], pit: int, correct_continuations: Sequence[str]
 ) -> dict[str, str] | None:
-    """The DPO pair at `pit` (1-based), choosing the first correct continuation of the prefix
-    before it; None when no rollout from that prefix succeeded."""
+    """The DPO pair at `pit` (1-based) for a negative cut into `steps` (pieces that concatenate
+    back to it), choosing the first correct continuation of the prefix before the pit; None when
+    no rollout from that prefix succeeded."""
     if not 1 <= pit <= len(steps):
         raise ValueError(f"pit {pit} is not a step of a {len(steps)}-step solution")
     if not correct_continuations:
         return None
-    before = list(steps[: pit - 1])
-    prompt = separator.join([problem, *before]) + separator
     return {
-        "prompt": prompt,
+        "prefix": "".join(steps[: pit - 1]),
         "chosen": correct_continuations[0],
-        "rejected": separator.join(steps[pit - 1 :]),
+        "rejected": "".join(steps[pit - 1 :]),
     }

@@ -41,6 +41,20 @@ PROBLEM_COLUMNS = {
 """`problems.parquet` (evaluate stage): the greedy completion's verdict per problem, and the
 vote of its k samples when sampled. Demo-world step columns are null on real data."""
 
+PIT_COLUMNS = {
+    "problem_id": "int64",
+    "sample_id": "int64",
+    "n_steps": "int64",
+    "q_values": "string",
+    "pit": "int64",
+    "pit_setlur": "int64",
+    "pit_no_success": "int64",
+    "true_pit": "int64",
+    "paired": "bool_",
+}
+"""`pits.parquet` (build stage, per-step DPO): per negative, its Q-values (JSON list Q_0..Q_n),
+the pit of the configured rule and of each rule, and the demo world's true first pit."""
+
 
 def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
     """`rows` as Parquet with the pyarrow types named in `columns`; missing keys are null."""

@@ -120,6 +120,18 @@ class Settings(BaseModel):
         return self
 
 
+class DpoTrainSettings(Settings):
+    """Settings of the preference arms (dpo, per_step_dpo), which continue from the SFT model:
+    a far smaller learning rate and fewer steps, checked on validation more often."""
+
+    lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    steps_at_1k: int = Field(150, ge=1)
+    budget_exponent: float = Field(0.6, ge=0)
+    min_steps: int = Field(40, ge=1)
+    eval_every: int = Field(20, ge=1)
+
+
 class Config(Settings):
     """What to train: the model, how many problems, and the seed."""
 
@@ -438,7 +450,9 @@ def training_row(config: Config, problem: dict, exemplars: list, tokenizer: Any)
     missing = {"chosen", "rejected"} - set(problem)
     if missing:
         raise ValueError(f"objective=dpo needs chosen and rejected solutions; missing {missing}")
+    # Per-step pairs continue a prefix of a solution: it is part of the prompt.
     prompt = render_prompt(config.prompt, problem["prompt"], exemplars, tokenizer)
+    prompt += problem.get("prefix", "")
     return {"prompt": prompt, "chosen": problem["chosen"], "rejected": problem["rejected"]}
 
 

@@ -1,11 +1,20 @@
 """Stage `verify`: judge candidate solutions against their gold answers; keep the training data.
 
 Input `candidates`: a folder with `candidates.jsonl` (one row per solution: problem_id,
-sample_id, the problem's fields and `solution`), written by the source stage. Outputs:
-`samples.parquet`, one row per candidate (runners.tables.SAMPLE_COLUMNS), loaded into the
-`samples` table; `train.jsonl`, the solutions kept for training (`keep`), one row per solution
-with `id` = its problem id, in problem order; and `pool.json`, the number of problems (kept or
-not), which is what data sizes count.
+sample_id, the problem's fields and `solution`), written by the source or the sample stage.
+Outputs:
+- `samples.parquet`, one row per candidate (runners.tables.SAMPLE_COLUMNS), loaded into the
+  `samples` table;
+- `judged.jsonl`, every candidate with its verdict (`correct`, `false_positive`,
+  `first_wrong_step`, `extracted`): what the build and rollout stages read;
+- `train.jsonl`, the solutions kept for training (`keep`), one row per solution with `id` = its
+  problem id, in problem order; and `pool.json`, the number of problems (kept or not), which is
+  what data sizes count.
+
+Data metrics (Bansal et al. 2024), over the problems judged: coverage@k (share with a correct
+solution), diversity@k (distinct correct reasoning paths per problem, runners.paths), the pass
+rate, the false-positive rate (correct answers through a wrong step: exact in the demo world,
+empty elsewhere) and mean tokens per sample when the sampler counted them.
 """
 
 from __future__ import annotations
@@ -46,34 +55,65 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     with Judge(config.world, config.time_limit_s, config.workers) as judge:
         verdicts = judge(candidates, [c["solution"] for c in candidates])
     rows = [
-        {"problem_id": c["problem_id"], "sample_id": c["sample_id"], **v, "text": c["solution"]}
+        {
+            "problem_id": c["problem_id"],
+            "sample_id": c["sample_id"],
+            **v,
+            "n_tokens": c.get("n_tokens"),
+            "text": c["solution"],
+        }
         for c, v in zip(candidates, verdicts, strict=True)
     ]
     write_samples(out_dir / "samples.parquet", rows)
+    judged = [c | v for c, v in zip(candidates, verdicts, strict=True)]
+    write_jsonl(out_dir / "judged.jsonl", judged)
     kept = [
-        {
-            "id": c["problem_id"],
-            **{k: v for k, v in c.items() if k not in ("problem_id", "sample_id")},
-        }
-        for c, verdict in zip(candidates, verdicts, strict=True)
-        if config.keep == "all" or verdict["correct"]
+        {"id": c["problem_id"], **{k: v for k, v in c.items() if k not in CANDIDATE_ONLY}}
+        for c in judged
+        if config.keep == "all" or c["correct"]
     ]
     kept.sort(key=lambda row: row["id"])
     write_jsonl(out_dir / "train.jsonl", kept)
     problems = len({c["problem_id"] for c in candidates})
     (out_dir / "pool.json").write_text(json.dumps({"problems": problems}))
-    correct = sum(v["correct"] for v in verdicts)
-    # Known only in the demo world; elsewhere the column stays empty.
-    judged = [
-        v["false_positive"] for v in verdicts if v["correct"] and v["false_positive"] is not None
-    ]
     return {
         "candidates": len(candidates),
-        "correct": correct,
-        "pass_rate": correct / max(len(candidates), 1),
         "kept": len(kept),
         "problems": problems,
         "problems_with_kept": len({row["id"] for row in kept}),
-        "false_positive_rate": sum(judged) / len(judged) if judged else None,
+        **data_metrics(config.world, judged),
         "reasons": dict(Counter(v["reason"] for v in verdicts)),
+    }
+
+
+# Fields of a judged candidate that are not part of a training row.
+CANDIDATE_ONLY = ("problem_id", "sample_id", "n_tokens", "extracted", "correct", "reason",
+                  "false_positive", "first_wrong_step")  # fmt: skip
+
+
+def data_metrics(world: str, judged: list[dict[str, Any]]) -> dict[str, Any]:
+    """coverage@k, diversity@k, pass rate, false-positive rate and mean tokens of judged samples
+    (k = the largest number of samples of one problem)."""
+    from runners.paths import solution_path
+
+    by_problem: dict[int, list[dict[str, Any]]] = {}
+    for sample in judged:
+        by_problem.setdefault(sample["problem_id"], []).append(sample)
+    paths = [
+        {solution_path(world, s, s["solution"]) for s in samples if s["correct"]}
+        for samples in by_problem.values()
+    ]
+    correct = [s for s in judged if s["correct"]]
+    # Known only in the demo world; elsewhere the column stays empty.
+    judged_fp = [s["false_positive"] for s in correct if s["false_positive"] is not None]
+    tokens = [s["n_tokens"] for s in judged if s.get("n_tokens") is not None]
+    n = max(len(by_problem), 1)
+    return {
+        "k": max((len(samples) for samples in by_problem.values()), default=0),
+        "correct": len(correct),
+        "pass_rate": len(correct) / max(len(judged), 1),
+        "coverage_at_k": sum(bool(p) for p in paths) / n,
+        "diversity_at_k": sum(len(p) for p in paths) / n,
+        "false_positive_rate": sum(judged_fp) / len(judged_fp) if judged_fp else None,
+        "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
     }

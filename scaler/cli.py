@@ -123,9 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     experiment_arg(sub)
     sub.add_argument("sql", help='e.g. "SELECT size, avg(accuracy) FROM evals GROUP BY size"')
 
-    sub = command("fit", _fit, "Fit err(D) = E + A*D^-alpha per arm and print the parameters.")
+    sub = command(
+        "fit",
+        _fit,
+        "Fit err(D) = E + A*D^-alpha per arm; print the parameters and data multipliers.",
+    )
     experiment_arg(sub)
     sub.add_argument("--eval-set", default="test", help="which eval set to fit (default: test)")
+    sub.add_argument(
+        "--baseline",
+        help="arm the multipliers are over, e.g. teacher:sft (default: each source's sft arm)",
+    )
 
     sub = command("plot", _plot, "Write log-log scaling curves as PNG and SVG.")
     experiment_arg(sub)
@@ -299,7 +307,7 @@ def _fit(args: argparse.Namespace) -> None:
     from analysis.summary import fit_experiment
 
     layout = _existing_layout(args)
-    print(fit_experiment(layout, eval_set=args.eval_set))
+    print(fit_experiment(layout, eval_set=args.eval_set, baseline=args.baseline))
 
 
 def _plot(args: argparse.Namespace) -> None:

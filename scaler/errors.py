@@ -24,6 +24,12 @@ class SpecError(ScalerError):
         super().__init__(where + message)
 
 
+class UsageError(ScalerError):
+    """A command-line argument names something that does not exist."""
+
+    exit_code = 2
+
+
 class SubmissionError(ScalerError):
     """Slurm refused or could not be asked; nothing more was submitted."""
 

@@ -15,10 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runners import evaluate, generate, prepare, train, verify
+from runners import build as build_stage
+from runners import evaluate, generate, prepare, rollout, sample, train, verify
 from runners import source as user_source
+from runners.model import ModelConfig
 from scaler.fingerprint import content_hash, output_fields
-from scaler.spec import DemoWorld, Resources, Spec, UserSource, source_name
+from scaler.spec import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
 from scaler.stages import STAGES
 
 
@@ -76,66 +78,206 @@ class Plan:
 
 def model_label_of(spec: Spec) -> str:
     """How the learner is named in results: its hub id or path, or the tiny model's shape."""
-    model = spec.model
-    return model.name_or_path or f"tiny-{model.layers}x{model.hidden}"
+    return spec.model.name_or_path or tiny_label(spec.model)
+
+
+def tiny_label(model: ModelConfig) -> str:
+    return f"tiny-{model.layers}x{model.hidden}"
+
+
+SELF_SAMPLING = ("rft", "dpo", "per_step_dpo")
+"""Algorithms that learn from the SFT model's own samples."""
 
 
 def expand(spec: Spec) -> Plan:
     """The grid sources x algorithms x sizes x seeds x eval sets as a deduplicated DAG."""
-    unique: dict[str, Step] = {}
-    cells: dict[str, int] = {}
-
-    def add(step: Step, serves: int) -> Step:
-        step = unique.setdefault(step.id, step)
-        cells[step.id] = cells.get(step.id, 0) + serves
-        return step
-
-    world_name = spec.world.name
-    per_source = len(spec.algorithms) * len(spec.sizes) * len(spec.seeds) * len(spec.eval_sets)
-    data = add(world_step(spec), per_source * len(spec.sources))
-    train_settings = spec.stages.train.model_dump()
-    eval_settings = spec.stages.evaluate.model_dump()
-    # One config object per eval set, hashed once: it is the same in every cell.
-    eval_configs = {
-        name: evaluate.Config(**eval_settings, split=name, world=world_name, prompt=spec.prompt)
-        for name in spec.eval_sets
+    grid = _Grid(spec)
+    data = grid.add(world_step(spec))
+    largest = max(spec.sizes)
+    samplers = {
+        source.name: grid.add(sampler_steps(spec, grid, source, data, largest))
+        for source in spec.sources
+        if isinstance(source, SamplerSource)
     }
-    eval_hashes = {name: config_hash(config) for name, config in eval_configs.items()}
-    model_label = model_label_of(spec)
-
     for source in spec.sources:
-        train_data = (("data", data),)
         if isinstance(source, UserSource):
-            read = add(source_step(spec, source), per_source)
-            checked = add(verify_step(spec, source, read), per_source)
-            train_data += (("train_data", checked),)
-        for algorithm in spec.algorithms:
-            for size in spec.sizes:
-                for seed in spec.seeds:
-                    base = {
-                        "world": world_name,
-                        "model": model_label,
-                        "source": source_name(source),
-                        "algorithm": algorithm,
-                        "size": size,
-                        "seed": seed,
-                    }
-                    config = train.Config(
-                        **train_settings,
-                        model=spec.model,
-                        size=size,
-                        seed=seed,
-                        world=world_name,
-                        prompt=spec.prompt,
-                    )
-                    trained = add(Step("train", config, train_data, base), len(eval_configs))
-                    for eval_set, eval_config in eval_configs.items():
-                        inputs = (("model", trained), ("data", data))
-                        coords = base | {"eval_set": eval_set}
-                        add(Step("evaluate", eval_config, inputs, coords, eval_hashes[eval_set]), 1)
+            read = grid.add(source_step(spec, source))
+            source_data = grid.add(verify_step(spec, source.keep, read))
+        else:
+            source_data = samplers.get(source_name(source))
+        for size in spec.sizes:
+            for seed in spec.seeds:
+                coords = {
+                    "world": spec.world.name,
+                    "model": grid.model_label,
+                    "source": source_name(source),
+                    "size": size,
+                    "seed": seed,
+                }
+                for algorithm, trained in grid.cell(data, source_data, samplers, coords).items():
+                    for eval_set in spec.eval_sets:
+                        grid.evaluate(trained, data, eval_set, coords | {"algorithm": algorithm})
+    return grid.plan()
 
-    resources = {stage: spec.resources_for(stage) for stage in STAGES}
-    return Plan(spec.experiment, tuple(unique.values()), cells, resources)
+
+class _Grid:
+    """The steps of a plan as they are added, each once, and the configs every cell shares."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.steps: dict[str, Step] = {}
+        self.model_label = model_label_of(spec)
+        world, prompt = spec.world.name, spec.prompt
+        self.context = {"world": world, "prompt": prompt}
+        # One config object per eval set, hashed once: it is the same in every cell.
+        eval_settings = spec.stages.evaluate.model_dump()
+        self.eval_configs = {
+            name: evaluate.Config(**eval_settings, split=name, **self.context)
+            for name in spec.eval_sets
+        }
+        self.eval_hashes = {name: config_hash(c) for name, c in self.eval_configs.items()}
+        # Dumped once: every cell's train config starts from the same settings.
+        self.sft_settings = spec.stages.train.model_dump()
+        self.dpo_settings = spec.stages.dpo_train.model_dump()
+
+    def add(self, step: Step) -> Step:
+        return self.steps.setdefault(step.id, step)
+
+    def train(self, model, settings, size, seed, inputs, coords, objective="sft") -> Step:
+        config = train.Config(
+            **settings,
+            model=model,
+            size=size,
+            seed=seed,
+            objective=objective,
+            **self.context,
+        )
+        return self.add(Step("train", config, inputs, coords))
+
+    def cell(
+        self,
+        data: Step,
+        source_data: Step | None,
+        samplers: dict[str, Step],
+        coords: dict[str, Any],
+    ) -> dict[str, Step]:
+        """The trained model of each algorithm of one (source, size, seed) cell."""
+        spec, stages = self.spec, self.spec.stages
+        size, seed = coords["size"], coords["seed"]
+        positives = source_data or data
+        train_data = (("data", data),) + ((("train_data", source_data),) if source_data else ())
+        sft = self.train(
+            spec.model, self.sft_settings, size, seed, train_data, coords | {"algorithm": "sft"}
+        )
+        trained = {"sft": sft} if "sft" in spec.algorithms else {}
+        if not set(spec.algorithms) & set(SELF_SAMPLING):
+            return trained
+
+        sampled = self.add(
+            Step(
+                "sample",
+                sample.Config(**stages.sample.model_dump(), problems=size, **self.context),
+                (("data", data), ("problems", positives), ("model", sft)),
+                coords,
+            )
+        )
+        judged = self.add(verify_step(spec, "correct", sampled))
+        init = (("init", sft),)
+
+        def build(kind: str, inputs: tuple, **options: Any) -> Step:
+            config = build_stage.Config(kind=kind, size=size, world=spec.world.name, **options)
+            return self.add(Step("build", config, inputs, coords | {"algorithm": kind}))
+
+        def train_on(algorithm: str, built: Step, settings, objective: str, start=()) -> Step:
+            inputs = (("data", data), ("train_data", built), *start)
+            labels = coords | {"algorithm": algorithm}
+            return self.train(spec.model, settings, size, seed, inputs, labels, objective)
+
+        if "rft" in spec.algorithms:
+            rft = stages.build.rft
+            pooled = tuple((f"pool_{name}", samplers[name]) for name in rft.pool)
+            built = build(
+                "rft", (("positives", positives), ("samples", judged), *pooled), dedup=rft.dedup
+            )
+            start = init if rft.start == "sft" else ()
+            trained["rft"] = train_on("rft", built, self.sft_settings, "sft", start)
+        if "dpo" in spec.algorithms:
+            options = stages.build.dpo.model_dump()
+            built = build("dpo", (("samples", judged),), **options)
+            trained["dpo"] = train_on("dpo", built, self.dpo_settings, "dpo", init)
+        if "per_step_dpo" in spec.algorithms:
+            rolled = self.add(
+                Step(
+                    "rollout",
+                    rollout.Config(**stages.rollout.model_dump(), **self.context),
+                    (("model", sft), ("data", data), ("samples", judged)),
+                    coords,
+                )
+            )
+            options = stages.build.per_step_dpo.model_dump()
+            built = build("per_step_dpo", (("rollouts", rolled),), **options)
+            trained["per_step_dpo"] = train_on(
+                "per_step_dpo", built, self.dpo_settings, "dpo", init
+            )
+        return trained
+
+    def evaluate(self, trained: Step, data: Step, eval_set: str, coords: dict[str, Any]) -> None:
+        inputs = (("model", trained), ("data", data))
+        config = self.eval_configs[eval_set]
+        coords = coords | {"eval_set": eval_set}
+        self.add(Step("evaluate", config, inputs, coords, self.eval_hashes[eval_set]))
+
+    def plan(self) -> Plan:
+        spec = self.spec
+        steps = tuple(self.steps.values())
+        resources = {stage: spec.resources_for(stage) for stage in STAGES}
+        return Plan(spec.experiment, steps, cells_served(steps), resources)
+
+
+def cells_served(steps: tuple[Step, ...]) -> dict[str, int]:
+    """Step id -> how many grid cells (evaluations) need it."""
+    cells = dict.fromkeys((step.id for step in steps), 0)
+    for step in steps:
+        if step.stage != "evaluate":
+            continue
+        seen: set[str] = set()
+        todo = [step]
+        while todo:
+            current = todo.pop()
+            if current.id not in seen:
+                seen.add(current.id)
+                cells[current.id] += 1
+                todo += [input_step for _, input_step in current.inputs]
+    return cells
+
+
+def sampler_steps(spec: Spec, grid: _Grid, source: SamplerSource, data: Step, largest: int) -> Step:
+    """A sampler source: the model (trained first on teacher data when asked), its k samples of
+    the first `largest` training problems (shared by every smaller size) and their verdicts."""
+    coords = {
+        "world": spec.world.name,
+        "model": source.model.name_or_path or tiny_label(source.model),
+        "source": source.name,
+        "size": largest,
+        "seed": source.train_seed,
+    }
+    inputs: tuple[tuple[str, Step], ...] = (("data", data), ("problems", data))
+    name_or_path = source.model.name_or_path
+    if source.train_size is not None:
+        trained = grid.train(
+            source.model,
+            grid.sft_settings,
+            source.train_size,
+            source.train_seed,
+            (("data", data),),
+            coords | {"source": "teacher", "algorithm": "sft", "size": source.train_size},
+        )
+        inputs += (("model", trained),)
+        name_or_path = None
+    settings = spec.stages.sample.model_dump() | {"samples": spec.sampler_samples(source)}
+    config = sample.Config(**settings, problems=largest, name_or_path=name_or_path, **grid.context)
+    sampled = grid.add(Step("sample", config, inputs, coords))
+    return verify_step(spec, source.keep, sampled)
 
 
 def world_step(spec: Spec) -> Step:
@@ -167,9 +309,8 @@ def source_step(spec: Spec, source: UserSource) -> Step:
     return Step("source", config, coords={"world": spec.world.name, "source": source.name})
 
 
-def verify_step(spec: Spec, source: UserSource, read: Step) -> Step:
-    """The source's solutions judged against their gold answers; the kept ones train."""
-    config = verify.Config(
-        **spec.stages.verify.model_dump(), keep=source.keep, world=spec.world.name
-    )
-    return Step("verify", config, (("candidates", read),), read.coords)
+def verify_step(spec: Spec, keep: str, candidates: Step) -> Step:
+    """Solutions (a user's, or a model's samples) judged against their gold answers; the kept
+    ones train."""
+    config = verify.Config(**spec.stages.verify.model_dump(), keep=keep, world=spec.world.name)
+    return Step("verify", config, (("candidates", candidates),), candidates.coords)

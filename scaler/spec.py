@@ -9,6 +9,7 @@ is checked against exactly what the stages accept.
 
 from __future__ import annotations
 
+import re
 import typing
 from collections import Counter
 from pathlib import Path
@@ -18,8 +19,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     create_model,
     field_validator,
@@ -27,13 +30,20 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from runners.budget import samples_per_problem
+from runners.build import DpoSettings, PerStepDpoSettings, RftSettings
 from runners.data_files import count_records, fingerprint
+from runners.demo_world import vocabulary
 from runners.evaluate import Settings as EvaluateSettings
 from runners.generate import Config as GenerateConfig
-from runners.model import ModelConfig
+from runners.model import ModelConfig, tiny_parameter_count
 from runners.prepare import Settings as RealWorldSettings
 from runners.prompts import PromptConfig
+from runners.rollout import Settings as RolloutSettings
+from runners.sample import Settings as SampleSettings
 from runners.source import Settings as SourceSettings
+from runners.tokenizer import SPECIAL_TOKENS
+from runners.train import DpoTrainSettings
 from runners.train import Settings as TrainSettings
 from runners.verify import Settings as VerifySettings
 from scaler.errors import SpecError
@@ -85,7 +95,74 @@ class UserSource(SourceSettings):
         return name
 
 
-Source = Literal["teacher"] | UserSource
+class SamplingBudget(Strict):
+    """Compute-matched sampling (Bansal et al. 2024): samples per problem from a FLOPs budget."""
+
+    flops_per_problem: float = Field(gt=0)
+    """Sampling FLOPs per problem; a sample of T tokens from a P-parameter model costs 2*P*T."""
+    tokens_per_sample: float = Field(gt=0)
+    """Assumed tokens per sample (the same for every sampler, as in the paper)."""
+
+
+class SamplerSource(Strict):
+    """Training data written by a model: its samples of every training problem, verified, the
+    correct ones kept. In the demo world the sampler is a tiny model trained first on
+    `train_size` teacher problems; in a real world, a checkpoint sampled as it is (or
+    fine-tuned first when `train_size` is set)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Names the source in results (the `source` column)."""
+    model: ModelConfig
+    """The sampler: a tiny architecture (demo) or `name_or_path` (real)."""
+    train_size: int | None = Field(None, ge=1)
+    """Teacher problems the sampler is fine-tuned on before sampling (required in the demo)."""
+    train_seed: int = 0
+    """Seed of that fine-tuning."""
+    params: float | None = Field(None, gt=0)
+    """Parameter count for `budget` (real worlds; the demo world counts its tiny models)."""
+    samples: int | None = Field(None, ge=1)
+    """k: samples per problem; default: stages.sample.samples (or what `budget` buys)."""
+    budget: SamplingBudget | None = None
+    """Samples per problem from a FLOPs budget instead of `samples`."""
+    keep: Literal["correct", "all"] = "correct"
+    """Train on the samples judged correct, or on all of them."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_teacher(cls, name: str) -> str:
+        return UserSource._not_teacher(name)
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> SamplerSource:
+        if self.samples is not None and self.budget is not None:
+            raise ValueError("give samples or budget, not both")
+        return self
+
+
+def _source_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "teacher"
+    if isinstance(value, dict | BaseModel):
+        get = value.get if isinstance(value, dict) else lambda key: getattr(value, key, None)
+        if get("path") is not None:
+            return "file"
+        if get("model") is not None:
+            return "sampler"
+    return None
+
+
+SOURCE_KINDS = ("teacher", "file", "sampler")
+Source = Annotated[
+    Annotated[Literal["teacher"], Tag("teacher")]
+    | Annotated[UserSource, Tag("file")]
+    | Annotated[SamplerSource, Tag("sampler")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source",
+        custom_error_message="expected 'teacher', a data file {name, path, ...} or a sampler "
+        "{name, model, ...}",
+    ),
+]
 
 
 def source_name(source: Source) -> str:
@@ -160,12 +237,24 @@ ResourceOverride = _all_optional(
 ResourceKey = Literal[("default", *STAGES)]  # type: ignore[valid-type]
 
 
+class BuildSettings(Strict):
+    """How each algorithm's training data is built from samples and rollouts."""
+
+    rft: RftSettings = RftSettings()
+    dpo: DpoSettings = DpoSettings()
+    per_step_dpo: PerStepDpoSettings = PerStepDpoSettings()
+
+
 class StageSettings(Strict):
     """Settings of the stages that the grid does not vary."""
 
     train: TrainSettings = TrainSettings()
+    dpo_train: DpoTrainSettings = DpoTrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     verify: VerifySettings = VerifySettings()
+    sample: SampleSettings = SampleSettings()
+    rollout: RolloutSettings = RolloutSettings()
+    build: BuildSettings = BuildSettings()
 
 
 class ExecutorSettings(Strict):
@@ -195,6 +284,11 @@ def _unique(values: list, what: str) -> list:
     return values
 
 
+Algorithm = Literal["sft", "rft", "dpo", "per_step_dpo"]
+"""sft: on the source's data; rft: plus the SFT model's distinct correct samples; dpo: pairs of
+its correct and incorrect samples; per_step_dpo: pairs around the first pit of its negatives."""
+
+
 class Spec(Strict):
     """One experiment: a grid of sources x sizes x algorithms x seeds, evaluated on eval sets."""
 
@@ -208,7 +302,7 @@ class Spec(Strict):
     prompt: PromptConfig = PromptConfig()
     sources: list[Source] = Field(["teacher"], min_length=1)
     sizes: list[int] = Field(min_length=1, description="Training problems per cell.")
-    algorithms: list[Literal["sft"]] = Field(["sft"], min_length=1)
+    algorithms: list[Algorithm] = Field(["sft"], min_length=1)
     seeds: list[int] = Field([0], min_length=1)
     eval_sets: list[str] = Field(["test"], min_length=1)
     stages: StageSettings = StageSettings()
@@ -238,8 +332,19 @@ class Spec(Strict):
 
     @model_validator(mode="after")
     def _fits_world(self) -> Spec:
-        if isinstance(self.world, DemoWorld):
-            if any(not isinstance(s, str) for s in self.sources):
+        demo = isinstance(self.world, DemoWorld)
+        for i, source in enumerate(self.sources):
+            if isinstance(source, SamplerSource):
+                self._check_sampler(i, source, demo)
+        samplers = [s.name for s in self.sources if isinstance(s, SamplerSource)]
+        unknown_pool = [name for name in self.stages.build.rft.pool if name not in samplers]
+        if unknown_pool:
+            raise ValueError(
+                f"stages.build.rft.pool: {unknown_pool} are not sampler sources; "
+                f"expected some of {samplers}"
+            )
+        if demo:
+            if any(isinstance(s, UserSource) for s in self.sources):
                 raise ValueError("sources: a user's data source needs a real world (gsm8k, math)")
             if self.prompt.style != "plain":
                 raise ValueError("prompt.style: the demo world's prompts are plain")
@@ -256,6 +361,42 @@ class Spec(Strict):
                 f"eval_sets: {unknown} not in the world; expected some of {self.eval_set_names()}"
             )
         return self
+
+    def _check_sampler(self, i: int, source: SamplerSource, demo: bool) -> None:
+        where = f"sources.{i}"
+        if demo and source.model.name_or_path is not None:
+            raise ValueError(f"{where}.model.name_or_path: demo-world samplers are tiny models")
+        if demo and source.train_size is None:
+            raise ValueError(f"{where}.train_size: a demo-world sampler is trained first; say on"
+                             " how many teacher problems")  # fmt: skip
+        if not demo and source.model.name_or_path is None:
+            raise ValueError(f"{where}.model.name_or_path: a real world's sampler is a checkpoint")
+        if source.budget is not None and not demo and source.params is None:
+            raise ValueError(f"{where}.params: a budget needs the sampler's parameter count")
+        if source.budget is not None and self.sampler_samples(source) == 0:
+            raise ValueError(
+                f"{where}.budget: {source.budget.flops_per_problem:g} FLOPs per problem buy no "
+                f"sample of {source.budget.tokens_per_sample:g} tokens from "
+                f"{self.sampler_params(source):,.0f} parameters"
+            )
+
+    def sampler_params(self, source: SamplerSource) -> float | None:
+        """The sampler's parameter count: given, or counted for the demo world's tiny models."""
+        if source.params is not None or not isinstance(self.world, DemoWorld):
+            return source.params
+        vocab = len(SPECIAL_TOKENS) + len(vocabulary(self.world))
+        return tiny_parameter_count(source.model, vocab)
+
+    def sampler_samples(self, source: SamplerSource) -> int:
+        """k: samples per problem the sampler draws (given, bought by its budget, or the
+        default of stages.sample)."""
+        if source.samples is not None:
+            return source.samples
+        if source.budget is None:
+            return self.stages.sample.samples
+        params = self.sampler_params(source)
+        budget = source.budget
+        return samples_per_problem(budget.flops_per_problem, params, budget.tokens_per_sample)
 
     def eval_set_names(self) -> list[str]:
         if isinstance(self.world, DemoWorld):
@@ -384,15 +525,20 @@ def _spec_error(source: str, error: ValidationError) -> SpecError:
         message = f"unknown {field} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
     else:
         message = f"{first['msg']} (got {first['input']!r})"
+    if not field and first["type"] == "value_error":
+        # A check across fields names the field it is about: "sources.1.train_size: ...".
+        named = re.match(r"([\w.\[\]-]+): (.*)", message, re.DOTALL)
+        if named:
+            field, message = named.groups()
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return SpecError(source, field or "(top level)", message)
 
 
 def _is_union_tag(part: Any) -> bool:
-    # Discriminated unions put the tag (the world's name) into the error location, and a bad
-    # dict key is located at "<dict>.[key]".
-    return part in WORLD_NAMES or part == "[key]"
+    # Discriminated unions put the tag (the world's name, the kind of source) into the error
+    # location, and a bad dict key is located at "<dict>.[key]".
+    return part in WORLD_NAMES or part in SOURCE_KINDS or part == "[key]"
 
 
 def _valid_keys(loc: list) -> list[str]:

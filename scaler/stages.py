@@ -29,8 +29,11 @@ STAGES: dict[str, Stage] = {
         Stage("generate", "runners.generate", 1),
         Stage("prepare", "runners.prepare", 1),
         Stage("source", "runners.source", 1),
-        Stage("verify", "runners.verify", 1),
+        Stage("verify", "runners.verify", 2),
         Stage("train", "runners.train", 2),
+        Stage("sample", "runners.sample", 1),
+        Stage("rollout", "runners.rollout", 1),
+        Stage("build", "runners.build", 1),
         Stage("evaluate", "runners.evaluate", 2),
     )
 }

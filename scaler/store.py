@@ -78,10 +78,50 @@ MIGRATIONS: list[tuple[str, str]] = [
         WHERE s.stage = 'evaluate';
         """,
     ),
+    (
+        "003_data_metrics_and_pits",
+        """
+        CREATE TABLE pits (
+            step_id VARCHAR, problem_id INTEGER, sample_id INTEGER, n_steps INTEGER,
+            q_values VARCHAR, pit INTEGER, pit_setlur INTEGER, pit_no_success INTEGER,
+            true_pit INTEGER, paired BOOLEAN,
+            PRIMARY KEY (step_id, problem_id, sample_id)
+        );
+        CREATE VIEW data_metrics AS
+        SELECT v.step_id, v.experiment, v.world, v.model AS sampler, v.source, v.size, v.seed,
+               v.inputs->>'$.candidates' AS candidates_id,
+               m.k, m.problems, m.pass_rate, m.coverage_at_k, m.diversity_at_k,
+               m.false_positive_rate, m.mean_tokens, g.params, g.sampling_flops,
+               g.flops_per_problem
+        FROM steps v
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'verify')
+              ON name IN ('k', 'problems', 'pass_rate', 'coverage_at_k', 'diversity_at_k',
+                          'false_positive_rate', 'mean_tokens')
+              USING first(value)) m USING (step_id)
+        LEFT JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'sample')
+              ON name IN ('params', 'sampling_flops', 'flops_per_problem')
+              USING first(value)) g ON g.step_id = v.inputs->>'$.candidates'
+        WHERE v.stage = 'verify';
+        CREATE VIEW first_pits AS
+        SELECT s.step_id, s.experiment, s.source, s.size, s.seed,
+               s.config->>'$.pit' AS rule, m.negatives, m.pairs, m.first_pit_accuracy,
+               m.first_pit_accuracy_setlur, m.first_pit_accuracy_no_success
+        FROM steps s
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'build')
+              ON name IN ('negatives', 'pairs', 'first_pit_accuracy',
+                          'first_pit_accuracy_setlur', 'first_pit_accuracy_no_success')
+              USING first(value)) m USING (step_id)
+        WHERE s.stage = 'build' AND s.config->>'$.kind' = 'per_step_dpo';
+        """,
+    ),
 ]
 
 # Per-row Parquet files a step may leave, and the table each is loaded into.
-ROW_FILES = {"problems.parquet": "eval_problems", "samples.parquet": "samples"}
+ROW_FILES = {
+    "problems.parquet": "eval_problems",
+    "samples.parquet": "samples",
+    "pits.parquet": "pits",
+}
 
 COORDINATES = ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
 PROVENANCE = ("started_at", "ended_at", "wall_s", "host", "git_commit", "git_dirty", "spec_hash")

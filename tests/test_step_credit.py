@@ -7,7 +7,7 @@ import pytest
 
 from runners.budget import matched_samples, sample_flops, samples_per_problem
 from runners.paths import distinct_paths, reasoning_path
-from runners.step_values import advantages, first_pit, per_step_pair, q_values
+from runners.step_values import advantages, first_pit, per_step_pair, q_values, split_steps
 
 
 def test_gsm8k_annotations_are_the_path():
@@ -34,11 +34,16 @@ def test_q_values_advantages_and_pits():
     q = q_values([[bool(x) for x in o] for o in outcomes])
     assert q == [0.75, 0.5, 0.0, 0.0, 0.25]
     assert advantages(q) == [-0.25, -0.5, 0.0, 0.25]
-    assert first_pit(q, "setlur") == 2  # the first step where Q reaches its minimum
-    assert first_pit(q, "no_success") == 2
+    assert first_pit(q, "setlur") == 2  # the largest fall in Q
+    assert first_pit(q, "no_success") == 2  # the first step with Q = 0
 
 
-def test_the_two_pit_rules_differ_when_q_never_reaches_zero():
+def test_the_two_pit_rules_differ():
+    # Q falls most at step 2 but reaches 0 only after step 3.
+    q = [0.5, 0.75, 0.25, 0.0]
+    assert first_pit(q, "setlur") == 2
+    assert first_pit(q, "no_success") == 3
+    # Ties go to the first step; without a Q of 0 there is no no_success pit.
     q = [0.8, 0.6, 0.2, 0.4, 0.2]
     assert first_pit(q, "setlur") == 2
     assert first_pit(q, "no_success") is None
@@ -49,17 +54,29 @@ def test_the_two_pit_rules_differ_when_q_never_reaches_zero():
         q_values([[True], []])
 
 
+def test_solutions_split_into_steps_that_join_back():
+    demo = " 9 - 4 = A 5 ; A 5 * 3 = B 4 ; answer 6"
+    assert split_steps(demo, ";") == [" 9 - 4 = A 5 ;", " A 5 * 3 = B 4 ;", " answer 6"]
+    prose = "She has 3 apples.\nOk\nThen 3*2 = 6.\n\n#### 6"
+    pieces = split_steps(prose, "\n", min_chars=8)
+    # "Ok" and the blank line are merged into the next step; the short last one into its
+    # predecessor.
+    assert pieces == ["She has 3 apples.\n", "Ok\nThen 3*2 = 6.\n\n#### 6"]
+    for text in (demo, prose, "", "a;b;", "x"):
+        assert "".join(split_steps(text, ";", 3)) == text
+
+
 def test_per_step_pair_is_built_around_the_pit():
-    steps = ["A = 2 + 3 = 5", "B = A * 2 = 11", "answer 11"]
-    pair = per_step_pair("2 + 3 = A, A * 2 = B. find B", steps, 2, ["B = A * 2 = 10\nanswer 10"])
+    steps = [" 2 + 3 = A 5 ;", " A 5 * 2 = B 11 ;", " answer 11"]
+    pair = per_step_pair(steps, 2, [" A 5 * 2 = B 10 ; answer 10"])
     assert pair == {
-        "prompt": "2 + 3 = A, A * 2 = B. find B\nA = 2 + 3 = 5\n",
-        "chosen": "B = A * 2 = 10\nanswer 10",
-        "rejected": "B = A * 2 = 11\nanswer 11",
+        "prefix": " 2 + 3 = A 5 ;",
+        "chosen": " A 5 * 2 = B 10 ; answer 10",
+        "rejected": " A 5 * 2 = B 11 ; answer 11",
     }
-    assert per_step_pair("p", steps, 1, []) is None  # no rollout from the prefix succeeded
+    assert per_step_pair(steps, 1, []) is None  # no rollout from the prefix succeeded
     with pytest.raises(ValueError, match="not a step"):
-        per_step_pair("p", steps, 4, ["x"])
+        per_step_pair(steps, 4, ["x"])
 
 
 def test_compute_matched_budgets():
