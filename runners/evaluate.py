@@ -58,7 +58,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
     from runners.data_files import read_jsonl
     from runners.prompts import render_prompt
-    from runners.sampling import load_for_generation, sample
+    from runners.sampling import load_sampler, sample
     from runners.tables import PROBLEM_COLUMNS, write_samples, write_table
 
     started = time.perf_counter()
@@ -67,15 +67,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     data_dir = Path(inputs["data"])
     problems = read_jsonl(data_dir / f"{config.split}.jsonl")
     exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
-    loaded = {}
-    if config.backend == "transformers":
-        model, tokenizer = load_for_generation(model_dir)
-        loaded = {"model": model, "tokenizer": tokenizer}
-    else:
-        from runners.model import load_pretrained_tokenizer
-
-        tokenizer = load_pretrained_tokenizer(model_dir)
-        loaded = {"model_path": model_dir}
+    loaded, tokenizer = load_sampler(config.backend, model_dir)
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
 
     greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]

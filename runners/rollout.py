@@ -65,8 +65,8 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     from runners.data_files import read_jsonl, write_jsonl
     from runners.prompts import render_prompt
     from runners.sample import sample_texts
-    from runners.sampling import load_for_generation
-    from runners.step_values import split_steps
+    from runners.sampling import load_sampler
+    from runners.step_values import q_value, split_steps
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,15 +83,7 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         for i in range(len(negative["steps"])):
             key = (negative["problem_id"], "".join(negative["steps"][:i]))
             prefixes.setdefault(key, negative)
-    model_dir = Path(inputs["model"]) / "model"
-    loaded: dict[str, Any]
-    if config.backend == "vllm":
-        from runners.model import load_pretrained_tokenizer
-
-        tokenizer, loaded = load_pretrained_tokenizer(model_dir), {"model_path": model_dir}
-    else:
-        model, tokenizer = load_for_generation(model_dir)
-        loaded = {"model": model, "tokenizer": tokenizer}
+    loaded, tokenizer = load_sampler(config.backend, Path(inputs["model"]) / "model")
     exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
     keys = list(prefixes)
     prompts = [
@@ -119,7 +111,7 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
                 "sample_id": negative["sample_id"],
                 "prompt": negative["prompt"],
                 "steps": steps,
-                "q": [best_of_value(outcomes[k], config.best_of) for k in keys_of] + [0.0],
+                "q": [q_value(outcomes[k], config.best_of) for k in keys_of] + [0.0],
                 "continuation": [continuation[k] for k in keys_of],
                 "first_wrong_step": negative.get("first_wrong_step"),
             }
@@ -144,9 +136,3 @@ def choose_negatives(judged: list[dict[str, Any]], per_problem: int) -> list[dic
         taken[sample["problem_id"]] = taken.get(sample["problem_id"], 0) + 1
         chosen.append(sample)
     return chosen
-
-
-def best_of_value(outcomes: list[bool], best_of: int) -> float:
-    """Share of groups of `best_of` consecutive outcomes with at least one success."""
-    groups = [outcomes[i : i + best_of] for i in range(0, len(outcomes), best_of)]
-    return sum(any(group) for group in groups) / len(groups)

@@ -7,13 +7,12 @@ The first `problems` problems are sampled: a sampler's one pass over the largest
 serves every smaller size, which is a prefix of it.
 
 Outputs: `candidates.jsonl` (each problem's fields, its `solution` replaced by the sample, with
-`problem_id`, `sample_id` and `n_tokens`) and `sampler.json` (parameter count and k: what the
-samples cost).
+`problem_id`, `sample_id` and `n_tokens`). Its metrics say what the samples cost: the
+sampler's parameters, tokens and sampling FLOPs (2 * parameters * tokens).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -47,19 +46,21 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     from runners.data_files import read_jsonl, write_jsonl
     from runners.model import count_parameters
     from runners.prompts import render_prompt
+    from runners.sampling import load_sampler
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(inputs["data"])
     problems = first_row_per_problem(Path(inputs["problems"]), config.problems)
     exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
-    loaded, checkpoint = _load_sampler(config, inputs)
-    tokenizer = loaded.get("tokenizer") or _tokenizer(checkpoint)
+    # A checkpoint sampled as it is, or the model of the train step given as input.
+    checkpoint = config.name_or_path or Path(inputs["model"]) / "model"
+    loaded, tokenizer = load_sampler(config.backend, checkpoint)
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
     drawn = sample_texts(config, config.sampling(config.samples), prompts, loaded)
     candidates = [
         {
-            **problem,
+            **{k: v for k, v in problem.items() if k != "id"},
             "problem_id": problem["id"],
             "sample_id": sample_id,
             "solution": text,
@@ -68,12 +69,9 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         for problem, completions in zip(problems, drawn, strict=True)
         for sample_id, (text, n_tokens) in enumerate(completions)
     ]
-    for candidate in candidates:
-        del candidate["id"]
     write_jsonl(out_dir / "candidates.jsonl", candidates)
     params = count_parameters(loaded.get("model"), checkpoint)
     tokens = sum(c["n_tokens"] for c in candidates)
-    (out_dir / "sampler.json").write_text(json.dumps({"params": params, "samples": config.samples}))
     return {
         "problems": len(problems),
         "samples": config.samples,
@@ -97,28 +95,6 @@ def first_row_per_problem(folder: Path, count: int) -> list[dict[str, Any]]:
     for row in rows:
         first.setdefault(row["id"], row)
     return list(first.values())
-
-
-def _load_sampler(config: Config, inputs: dict[str, Path]) -> tuple[dict[str, Any], Path | str]:
-    """What `runners.sampling.sample` is given (a loaded model, or a path for vLLM), and the
-    checkpoint it comes from."""
-    from runners.sampling import load_for_generation
-
-    checkpoint: Path | str
-    if config.name_or_path is not None:
-        checkpoint = config.name_or_path
-    else:
-        checkpoint = Path(inputs["model"]) / "model"
-    if config.backend == "vllm":
-        return {"model_path": checkpoint}, checkpoint
-    model, tokenizer = load_for_generation(checkpoint)
-    return {"model": model, "tokenizer": tokenizer}, checkpoint
-
-
-def _tokenizer(checkpoint: Path | str) -> Any:
-    from runners.model import load_pretrained_tokenizer
-
-    return load_pretrained_tokenizer(checkpoint)
 
 
 def sample_texts(

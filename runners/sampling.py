@@ -176,6 +176,19 @@ def vllm_engine_kwargs(config: SamplingConfig, model_path: str | Path) -> dict[s
     }
 
 
+def load_sampler(
+    backend: str, checkpoint: str | Path
+) -> tuple[dict[str, Any], PreTrainedTokenizerBase]:
+    """What `sample` is given for a checkpoint (a loaded model for transformers, its path for
+    vLLM, which loads it itself), and its tokenizer (to render prompts)."""
+    if backend == "vllm":
+        from runners.model import load_pretrained_tokenizer
+
+        return {"model_path": checkpoint}, load_pretrained_tokenizer(checkpoint)
+    model, tokenizer = load_for_generation(checkpoint)
+    return {"model": model, "tokenizer": tokenizer}, tokenizer
+
+
 def load_for_generation(
     model_path: str | Path,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -25,11 +25,18 @@ from typing import Literal
 PitRule = Literal["setlur", "no_success"]
 
 
-def q_values(successes: Sequence[Sequence[bool]]) -> list[float]:
-    """Q_0..Q_n from the outcomes of the rollouts of each prefix (prefix 0 = the bare problem)."""
-    if any(len(outcomes) == 0 for outcomes in successes):
+def q_value(outcomes: Sequence[bool], best_of: int = 1) -> float:
+    """Q of one prefix: the share of its rollouts that succeed; with best_of K, the share of
+    groups of K consecutive rollouts with a success (the value of the best-of-K policy)."""
+    if not outcomes:
         raise ValueError("every prefix needs at least one rollout")
-    return [sum(outcomes) / len(outcomes) for outcomes in successes]
+    groups = [outcomes[i : i + best_of] for i in range(0, len(outcomes), best_of)]
+    return sum(any(group) for group in groups) / len(groups)
+
+
+def q_values(successes: Sequence[Sequence[bool]], best_of: int = 1) -> list[float]:
+    """Q_0..Q_n from the outcomes of the rollouts of each prefix (prefix 0 = the bare problem)."""
+    return [q_value(outcomes, best_of) for outcomes in successes]
 
 
 def advantages(q: Sequence[float]) -> list[float]:

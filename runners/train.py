@@ -297,6 +297,16 @@ def _train(
         model = AutoModelForCausalLM.from_pretrained(str(Path(inputs["init"]) / "model"))
     else:
         model = build_model(config.model, tokenizer, config.seed)
+    if not train:
+        # Nothing to learn from (a sampler with no correct sample, no (correct, incorrect)
+        # pair): the starting model is the result, as zero training steps would leave it.
+        model.save_pretrained(str(out_dir / "model"))
+        tokenizer.save_pretrained(str(out_dir / "model"))
+        outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
+        accuracy = sum(v["correct"] for v in judge(val, outputs)) / len(val)
+        (out_dir / "val_curve.json").write_text(json.dumps([{"step": 0, "val_accuracy": accuracy}]))
+        return {"steps": 0, "examples": 0, "best_step": 0, "best_val_accuracy": accuracy,
+                "wall_s": time.perf_counter() - started}  # fmt: skip
     steps = budget_steps(config, config.size)
     save_every = config.checkpoint_every if checkpoint_dir is not None else 0
     trainer_dir = Path(checkpoint_dir) / "trainer" if save_every else out_dir / "trainer"

@@ -82,7 +82,9 @@ def model_label_of(spec: Spec) -> str:
 
 
 def tiny_label(model: ModelConfig) -> str:
-    return f"tiny-{model.layers}x{model.hidden}"
+    """layers x hidden, and the MLP width when it is not twice the hidden width."""
+    mlp = "" if model.intermediate == 2 * model.hidden else f"-mlp{model.intermediate}"
+    return f"tiny-{model.layers}x{model.hidden}{mlp}"
 
 
 SELF_SAMPLING = ("rft", "dpo", "per_step_dpo")

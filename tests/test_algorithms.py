@@ -12,6 +12,7 @@ from conftest import SMALL_SPEC, open_db, write_spec
 from runners import build, rollout
 from runners.data_files import read_jsonl, write_jsonl
 from runners.demo_world import WorldConfig, make_problem, render_step
+from runners.step_values import q_value
 from runners.verify import data_metrics
 from scaler.plan import expand
 from scaler.spec import Spec
@@ -168,24 +169,35 @@ def test_negatives_and_best_of_k_values():
     assert [(s["problem_id"], s["sample_id"]) for s in chosen] == [(0, 1), (1, 0)]
     assert len(rollout.choose_negatives(judged, per_problem=2)) == 3
     outcomes = [False, True, False, False, False, False]
-    assert rollout.best_of_value(outcomes, 1) == pytest.approx(1 / 6)
-    assert rollout.best_of_value(outcomes, 2) == pytest.approx(1 / 3)
-    assert rollout.best_of_value(outcomes, 3) == pytest.approx(1 / 2)
+    assert q_value(outcomes, 1) == pytest.approx(1 / 6)
+    assert q_value(outcomes, 2) == pytest.approx(1 / 3)
+    assert q_value(outcomes, 3) == pytest.approx(1 / 2)
     assert build.true_pit(None, 4) == 4 and build.true_pit(0, 4) == 1
 
 
+LEARNER = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}
 SAMPLER = {
     "name": "weak",
-    "model": {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32},  # 3,488 parameters
+    "model": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 96},  # 73,472 parameters
     "train_size": 100,
-    "budget": {"flops_per_problem": 3.0e5, "tokens_per_sample": 20},  # 2 samples
+    "budget": {"flops_per_problem": 6.0e6, "tokens_per_sample": 20},  # 2 samples
 }
 ALGORITHMS_SPEC = SMALL_SPEC | {
     "experiment": "algorithms",
+    "model": LEARNER,
     "sources": ["teacher", SAMPLER],
     "algorithms": ["sft", "rft", "dpo", "per_step_dpo"],
     "stages": SMALL_SPEC["stages"]
     | {
+        # Enough steps to learn the answer format: right answers at chance give the samples
+        # both correct and incorrect members, so every algorithm has data.
+        "train": {
+            "min_steps": 150,
+            "max_steps": 150,
+            "eval_every": 75,
+            "val_problems": 30,
+            "lr": 5.0e-3,
+        },
         "dpo_train": {"min_steps": 4, "max_steps": 4, "eval_every": 2, "val_problems": 30},
         "sample": {"samples": 2},
         "rollout": {"rollouts": 2},
@@ -200,12 +212,12 @@ def test_the_plan_shares_samples_and_wires_the_sft_model():
     learner = {
         (s.coords["source"], s.coords["algorithm"], s.coords["size"]): s
         for s in steps["train"]
-        if s.config.model.hidden == 32
+        if s.config.model.intermediate == 128
     }
     # The weak sampler: its own model, trained on 100 teacher problems; one sample pass over
-    # the largest size serves both sizes; k bought by its budget: 3e5 / (2 * 3,488 * 20) = 2.
+    # the largest size serves both sizes; k bought by its budget: 6e6 / (2 * 73,472 * 20) = 2.
     [weak_sample] = [s for s in steps["sample"] if s.config.problems == 100 and
-                     dict(s.inputs)["model"].config.model.hidden == 16]  # fmt: skip
+                     dict(s.inputs)["model"].config.model.intermediate == 96]  # fmt: skip
     assert weak_sample.config.samples == 2 and weak_sample.coords["source"] == "weak"
     [weak_data] = [s for s in steps["verify"] if dict(s.inputs)["candidates"] is weak_sample]
     for size in (50, 100):
@@ -261,29 +273,46 @@ def test_every_algorithm_runs_end_to_end(tmp_path, cli, results):
     ran = cli(f"run {spec}")
     assert ran.code == 0, ran.err
     with open_db(results, "algorithms") as db:
-        arms = db.sql("SELECT source, algorithm, count(*) FROM evals GROUP BY ALL").fetchall()
+        arms = db.execute("SELECT source, algorithm, count(*) FROM evals GROUP BY ALL").fetchall()
         assert sorted(arms) == sorted(
             (source, algorithm, 2)
             for source in ("teacher", "weak")
             for algorithm in ("sft", "rft", "dpo", "per_step_dpo")
         )
-        data = db.sql(
+        data = db.execute(
             "SELECT source, sampler, k, problems, coverage_at_k, diversity_at_k, "
-            "sampling_flops FROM data_metrics WHERE sampler = 'tiny-1x16'"
+            "sampling_flops FROM data_metrics WHERE source = 'weak' AND problems = 100 AND k = 2"
         ).fetchall()
         [(_, _, k, problems, coverage, diversity, flops)] = data
         assert (k, problems) == (2, 100) and 0 <= coverage <= 1 and diversity <= 2
         assert flops > 0
         # Every negative rolled out has its estimated and its true first pit.
-        pits = db.sql("SELECT count(*), count(true_pit), count(pit) FROM pits").fetchone()
+        pits = db.execute("SELECT count(*), count(true_pit), count(pit) FROM pits").fetchone()
         assert pits[0] > 0 and pits[1] == pits[0]
-        accuracy = db.sql("SELECT first_pit_accuracy FROM first_pits").fetchall()
-        assert len(accuracy) == 4 and all(0 <= a <= 1 for (a,) in accuracy)
-        dpo = db.sql(
-            "SELECT metrics->>'final_reward_margin' FROM steps WHERE stage = 'train' "
-            "AND algorithm IN ('dpo', 'per_step_dpo')"
+        # Known wherever a cell had negatives to roll out (a cell whose samples were all right
+        # has none).
+        accuracy = db.execute(
+            "SELECT source, first_pit_accuracy FROM first_pits WHERE negatives > 0"
         ).fetchall()
-        assert len(dpo) == 8 and all(margin is not None for (margin,) in dpo)
+        assert {"teacher"} <= {source for source, _ in accuracy}
+        assert all(0 <= a <= 1 for _, a in accuracy)
+        pairs = db.execute(
+            "SELECT algorithm, sum((metrics->>'pairs')::INT) FROM steps WHERE stage = 'build' "
+            "AND algorithm != 'rft' GROUP BY ALL"
+        ).fetchall()
+        assert len(pairs) == 2 and all(n > 0 for _, n in pairs), pairs
+        kept = db.execute(
+            "SELECT sum((metrics->>'kept_samples')::INT) FROM steps WHERE algorithm = 'rft' "
+            "AND stage = 'build'"
+        ).fetchone()[0]
+        assert kept > 0
+        dpo = db.execute(
+            "SELECT metrics->>'examples', metrics->>'final_reward_margin' FROM steps "
+            "WHERE stage = 'train' AND algorithm IN ('dpo', 'per_step_dpo')"
+        ).fetchall()
+        # A DPO run with pairs reports its reward margin; one without pairs is its SFT model.
+        assert len(dpo) == 8 and any(int(n) > 0 for n, _ in dpo)
+        assert all((margin is not None) == (int(n) > 0) for n, margin in dpo)
     fitted = cli("fit algorithms")
     assert "teacher:per_step_dpo  teacher:sft" in fitted.out, fitted.out
     replanned = cli(f"plan {spec}")
