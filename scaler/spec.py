@@ -189,8 +189,8 @@ SBATCH_OPTIONS_OWNED = {
 }
 
 
-def _not_owned(options: dict) -> dict:
-    for key in options:
+def _not_owned(options: dict | None) -> dict | None:
+    for key in options or {}:  # None: a ResourceOverride leaving the default's options
         owner = SBATCH_OPTIONS_OWNED.get(key.replace("_", "-").lstrip("-"))
         if owner:
             raise ValueError(f"sbatch option {key!r} is set by {owner}; remove it here")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from conftest import SMALL_SPEC, write_spec
 from scaler.errors import SpecError
-from scaler.spec import load_spec
+from scaler.spec import Spec, load_spec
 
 
 def _variant(**changes) -> dict:
@@ -170,3 +171,18 @@ def test_the_readme_spec_example_is_valid(tmp_path):
         "exclude": "node[07-08]",
     }
     assert on_slurm.resources_for("evaluate").partition == "cpu"
+
+
+def test_a_saved_spec_with_resources_loads_again(tmp_path):
+    # spec.json (what `scaler status` reads back) holds every override field, unset ones null.
+    spec = load_spec(
+        write_spec(
+            tmp_path / "s.yaml",
+            SMALL_SPEC
+            | {
+                "resources": {"default": {"cpus": 1, "time_min": 30}, "train": {"sbatch": {"x": 1}}}
+            },
+        )
+    )
+    again = Spec.model_validate(json.loads(spec.model_dump_json()))
+    assert again.resources_for("train") == spec.resources_for("train")
