@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow slurm bench lint clean
+.PHONY: setup demo setlur-demo bansal-demo test test-slow slurm bench lint clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,16 @@ demo: setup
 	$(BIN)/scaler run specs/demo.yaml --executor local
 	$(BIN)/scaler fit demo
 	$(BIN)/scaler plot demo
+
+# The papers' settings on the demo world (about 20 and 10 minutes on 2 cores).
+setlur-demo: setup
+	$(BIN)/scaler run specs/setlur-demo.yaml --executor local
+	$(BIN)/scaler fit setlur-demo
+
+bansal-demo: setup
+	$(BIN)/scaler run specs/bansal-demo.yaml --executor local
+	$(BIN)/scaler query bansal-demo "SELECT source, sampler, k, coverage_at_k, diversity_at_k, false_positive_rate, flops_per_problem FROM data_metrics WHERE source IN ('weak', 'strong')"
+	$(BIN)/scaler fit bansal-demo --baseline teacher:sft
 
 # The Slurm tests run against a real local Slurm, started here where the machine allows it
 # (root on Debian); elsewhere they are skipped with the reason.

@@ -254,6 +254,54 @@ def test_gsm8k_grid_runs_end_to_end_and_lands_in_duckdb(tmp_path, results, cli, 
     assert again.code == 0 and "0 to run" in again.out
 
 
+def test_every_algorithm_runs_on_gsm8k_with_a_hub_style_model(tmp_path, results, cli,
+                                                             small_gsm8k, tiny_model):  # fmt: skip
+    # The real world's paths: samples judged by answer equivalence, solutions cut at lines,
+    # a checkpoint named by path sampled as it is with a budget from its given size.
+    from runners.model import count_parameters
+
+    params = count_parameters(None, tiny_model)
+    sampler = {
+        "name": "hub",
+        "model": {"name_or_path": str(tiny_model)},
+        "params": params,
+        "budget": {"flops_per_problem": 2 * params * 16 * 2, "tokens_per_sample": 16},
+    }
+    stages = gsm8k_spec(tmp_path, small_gsm8k, tiny_model)["stages"] | {
+        "dpo_train": {"min_steps": 2, "max_steps": 2, "eval_every": 2, "val_problems": 4,
+                      "batch_size": 4, "max_new_tokens": 16},
+        "sample": {"samples": 2, "max_new_tokens": 16, "temperature": 1.0},
+        "rollout": {"rollouts": 2, "max_new_tokens": 16, "temperature": 1.0},
+        "build": {"rft": {"pool": ["hub"]}},
+    }  # fmt: skip
+    spec = write_spec(tmp_path / "g.yaml", gsm8k_spec(
+        tmp_path, small_gsm8k, tiny_model, sources=["teacher", sampler], sizes=[8],
+        algorithms=["sft", "rft", "dpo", "per_step_dpo"], stages=stages))  # fmt: skip
+    ran = cli(f"run {spec}")
+    assert ran.code == 0, ran.err
+    with open_db(results, "gsm8k-small") as con:
+        arms = con.execute("SELECT source, algorithm FROM evals ORDER BY ALL").fetchall()
+        assert arms == sorted((s, a) for s in ("hub", "teacher")
+                              for a in ("dpo", "per_step_dpo", "rft", "sft"))  # fmt: skip
+        # The budget buys 2 samples of the 8 problems; their cost is counted, and the
+        # false-positive column stays empty without a step-level judge.
+        hub = con.execute(
+            "SELECT k, problems, params, sampling_flops > 0, false_positive_rate FROM "
+            "data_metrics WHERE candidates_id IN (SELECT step_id FROM steps WHERE stage = "
+            "'sample' AND config->>'$.name_or_path' IS NOT NULL)"
+        ).fetchall()
+        assert hub == [(2, 8, params, True, None)]
+        reasons = con.execute(
+            "SELECT count(*), count(reason) FROM samples JOIN steps USING (step_id) "
+            "WHERE stage = 'verify'"
+        ).fetchone()
+        assert reasons[0] == reasons[1] > 0
+        pits = con.execute("SELECT count(*), count(true_pit) FROM pits").fetchone()
+        assert pits[1] == 0  # no step truth in a real world
+    again = cli(f"plan {spec}")
+    assert again.code == 0 and "0 to run" in again.out
+
+
 def test_lora_training_saves_a_merged_checkpoint(tmp_path, small_gsm8k, tiny_model):
     import torch
     from transformers import AutoModelForCausalLM
