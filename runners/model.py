@@ -92,6 +92,7 @@ def count_parameters(model: PreTrainedModel | None, checkpoint: str | Path) -> i
 
         with init_empty_weights():
             model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(checkpoint)))
+        model.tie_weights()  # from_config on the meta device leaves tied embeddings apart
     return sum(parameter.numel() for parameter in model.parameters())
 
 
