@@ -268,7 +268,7 @@ def sampler_steps(spec: Spec, grid: _Grid, source: SamplerSource, data: Step, la
     if source.train_size is not None:
         trained = grid.train(
             source.model,
-            grid.sft_settings,
+            source.train.model_dump() if source.train else grid.sft_settings,
             source.train_size,
             source.train_seed,
             (("data", data),),

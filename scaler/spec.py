@@ -118,6 +118,8 @@ class SamplerSource(Strict):
     """Teacher problems the sampler is fine-tuned on before sampling (required in the demo)."""
     train_seed: int = 0
     """Seed of that fine-tuning."""
+    train: TrainSettings | None = None
+    """Its training settings; default: stages.train (a larger sampler may need more steps)."""
     params: float | None = Field(None, gt=0)
     """Parameter count for `budget` (real worlds; the demo world counts its tiny models)."""
     samples: int | None = Field(None, ge=1)

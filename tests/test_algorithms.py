@@ -219,6 +219,12 @@ def test_the_plan_shares_samples_and_wires_the_sft_model():
     [weak_sample] = [s for s in steps["sample"] if s.config.problems == 100 and
                      dict(s.inputs)["model"].config.model.intermediate == 96]  # fmt: skip
     assert weak_sample.config.samples == 2 and weak_sample.coords["source"] == "weak"
+    sampler_model = dict(weak_sample.inputs)["model"]
+    assert sampler_model.config.lr == ALGORITHMS_SPEC["stages"]["train"]["lr"]  # stages.train
+    own_budget = ALGORITHMS_SPEC | {"sources": ["teacher", SAMPLER | {"train": {"lr": 1e-3}}]}
+    retrained = [s for s in expand(Spec.model_validate(own_budget)).steps
+                 if s.stage == "train" and s.config.model.intermediate == 96]  # fmt: skip
+    assert [s.config.lr for s in retrained] == [1e-3]
     [weak_data] = [s for s in steps["verify"] if dict(s.inputs)["candidates"] is weak_sample]
     for size in (50, 100):
         assert dict(learner[("weak", "sft", size)].inputs)["train_data"] is weak_data
