@@ -91,7 +91,7 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         for key in keys
     ]
     per_prefix = config.rollouts * config.best_of
-    drawn = sample_texts(config, config.sampling(per_prefix), prompts, loaded)
+    drawn = sample_texts(config.world, config.sampling(per_prefix), prompts, loaded)
     flat = [(key, text) for key, texts in zip(keys, drawn, strict=True) for text, _ in texts]
     verdicts = judge([prefixes[key] for key, _ in flat], [key[1] + text for key, text in flat])
     outcomes: dict[tuple[int, str], list[bool]] = {key: [] for key in keys}

@@ -57,7 +57,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     checkpoint = config.name_or_path or Path(inputs["model"]) / "model"
     loaded, tokenizer = load_sampler(config.backend, checkpoint)
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
-    drawn = sample_texts(config, config.sampling(config.samples), prompts, loaded)
+    drawn = sample_texts(config.world, config.sampling(config.samples), prompts, loaded)
     candidates = [
         {
             **{k: v for k, v in problem.items() if k != "id"},
@@ -98,14 +98,14 @@ def first_row_per_problem(folder: Path, count: int) -> list[dict[str, Any]]:
 
 
 def sample_texts(
-    config: Config | Any, sampling: Any, prompts: list[str], loaded: dict[str, Any]
+    world: str, sampling: Any, prompts: list[str], loaded: dict[str, Any]
 ) -> list[list[tuple[str, int]]]:
     """(text, n_tokens) of every sample of every prompt; demo-world texts start with a space,
     as its teacher's completions do (its word-level decoder drops the leading one)."""
     from runners.sampling import sample
 
     drawn = sample(sampling, prompts, **loaded)
-    demo = config.world == "demo"
+    demo = world == "demo"
     return [
         [(" " + c.text.lstrip() if demo else c.text, c.n_tokens) for c in completions]
         for completions in drawn

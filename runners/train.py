@@ -297,24 +297,22 @@ def _train(
         model = AutoModelForCausalLM.from_pretrained(str(Path(inputs["init"]) / "model"))
     else:
         model = build_model(config.model, tokenizer, config.seed)
+
+    def val_accuracy() -> float:
+        outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
+        return sum(v["correct"] for v in judge(val, outputs)) / len(val)
+
     if not train:
         # Nothing to learn from (a sampler with no correct sample, no (correct, incorrect)
         # pair): the starting model is the result, as zero training steps would leave it.
-        model.save_pretrained(str(out_dir / "model"))
-        tokenizer.save_pretrained(str(out_dir / "model"))
-        outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
-        accuracy = sum(v["correct"] for v in judge(val, outputs)) / len(val)
-        (out_dir / "val_curve.json").write_text(json.dumps([{"step": 0, "val_accuracy": accuracy}]))
+        accuracy = val_accuracy()
+        _save(out_dir, model, tokenizer, [{"step": 0, "val_accuracy": accuracy}])
         return {"steps": 0, "examples": 0, "best_step": 0, "best_val_accuracy": accuracy,
                 "wall_s": time.perf_counter() - started}  # fmt: skip
     steps = budget_steps(config, config.size)
     save_every = config.checkpoint_every if checkpoint_dir is not None else 0
     trainer_dir = Path(checkpoint_dir) / "trainer" if save_every else out_dir / "trainer"
     resume = _last_complete_checkpoint(trainer_dir) if save_every else None
-
-    def val_accuracy() -> float:
-        outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
-        return sum(v["correct"] for v in judge(val, outputs)) / len(val)
 
     curve: list[dict[str, float]] = []
     best: dict[str, Any] = {"accuracy": -1.0, "step": 0, "state": None}
@@ -369,9 +367,7 @@ def _train(
         best.update(step=trainer.state.global_step, accuracy=curve[-1]["val_accuracy"])
     # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
     final = trainer.model.merge_and_unload() if config.lora else model
-    final.save_pretrained(str(out_dir / "model"))
-    tokenizer.save_pretrained(str(out_dir / "model"))
-    (out_dir / "val_curve.json").write_text(json.dumps(curve, indent=1))
+    _save(out_dir, final, tokenizer, curve)
     _remove_tree(out_dir / "trainer")
 
     resumed_from_step = _checkpoint_step(resume) if resume is not None else 0
@@ -404,6 +400,13 @@ def _train(
         "threads": torch.get_num_threads(),
         "resumed_from_step": resumed_from_step,
     }
+
+
+def _save(out_dir: Path, model: Any, tokenizer: Any, curve: list[dict[str, float]]) -> None:
+    """The model and tokenizer in out_dir/model/ and the validation curve beside them."""
+    model.save_pretrained(str(out_dir / "model"))
+    tokenizer.save_pretrained(str(out_dir / "model"))
+    (out_dir / "val_curve.json").write_text(json.dumps(curve, indent=1))
 
 
 def _last_logged(trainer: Any, names: dict[str, str]) -> dict[str, float]:

@@ -142,14 +142,12 @@ class SamplerSource(Strict):
 
 
 def _source_kind(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "teacher"
-    if isinstance(value, dict | BaseModel):
-        get = value.get if isinstance(value, dict) else lambda key: getattr(value, key, None)
-        if get("path") is not None:
-            return "file"
-        if get("model") is not None:
-            return "sampler"
+    """Which kind of source a spec entry is: a name, a data file (`path`) or a sampler
+    (`model`); None gives the one error below."""
+    if isinstance(value, str | UserSource | SamplerSource):
+        return {str: "teacher", UserSource: "file", SamplerSource: "sampler"}[type(value)]
+    if isinstance(value, dict):
+        return "file" if "path" in value else "sampler" if "model" in value else None
     return None
 
 
