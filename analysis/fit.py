@@ -15,8 +15,8 @@ Two choices keep the optimisation well conditioned and cheap:
   The reported ``A`` is converted back to raw units.
 * The loss and its analytic gradient are written for parameter arrays of any leading shape. A
   whole grid of starting points is scored in one numpy expression; L-BFGS-B then runs only from
-  the best few of them. :func:`fit_power_law_batch` reuses the same functions to fit many curves
-  (bootstrap resamples) in one optimisation over the stacked parameters.
+  the best few of them. :mod:`analysis.fit_many` fits many curves (bootstrap resamples) at once
+  with the same loss.
 
 Everything here is pure numpy/scipy and takes plain arrays; reading results is someone else's job.
 """
@@ -32,9 +32,15 @@ from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
 
-# Chinchilla and Epoch use delta = 1e-3 on log residuals: effectively an L1 fit that still has a
-# smooth minimum, so one bad seed moves the curve little.
+# Huber's delta, in log-error units, is set from the data: 1.345 robust standard deviations of the
+# residuals of a least-squares fit (Huber's classic tuning: near least squares for Gaussian
+# seed noise, linear beyond, so one bad seed moves the curve little). A fixed tiny delta (1e-3,
+# as in Chinchilla's fits) makes the loss L1, and with two seeds per size an L1 loss is flat for
+# every curve passing between each pair: the optimum is not unique and a bootstrap would only
+# report where the optimiser happened to stop. HUBER_DELTA is the floor (noise-free data).
 HUBER_DELTA = 1e-3
+HUBER_TUNING = 1.345
+_LEAST_SQUARES_DELTA = 10.0  # residuals in log units never reach it: plain least squares
 
 # Bounds on the internal parameters (e, a, alpha). E is allowed to fall ~9 orders of magnitude
 # below the smallest observed error, which is "zero" for every purpose; a is the log reducible
@@ -71,6 +77,8 @@ class PowerLawFit:
     converged: bool
     E_fixed: bool = False
     """True for the ``E = 0`` form, where E was not a free parameter."""
+    delta: float = HUBER_DELTA
+    """Huber's delta of the loss (log-error units)."""
 
     @property
     def n_params(self) -> int:
@@ -120,6 +128,16 @@ class LogLinearFit:
     def predict(self, D: ArrayLike) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
             return _unwrap(self.a + self.b * np.log(np.asarray(D, dtype=float)))
+
+    def inverse(self, value: ArrayLike) -> Any:
+        """Size D at which the line reaches ``value``; nan when it is flat (b = 0)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            sizes = np.exp((np.asarray(value, dtype=float) - self.a) / self.b)
+        return _unwrap(sizes if self.b != 0 else np.full_like(sizes, np.nan))
+
+    def formula(self, digits: int = 2) -> str:
+        sign = "-" if self.b < 0 else "+"
+        return f"{_sig(self.a, digits)} {sign} {_sig(abs(self.b), digits)}*ln D"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -256,7 +274,7 @@ def _starts(prepared: _Prepared, fix_E_zero: bool) -> FloatArray:
 
 
 def _minimise(
-    start: FloatArray, prepared: _Prepared, fix_E_zero: bool
+    start: FloatArray, prepared: _Prepared, fix_E_zero: bool, delta: float
 ) -> tuple[FloatArray, float, bool]:
     """One L-BFGS-B run; with ``fix_E_zero`` only (a, alpha) are free and e stays -inf."""
     from scipy.optimize import minimize
@@ -266,10 +284,10 @@ def _minimise(
 
     def objective(free_params: FloatArray) -> tuple[float, FloatArray]:
         theta[free] = free_params
-        loss, grad = _huber_loss_and_grad(theta, prepared.log_size, prepared.log_err)
+        loss, grad = _huber_loss_and_grad(theta, prepared.log_size, prepared.log_err, delta)
         # Dividing by delta makes the loss read like a mean absolute log error, so the
         # gradient is O(1) and L-BFGS-B's absolute tolerances mean something.
-        return float(loss) / HUBER_DELTA, grad[free] / HUBER_DELTA
+        return float(loss) / delta, grad[free] / delta
 
     result = minimize(
         objective,
@@ -280,11 +298,16 @@ def _minimise(
         options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-9},
     )
     theta[free] = result.x
-    return theta, float(result.fun) * HUBER_DELTA, bool(result.success)
+    return theta, float(result.fun) * delta, bool(result.success)
 
 
 def _to_fit(
-    theta: FloatArray, loss: float, converged: bool, prepared: _Prepared, fix_E_zero: bool
+    theta: FloatArray,
+    loss: float,
+    converged: bool,
+    prepared: _Prepared,
+    fix_E_zero: bool,
+    delta: float,
 ) -> PowerLawFit:
     e, a, alpha = (float(v) for v in theta)
     return PowerLawFit(
@@ -293,6 +316,7 @@ def _to_fit(
         A=math.exp(a + alpha * prepared.log_size_ref),
         alpha=alpha,
         loss=loss,
+        delta=delta,
         n_points=int(prepared.log_err.size),
         n_sizes=prepared.n_sizes,
         size_range=prepared.size_range,
@@ -301,76 +325,40 @@ def _to_fit(
     )
 
 
-def fit_power_law(sizes: ArrayLike, errors: ArrayLike, *, fix_E_zero: bool = False) -> PowerLawFit:
+def fit_power_law(
+    sizes: ArrayLike, errors: ArrayLike, *, fix_E_zero: bool = False, delta: float | None = None
+) -> PowerLawFit:
     """Fit ``err(D) = E + A * D**-alpha`` to all points (several seeds per size are fine).
 
     The start grid is scored in one vectorised pass; L-BFGS-B runs from the best few starts and
     the lowest loss wins. ``fix_E_zero=True`` fits the pure power law ``A * D**-alpha``.
+    ``delta`` is Huber's; by default it is set from the data (see HUBER_TUNING).
     """
     prepared = _prepare(sizes, errors)
+    if delta is None:
+        # The least-squares loss is smooth: one run from the best start finds its optimum.
+        least_squares = _fit_prepared(prepared, fix_E_zero, _LEAST_SQUARES_DELTA, n_starts=1)
+        delta = noise_scaled_delta(least_squares, prepared)
+    return _fit_prepared(prepared, fix_E_zero, delta)
+
+
+def noise_scaled_delta(fit: PowerLawFit, prepared: _Prepared) -> float:
+    """HUBER_TUNING robust standard deviations (1.4826 * MAD) of the log residuals of ``fit``."""
+    log_size = prepared.log_size + prepared.log_size_ref
+    residual = np.log(fit.predict(np.exp(log_size))) - prepared.log_err
+    robust_sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    return max(HUBER_TUNING * robust_sd, HUBER_DELTA)
+
+
+def _fit_prepared(
+    prepared: _Prepared, fix_E_zero: bool, delta: float, n_starts: int = _N_REFINED_STARTS
+) -> PowerLawFit:
     starts = _starts(prepared, fix_E_zero)
-    start_losses, _ = _huber_loss_and_grad(starts, prepared.log_size, prepared.log_err)
-    best_starts = starts[np.argsort(start_losses)[:_N_REFINED_STARTS]]
-
-    candidates = [_minimise(start, prepared, fix_E_zero) for start in best_starts]
+    start_losses, _ = _huber_loss_and_grad(starts, prepared.log_size, prepared.log_err, delta)
+    best_starts = starts[np.argsort(start_losses)[:n_starts]]
+    candidates = [_minimise(start, prepared, fix_E_zero, delta) for start in best_starts]
     theta, loss, converged = min(candidates, key=lambda candidate: candidate[1])
-    return _to_fit(theta, loss, converged, prepared, fix_E_zero)
-
-
-# --------------------------------------------------------------------------------------------
-# Many curves at once (bootstrap resamples of one arm).
-
-
-def fit_power_law_batch(
-    sizes: ArrayLike, errors: ArrayLike, *, fix_E_zero: bool = False
-) -> list[PowerLawFit]:
-    """Fit one curve per row of ``errors`` (shape (n_curves, n_points)) at the same ``sizes``.
-
-    All curves share the sizes, as bootstrap resamples over seeds and eval problems do. Each
-    curve's best grid start is picked in one vectorised pass, then a single L-BFGS-B run
-    minimises the sum of the per-curve losses over the stacked parameters: the curves are
-    independent, so the joint optimum is every curve's own optimum, without a Python-level
-    optimiser loop per curve.
-    """
-    from scipy.optimize import minimize
-
-    err_matrix = np.atleast_2d(np.asarray(errors, dtype=float))
-    size_arr = np.asarray(sizes, dtype=float).ravel()
-    if err_matrix.shape[1] != size_arr.size:
-        raise ValueError(
-            f"errors has {err_matrix.shape[1]} columns but there are {size_arr.size} sizes"
-        )
-    prepared = [_prepare(size_arr, row) for row in err_matrix]
-    n_curves = len(prepared)
-    log_size = prepared[0].log_size  # identical for every curve: same sizes
-    log_err = np.stack([p.log_err for p in prepared])
-    free = slice(1, 3) if fix_E_zero else slice(0, 3)
-    n_free = free.stop - free.start
-
-    starts = np.stack([_starts(p, fix_E_zero) for p in prepared])  # (n_curves, n_starts, 3)
-    start_losses, _ = _huber_loss_and_grad(starts, log_size, log_err[:, None, :])
-    theta = starts[np.arange(n_curves), np.argmin(start_losses, axis=1)]
-
-    def objective(flat_free: FloatArray) -> tuple[float, FloatArray]:
-        theta[:, free] = flat_free.reshape(n_curves, n_free)
-        loss, grad = _huber_loss_and_grad(theta, log_size, log_err)
-        return float(loss.sum()) / HUBER_DELTA, grad[:, free].ravel() / HUBER_DELTA
-
-    bounds = [bound for p in prepared for bound in p.bounds[free]]
-    result = minimize(
-        objective,
-        theta[:, free].ravel(),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 5000, "maxcor": 30, "ftol": 1e-14, "gtol": 1e-9},
-    )
-    theta[:, free] = result.x.reshape(n_curves, n_free)
-    losses, _ = _huber_loss_and_grad(theta, log_size, log_err)
-    return [
-        _to_fit(theta[i], float(losses[i]), bool(result.success), prepared[i], fix_E_zero)
-        for i in range(n_curves)
-    ]
+    return _to_fit(theta, loss, converged, prepared, fix_E_zero, delta)
 
 
 # --------------------------------------------------------------------------------------------
