@@ -1,162 +1,109 @@
-"""From an experiment's DuckDB to fitted curves, printed tables and figures.
-
-An arm is one (source, algorithm) pair of the grid; it is named by the algorithm alone when the
-experiment has a single source. The fitted quantity is the test error, 1 - greedy accuracy, with
-every seed's point kept (the fit sees the seed spread).
-"""
+"""A scaling analysis as printable tables: what `scaler fit` shows."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from pathlib import Path
-from typing import Any
+import math
 
-import numpy as np
-
-from analysis.fit import PowerLawFit, effective_multiplier, fit_power_law, fit_warnings
-from scaler.errors import UsageError
-from scaler.layout import Layout
-from scaler.store import query
+from analysis.scaling import FORM_FORMULAS, ScalingAnalysis
 from scaler.table import format_table
 
-POINTS_SQL = """
-SELECT source, algorithm, size, seed, 1 - accuracy AS value
-FROM evals WHERE eval_set = ? ORDER BY source, algorithm, size, seed
-"""
+METRIC_LABELS = {"accuracy": "accuracy", "pass_at_k": "pass@k", "maj_at_k": "maj@k"}
 
 
-def load_points(layout: Layout, eval_set: str = "test") -> list[dict[str, Any]]:
-    """One row per trained model: arm, size, seed and its test error."""
-    _, rows = query(layout, POINTS_SQL, [eval_set])
-    sources = {row[0] for row in rows}
-    return [
-        {
-            "arm": algorithm if len(sources) == 1 else f"{source}:{algorithm}",
-            "size": size,
-            "seed": seed,
-            "value": value,
-        }
-        for source, algorithm, size, seed, value in rows
+def render_text(result: ScalingAnalysis) -> str:
+    settings = result.settings
+    label = METRIC_LABELS.get(result.metric, result.metric)
+    if result.resamples:
+        uncertainty = (
+            f"{settings.confidence:.0%} intervals from {result.resamples} bootstrap resamples "
+            "(eval problems and seeds), each refitted"
+        )
+    else:
+        uncertainty = "no intervals"
+    lines = [
+        f"{label} on {settings.eval_set} ({result.data}): {result.n_points} models, "
+        f"{len(result.arms)} fitted arms; {uncertainty}",
+        "",
+        f"mean {label} per size [interval]:",
+        _means_table(result),
+        "",
+        "fits [interval] (quality: R^2 of the errors, RMS log residual, hold-out error of the "
+        "largest size from a fit without it):",
+        _fits_table(result),
     ]
-
-
-def fit_arms(points: list[dict[str, Any]]) -> dict[str, PowerLawFit]:
-    by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for point in points:
-        by_arm[point["arm"]].append(point)
-    return {
-        arm: fit_power_law([p["size"] for p in rows], [p["value"] for p in rows])
-        for arm, rows in by_arm.items()
-        if len({p["size"] for p in rows}) >= 2
-    }
-
-
-def fit_experiment(layout: Layout, eval_set: str = "test", baseline: str | None = None) -> str:
-    """The per-size means, the fitted parameters per arm and each arm's effective data
-    multiplier over `baseline` (default: its source's SFT arm), as printable text."""
-    points = load_points(layout, eval_set)
-    if not points:
-        return f"no evaluations on {eval_set!r} in {layout.database}"
-    lines = [_means_table(points), ""]
-    fits = fit_arms(points)
-    rows, warnings = [], []
-    for arm, fit in fits.items():
-        arm_points = [p for p in points if p["arm"] == arm]
-        sizes = [p["size"] for p in arm_points]
-        errors = [p["value"] for p in arm_points]
-        zero_floor = fit_power_law(sizes, errors, fix_E_zero=True)
-        rows.append(
-            [
-                arm,
-                fit.n_sizes,
-                fit.n_points,
-                fit.E,
-                fit.A,
-                fit.alpha,
-                fit.loss,
-                zero_floor.A,
-                zero_floor.alpha,
-            ]
-        )
-        warnings += [f"{arm}: {w}" for w in fit_warnings(fit, sizes, errors)]
-    lines.append(f"test error fits, err(D) = E + A * D^-alpha ({eval_set} set):")
-    lines.append(
-        format_table(
-            ["arm", "sizes", "points", "E", "A", "alpha", "loss", "A (E=0)", "alpha (E=0)"], rows
-        )
-    )
-    lines += [f"warning: {w}" for w in warnings]
-    if baseline is not None and baseline not in fits:
-        raise UsageError(f"--baseline {baseline!r} is not a fitted arm; arms: {', '.join(fits)}")
-    multipliers = _multipliers_table(fits, sorted({p["size"] for p in points}), baseline)
-    if multipliers:
-        lines += ["", multipliers]
+    if result.multipliers:
+        lines += [
+            "",
+            f"effective data multiplier m(D) = f_base^-1(f_arm(D)) / D, form {settings.form} "
+            f"({FORM_FORMULAS[settings.form]}); * needs a curve beyond its fitted sizes:",
+            _multipliers_table(result),
+        ]
+    lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
-def _baseline_of(arm: str) -> str:
-    """The SFT arm of the same source: `sft`, or `<source>:sft`."""
-    source, _, _ = arm.rpartition(":")
-    return f"{source}:sft" if source else "sft"
-
-
-def _multipliers_table(
-    fits: dict[str, PowerLawFit], sizes: list[int], baseline: str | None = None
-) -> str:
-    """Each arm's effective data multiplier over the baseline arm at the grid's sizes: how many
-    times more baseline data reaches the arm's fitted error (* : extrapolated)."""
+def _means_table(result: ScalingAnalysis) -> str:
+    points = result.points
     rows = []
-    for arm, fit in fits.items():
-        base = baseline or _baseline_of(arm)
-        if arm == base or base not in fits:
-            continue
-        estimate = effective_multiplier(fits[base], fit, sizes)
-        cells = [
-            f"{m:.3g}{'*' if outside else ''}" if np.isfinite(m) else "none*"
-            for m, outside in zip(
-                np.atleast_1d(estimate.multiplier),
-                np.atleast_1d(estimate.extrapolated),
-                strict=True,
+    for arm in result.arms:
+        for mean in arm.means:
+            # An error interval [low, high] is a score interval [1 - high, 1 - low].
+            bounds = sorted(float(points.to_value(v)) for v in (mean.low, mean.high))
+            value = float(points.to_value(mean.error))
+            rows.append([arm.arm, f"{mean.size:g}", mean.seeds, _with_interval(value, *bounds)])
+    label = METRIC_LABELS.get(result.metric, result.metric)
+    return format_table(["arm", "size", "seeds", label], rows)
+
+
+def _fits_table(result: ScalingAnalysis) -> str:
+    rows = []
+    for arm in result.arms:
+        for form, fit in arm.fits.items():
+            params = "  ".join(
+                f"{name}={_with_interval(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
+                for name, value in fit.params.items()
             )
-        ]
-        rows.append([arm, base, *cells])
-    if not rows:
-        return ""
-    return (
-        "effective data multiplier, m(D) = err_baseline^-1(err_arm(D)) / D "
-        "(* needs the baseline curve beyond its fitted sizes):\n"
-        + format_table(["arm", "baseline", *(f"D={size}" for size in sizes)], rows)
-    )
+            quality = fit.quality
+            rows.append(
+                [
+                    arm.arm,
+                    form,
+                    params,
+                    _number(quality["r_squared"]),
+                    _number(quality["rmse_log"]),
+                    _percent(quality["holdout_error"]),
+                ]
+            )
+    return format_table(["arm", "form", "parameters", "R^2", "rms log", "hold-out"], rows)
 
 
-def _means_table(points: list[dict[str, Any]]) -> str:
-    grouped: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for point in points:
-        grouped[(point["arm"], point["size"])].append(1 - point["value"])
+def _multipliers_table(result: ScalingAnalysis) -> str:
+    sizes = sorted({m.size for m in result.multipliers})
+    by_arm: dict[tuple[str, str], dict[float, str]] = {}
+    for m in result.multipliers:
+        cell = _with_interval(m.value, m.low, m.high) + ("*" if m.extrapolated else "")
+        by_arm.setdefault((m.arm, m.baseline), {})[m.size] = cell
     rows = [
-        [
-            arm,
-            size,
-            len(acc),
-            float(np.mean(acc)),
-            float(np.std(acc, ddof=1)) if len(acc) > 1 else None,
-        ]
-        for (arm, size), acc in sorted(grouped.items())
+        [arm, baseline, *(cells.get(size, "") for size in sizes)]
+        for (arm, baseline), cells in by_arm.items()
     ]
-    return "accuracy per size (mean over seeds):\n" + format_table(
-        ["arm", "size", "seeds", "accuracy", "std"], rows
-    )
+    return format_table(["arm", "baseline", *(f"D={size:g}" for size in sizes)], rows)
 
 
-def plot_experiment(layout: Layout, eval_set: str = "test") -> list[Path]:
-    from analysis.plot import plot_scaling
+def _with_interval(value: float, low: float | None, high: float | None) -> str:
+    text = _number(value)
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{_number(low)}, {_number(high)}]"
 
-    points = load_points(layout, eval_set)
-    return plot_scaling(
-        points,
-        fit_arms(points),
-        layout.plots / f"scaling-{eval_set}",
-        title=f"{layout.root.name}: {eval_set} error vs training data",
-        metric_label=f"{eval_set} error (1 - greedy accuracy)",
-        y_max=1.0,
-    )
+
+def _number(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0%}"

@@ -1,4 +1,4 @@
-"""The `scaler` command: plan, run, status, cancel, collect, query, fit, plot, verify.
+"""The `scaler` command: plan, run, status, cancel, collect, query, fit, plot, report, verify.
 
 The library raises; this module translates. A ScalerError becomes one line on stderr and its exit
 code (2 for bad input, with nothing written); the traceback only with --verbose. Heavy modules
@@ -123,21 +123,76 @@ def _parser() -> argparse.ArgumentParser:
     experiment_arg(sub)
     sub.add_argument("sql", help='e.g. "SELECT size, avg(accuracy) FROM evals GROUP BY size"')
 
+    def analysis_args(sub: argparse.ArgumentParser) -> None:
+        # None: the spec's analysis section (or its defaults) decides.
+        sub.add_argument("--eval-set", help="eval set to fit (default: analysis.eval_set, test)")
+        sub.add_argument(
+            "--metric",
+            choices=["accuracy", "pass_at_k", "maj_at_k"],
+            help="score fitted as error 1 - score (default: analysis.metric, accuracy)",
+        )
+        sub.add_argument(
+            "--baseline", help="arm the multipliers are over, e.g. teacher:sft (default: sft)"
+        )
+        sub.add_argument(
+            "--form",
+            choices=["power", "power_e0", "log_linear"],
+            help="form the multipliers use (default: power, E + A*D^-alpha)",
+        )
+        sub.add_argument(
+            "--sizes", type=_sizes, help="sizes for the multipliers, e.g. 1000,4000 (default: grid)"
+        )
+        sub.add_argument("--resamples", type=int, help="bootstrap resamples (default: 1000)")
+        sub.add_argument("--confidence", type=float, help="interval level (default: 0.9)")
+        sub.add_argument("--seed", type=int, help="seed of the bootstrap draws (default: 0)")
+
     sub = command(
         "fit",
         _fit,
-        "Fit err(D) = E + A*D^-alpha per arm; print the parameters and data multipliers.",
+        "Fit every arm (power law, E = 0, log-linear) with bootstrap intervals and print the "
+        "effective data multipliers; saved into the experiment's DuckDB.",
+    )
+    sub.add_argument("experiment", nargs="?", help="experiment name (or give --points)")
+    analysis_args(sub)
+    sub.add_argument(
+        "--points",
+        type=Path,
+        help="fit a CSV of points instead: columns arm, size, value, optional seed",
+    )
+    sub.add_argument(
+        "--direction",
+        choices=["higher", "lower"],
+        help="with --points: higher (a score in [0, 1], fitted as 1 - score) or lower (an error)",
+    )
+    sub.add_argument("--scale", type=float, default=1.0, help="with --points: divide values by")
+    sub.add_argument(
+        "--eval-size",
+        type=int,
+        help="with --points: problems behind each value, for binomial resampling of scores",
+    )
+    sub.add_argument("--json", action="store_true", help="print the analysis as JSON")
+
+    sub = command(
+        "plot",
+        _plot,
+        "Write scaling curves (bands, intervals), multipliers and facets as PNG and SVG.",
     )
     experiment_arg(sub)
-    sub.add_argument("--eval-set", default="test", help="which eval set to fit (default: test)")
+    analysis_args(sub)
     sub.add_argument(
-        "--baseline",
-        help="arm the multipliers are over, e.g. teacher:sft (default: each source's sft arm)",
+        "--facet",
+        choices=["source", "model", "algorithm"],
+        help="also draw one panel per source/model/algorithm (default: source, when several)",
     )
 
-    sub = command("plot", _plot, "Write log-log scaling curves as PNG and SVG.")
+    sub = command(
+        "report",
+        _report,
+        "Write one self-contained HTML page: spec, plan, figures, fits, multipliers, provenance.",
+    )
     experiment_arg(sub)
-    sub.add_argument("--eval-set", default="test", help="which eval set to plot (default: test)")
+    analysis_args(sub)
+    sub.add_argument("--out", type=Path, help="where (default: results/<experiment>/report.html)")
 
     sub = command(
         "verify",
@@ -303,19 +358,74 @@ def _query(args: argparse.Namespace) -> None:
     print(format_table(columns, rows))
 
 
-def _fit(args: argparse.Namespace) -> None:
-    from analysis.summary import fit_experiment
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 1000,4000; got {text!r}") from None
 
-    layout = _existing_layout(args)
-    print(fit_experiment(layout, eval_set=args.eval_set, baseline=args.baseline))
+
+def _analysis_overrides(args: argparse.Namespace) -> dict:
+    names = ("eval_set", "metric", "baseline", "form", "sizes", "resamples", "confidence", "seed")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _experiment(args: argparse.Namespace):
+    from analysis.experiment import Experiment
+
+    return Experiment(_existing_layout(args))
+
+
+def _fit(args: argparse.Namespace) -> None:
+    import json
+
+    from analysis.summary import render_text
+
+    if args.points is not None:
+        result = _fit_points(args)
+    else:
+        if args.experiment is None:
+            raise SpecError("command line", "experiment", "give an experiment or --points FILE")
+        for flag in ("direction", "eval_size"):
+            if getattr(args, flag) is not None:
+                raise SpecError("command line", f"--{flag.replace('_', '-')}", "only with --points")
+        result = _experiment(args).analyse(**_analysis_overrides(args))
+    print(json.dumps(result.to_dict(), indent=1) if args.json else render_text(result))
+
+
+def _fit_points(args: argparse.Namespace):
+    from analysis.experiment import analyse_csv
+
+    if args.experiment is not None:
+        raise SpecError("command line", "--points", "give an experiment or --points, not both")
+    if args.direction is None:
+        raise SpecError(
+            "command line",
+            "--direction",
+            "say which way the metric improves: higher (a score in [0, 1]) or lower (an error)",
+        )
+    if args.scale <= 0 or (args.eval_size is not None and args.eval_size < 1):
+        raise SpecError("command line", "--scale/--eval-size", "expected values > 0")
+    return analyse_csv(
+        args.points,
+        higher_is_better=args.direction == "higher",
+        scale=args.scale,
+        eval_size=args.eval_size,
+        **_analysis_overrides(args),
+    )
 
 
 def _plot(args: argparse.Namespace) -> None:
-    from analysis.summary import plot_experiment
-
-    layout = _existing_layout(args)
-    for path in plot_experiment(layout, eval_set=args.eval_set):
+    experiment = _experiment(args)
+    result = experiment.analyse(**_analysis_overrides(args))
+    for path in experiment.plot(result, facet=args.facet):
         print(f"wrote {path}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    experiment = _experiment(args)
+    path = experiment.report(experiment.analyse(**_analysis_overrides(args)), out=args.out)
+    print(f"wrote {path}")
 
 
 def _verify(args: argparse.Namespace) -> None:

@@ -277,6 +277,46 @@ class ExecutorSettings(Strict):
     )
 
 
+Metric = Literal["accuracy", "pass_at_k", "maj_at_k"]
+"""accuracy: greedy pass@1; pass_at_k / maj_at_k: of the k samples of stages.evaluate.samples."""
+
+FitForm = Literal["power", "power_e0", "log_linear"]
+"""power: err = E + A*D^-alpha; power_e0: the same with E = 0; log_linear: Yuan's a + b*ln D."""
+
+
+class AnalysisSettings(Strict):
+    """How `scaler fit`, `plot` and `report` read the results; their flags override these."""
+
+    metric: Metric = Field("accuracy", description="The score fitted (as error, 1 - score).")
+    eval_set: str = Field("test", description="Which evaluation set is fitted.")
+    baseline: str | None = Field(
+        None,
+        description="Arm the multipliers are over, e.g. sft or teacher:sft; "
+        "default: each source's sft arm.",
+    )
+    form: FitForm = Field("power", description="The fitted form the multipliers use.")
+    sizes: list[int] | None = Field(
+        None, description="Data sizes at which multipliers are reported; default: the grid's."
+    )
+    resamples: int = Field(
+        1000, ge=0, description="Bootstrap resamples (seeds and eval problems); 0: none."
+    )
+    confidence: float = Field(0.9, gt=0, lt=1, description="Level of the intervals.")
+    seed: int = Field(0, description="Seed of the bootstrap's random draws.")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes_positive(cls, sizes: list[int] | None) -> list[int] | None:
+        if sizes is not None and (not sizes or any(size <= 0 for size in sizes)):
+            raise ValueError(f"sizes must be a non-empty list of sizes > 0, got {sizes}")
+        return sizes
+
+
+def arm_name(source: str, algorithm: str, n_sources: int) -> str:
+    """An arm is named by its algorithm alone when the grid has one source."""
+    return algorithm if n_sources == 1 else f"{source}:{algorithm}"
+
+
 def _unique(values: list, what: str) -> list:
     repeated = [v for v, n in Counter(values).items() if n > 1]
     if repeated:
@@ -308,6 +348,7 @@ class Spec(Strict):
     stages: StageSettings = StageSettings()
     resources: dict[ResourceKey, ResourceOverride] = {}
     executor: ExecutorSettings = ExecutorSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     _checksums: dict[str, str] = PrivateAttr(default_factory=dict)
     """Data path -> SHA-256 of its content, filled by load_spec: steps are named by content."""
@@ -360,7 +401,31 @@ class Spec(Strict):
             raise ValueError(
                 f"eval_sets: {unknown} not in the world; expected some of {self.eval_set_names()}"
             )
+        self._check_analysis()
         return self
+
+    def _check_analysis(self) -> None:
+        analysis = self.analysis
+        if analysis.eval_set not in self.eval_sets:
+            raise ValueError(
+                f"analysis.eval_set: {analysis.eval_set!r} is not evaluated; "
+                f"expected one of eval_sets {self.eval_sets}"
+            )
+        if analysis.baseline is not None and analysis.baseline not in self.arm_names():
+            raise ValueError(
+                f"analysis.baseline: {analysis.baseline!r} is not an arm; "
+                f"expected one of {self.arm_names()}"
+            )
+        if analysis.metric != "accuracy" and not self.stages.evaluate.samples:
+            raise ValueError(
+                f"analysis.metric: {analysis.metric} needs samples at evaluation; "
+                "set stages.evaluate.samples to k >= 2"
+            )
+
+    def arm_names(self) -> list[str]:
+        """Every (source, algorithm) arm of the grid, as analysis names them."""
+        names = [source_name(s) for s in self.sources]
+        return [arm_name(s, a, len(names)) for s in names for a in self.algorithms]
 
     def _check_sampler(self, i: int, source: SamplerSource, demo: bool) -> None:
         where = f"sources.{i}"

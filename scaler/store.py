@@ -114,6 +114,40 @@ MIGRATIONS: list[tuple[str, str]] = [
         WHERE s.stage = 'build' AND s.config->>'$.kind' = 'per_step_dpo';
         """,
     ),
+    (
+        "004_scaling_analyses",
+        """
+        CREATE TABLE analyses (
+            analysis_id VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, data VARCHAR,
+            eval_set VARCHAR, metric VARCHAR, higher_is_better BOOLEAN, form VARCHAR,
+            baseline VARCHAR, resamples INTEGER, confidence DOUBLE, seed INTEGER,
+            n_points INTEGER, eval_size INTEGER, settings JSON, warnings JSON
+        );
+        CREATE TABLE fits (
+            analysis_id VARCHAR, arm VARCHAR, source VARCHAR, algorithm VARCHAR, form VARCHAR,
+            E DOUBLE, A DOUBLE, alpha DOUBLE, intercept DOUBLE, slope DOUBLE,
+            E_low DOUBLE, E_high DOUBLE, A_low DOUBLE, A_high DOUBLE,
+            alpha_low DOUBLE, alpha_high DOUBLE, intercept_low DOUBLE, intercept_high DOUBLE,
+            slope_low DOUBLE, slope_high DOUBLE,
+            loss DOUBLE, huber_delta DOUBLE, r_squared DOUBLE, rmse_log DOUBLE,
+            holdout_error DOUBLE,
+            n_points INTEGER, n_sizes INTEGER, size_min DOUBLE, size_max DOUBLE,
+            converged BOOLEAN, formula VARCHAR, warnings JSON,
+            PRIMARY KEY (analysis_id, arm, form)
+        );
+        CREATE TABLE multipliers (
+            analysis_id VARCHAR, arm VARCHAR, baseline VARCHAR, form VARCHAR, size DOUBLE,
+            multiplier DOUBLE, low DOUBLE, high DOUBLE, extrapolated BOOLEAN,
+            unbounded_share DOUBLE,
+            PRIMARY KEY (analysis_id, arm, size)
+        );
+        CREATE TABLE size_means (
+            analysis_id VARCHAR, arm VARCHAR, size DOUBLE, seeds INTEGER,
+            error DOUBLE, low DOUBLE, high DOUBLE,
+            PRIMARY KEY (analysis_id, arm, size)
+        );
+        """,
+    ),
 ]
 
 # Per-row Parquet files a step may leave, and the table each is loaded into.
