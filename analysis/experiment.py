@@ -99,11 +99,12 @@ class Experiment:
     def spec_settings(self) -> AnalysisSettings:
         """The spec's `analysis:` section, or the defaults for a run saved without one."""
         spec_path = self.layout.root / "spec.json"
-        if not spec_path.is_file():
-            return AnalysisSettings()
-        return AnalysisSettings.model_validate(
-            json.loads(spec_path.read_text()).get("analysis", {})
-        )
+        spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
+        settings = AnalysisSettings.model_validate(spec.get("analysis", {}))
+        if settings.eval_set is None:
+            first = spec.get("eval_sets", ["test"])[0]
+            settings = settings.model_copy(update={"eval_set": first})
+        return settings
 
     def settings(self, **overrides: Any) -> AnalysisSettings:
         return settings_with(self.spec_settings(), overrides)
@@ -158,7 +159,7 @@ def analyse_csv(
     **overrides: Any,
 ) -> ScalingAnalysis:
     """Fit and compare the curves of a CSV of points (arm, size, value, optional seed)."""
-    settings = settings_with(AnalysisSettings(), overrides)
+    settings = settings_with(AnalysisSettings(eval_set=path.stem), overrides)
     points = read_points_csv(
         path, higher_is_better=higher_is_better, scale=scale, eval_size=eval_size
     )

@@ -144,7 +144,7 @@ def load_points(layout: Layout, eval_set: str = "test", metric: str = "accuracy"
         raise SpecError(
             "command line", "--eval-set", f"no evaluations on {eval_set!r} in {layout.database}"
         )
-    outcome = np.asarray(rows["outcome"], dtype=float)  # null -> nan
+    outcome = np.ma.filled(np.ma.asarray(rows["outcome"], dtype=float), np.nan)  # null -> nan
     if np.isnan(outcome).all():
         raise SpecError(
             "command line",

@@ -288,7 +288,9 @@ class AnalysisSettings(Strict):
     """How `scaler fit`, `plot` and `report` read the results; their flags override these."""
 
     metric: Metric = Field("accuracy", description="The score fitted (as error, 1 - score).")
-    eval_set: str = Field("test", description="Which evaluation set is fitted.")
+    eval_set: str | None = Field(
+        None, description="Which evaluation set is fitted; default: the first of eval_sets."
+    )
     baseline: str | None = Field(
         None,
         description="Arm the multipliers are over, e.g. sft or teacher:sft; "
@@ -406,7 +408,7 @@ class Spec(Strict):
 
     def _check_analysis(self) -> None:
         analysis = self.analysis
-        if analysis.eval_set not in self.eval_sets:
+        if analysis.eval_set is not None and analysis.eval_set not in self.eval_sets:
             raise ValueError(
                 f"analysis.eval_set: {analysis.eval_set!r} is not evaluated; "
                 f"expected one of eval_sets {self.eval_sets}"
