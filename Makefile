@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo setlur-demo bansal-demo test test-slow slurm bench lint clean
+.PHONY: setup demo setlur-demo bansal-demo test test-slow slurm browser bench lint clean
 
 setup: $(STAMP)
 
@@ -18,28 +18,34 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/scaler run specs/demo.yaml --executor local
 	$(BIN)/scaler fit demo
-	$(BIN)/scaler plot demo
+	$(BIN)/scaler report demo
 
 # The papers' settings on the demo world (about 20 and 10 minutes on 2 cores).
 setlur-demo: setup
 	$(BIN)/scaler run specs/setlur-demo.yaml --executor local
 	$(BIN)/scaler fit setlur-demo
+	$(BIN)/scaler report setlur-demo
 
 bansal-demo: setup
 	$(BIN)/scaler run specs/bansal-demo.yaml --executor local
 	$(BIN)/scaler query bansal-demo "SELECT source, sampler, k, coverage_at_k, diversity_at_k, false_positive_rate, flops_per_problem FROM data_metrics WHERE source IN ('weak', 'strong')"
-	$(BIN)/scaler fit bansal-demo --baseline teacher:sft
+	$(BIN)/scaler fit bansal-demo
+	$(BIN)/scaler report bansal-demo
 
-# The Slurm tests run against a real local Slurm, started here where the machine allows it
-# (root on Debian); elsewhere they are skipped with the reason.
-test: setup slurm
+# The Slurm tests run against a real local Slurm, and the report test in Debian's Chromium,
+# both set up here where the machine allows it (root on Debian); elsewhere they are skipped
+# with the reason.
+test: setup slurm browser
 	$(BIN)/pytest -m "not slow"
 
-test-slow: setup slurm
+test-slow: setup slurm browser
 	$(BIN)/pytest -m slow
 
 slurm:
 	@scripts/slurm-up
+
+browser:
+	@scripts/browser-up
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
