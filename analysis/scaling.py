@@ -225,6 +225,8 @@ class ScalingAnalysis:
 
 def analyse(points: Points, settings: AnalysisSettings, data: str) -> ScalingAnalysis:
     """Fit every arm in every form, bootstrap, and compute the multipliers."""
+    if settings.eval_set is None:  # points from elsewhere than a spec's run: name them test
+        settings = settings.model_copy(update={"eval_set": "test"})
     warnings = []
     fitted = [arm for arm in points.arms if np.unique(points.of_arm(arm).size).size >= 2]
     for arm in points.arms:

@@ -21,6 +21,7 @@ from analysis.plot import (
 from analysis.points import Points
 from analysis.scaling import ScalingAnalysis, analyse
 from scaler.spec import AnalysisSettings
+from synthetic_points import synthetic_points
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIZES = (100, 200, 400, 800)
@@ -29,25 +30,16 @@ PROBLEMS = 200
 
 
 def curve_points(arms: dict[str, tuple[str, float]], *, problems: int = PROBLEMS) -> Points:
-    """Arm -> (source, data factor k): error 0.05 + 3 * (k D)^-0.5, drawn as 0/1 outcomes on
-    ``problems`` problems for every size and seed."""
-    rng = np.random.default_rng(0)
-    rows = [(arm, size, seed) for arm in arms for size in SIZES for seed in range(SEEDS)]
-    error = np.array([0.05 + 3.0 * (arms[arm][1] * size) ** -0.5 for arm, size, _ in rows])
-    outcomes = (rng.random((len(rows), problems)) >= error[:, None]).astype(float)
-    return Points(
-        metric="accuracy",
-        higher_is_better=True,
-        arm=np.array([arm for arm, _, _ in rows]),
-        size=np.array([size for _, size, _ in rows], dtype=float),
-        seed=np.array([seed for _, _, seed in rows]),
-        value=outcomes.mean(axis=1),
-        facets={
-            "source": np.array([arms[arm][0] for arm, _, _ in rows], dtype=object),
-            "algorithm": np.array([arm.rpartition(":")[2] for arm, _, _ in rows], dtype=object),
-        },
-        outcomes=outcomes,
-        eval_size=problems,
+    """Arm -> (source, data factor k): error 0.05 + 3 * (k D)^-0.5 as 0/1 outcomes."""
+    return synthetic_points(
+        np.random.default_rng(0),
+        {arm: factor for arm, (_, factor) in arms.items()},
+        sizes=SIZES,
+        seeds=SEEDS,
+        problems=problems,
+        seed_noise=0.0,
+        curve=(0.05, 3.0, 0.5),
+        sources={arm: source for arm, (source, _) in arms.items()},
     )
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.points import Points
 from analysis.report import _estimate, _inline_svg, _num, step_provenance, write_report
 from analysis.scaling import ScalingAnalysis, analyse
 from scaler.job import write_json
@@ -25,6 +24,7 @@ from scaler.plan import expand
 from scaler.spec import AnalysisSettings, Spec, load_spec
 from scaler.status import describe_plan
 from scaler.store import connect
+from synthetic_points import synthetic_points
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (250, 500, 1000, 2000)
@@ -52,20 +52,14 @@ def count_tags(page: str) -> dict[str, int]:
 def analysis() -> ScalingAnalysis:
     """sft and rft (rft worth twice the data): error 0.05 + 3 (k D)^-0.5 drawn as 0/1
     outcomes on PROBLEMS problems for every size and seed."""
-    rng = np.random.default_rng(0)
-    factor = {"sft": 1.0, "rft": 2.0}
-    rows = [(arm, size, seed) for arm in factor for size in SIZES for seed in range(SEEDS)]
-    error = np.array([0.05 + 3.0 * (factor[arm] * size) ** -0.5 for arm, size, _ in rows])
-    outcomes = (rng.random((len(rows), PROBLEMS)) >= error[:, None]).astype(float)
-    points = Points(
-        metric="accuracy",
-        higher_is_better=True,
-        arm=np.array([arm for arm, _, _ in rows]),
-        size=np.array([size for _, size, _ in rows], dtype=float),
-        seed=np.array([seed for _, _, seed in rows]),
-        value=outcomes.mean(axis=1),
-        outcomes=outcomes,
-        eval_size=PROBLEMS,
+    points = synthetic_points(
+        np.random.default_rng(0),
+        {"sft": 1.0, "rft": 2.0},
+        sizes=SIZES,
+        seeds=SEEDS,
+        problems=PROBLEMS,
+        seed_noise=0.0,
+        curve=(0.05, 3.0, 0.5),
     )
     return analyse(points, AnalysisSettings(resamples=100), "points.csv")
 

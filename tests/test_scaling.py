@@ -5,58 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 from analysis.bootstrap import resample_errors
 from analysis.points import Points
 from analysis.scaling import analyse
 from scaler.errors import SpecError
 from scaler.spec import AnalysisSettings
+from synthetic_points import CURVE, synthetic_points, true_error
 
 SIZES = (250, 500, 1000, 2000, 4000, 8000)
-TRUE = {"E": 0.05, "A": 6.0, "alpha": 0.5}
-
-
-def true_error(D, factor: float = 1.0):
-    return TRUE["E"] + TRUE["A"] * (factor * np.asarray(D, dtype=float)) ** -TRUE["alpha"]
-
-
-def experiment(
-    rng: np.random.Generator,
-    factors: dict[str, float],
-    *,
-    seeds: int = 3,
-    problems: int = 400,
-    seed_noise: float = 0.05,
-    sizes=SIZES,
-) -> Points:
-    """Per-problem outcomes of every (arm, size, seed) model. A model's error rate is the true
-    curve at factor x D, times its seed's noise; problems have a shared difficulty, so models
-    err on the same hard problems (as real eval sets make them)."""
-    difficulty = rng.normal(size=problems)
-    arms, model_sizes, model_seeds, rates = [], [], [], []
-    for arm, factor in factors.items():
-        for size in sizes:
-            for seed in range(seeds):
-                arms.append(arm)
-                model_sizes.append(size)
-                model_seeds.append(seed)
-                rates.append(true_error(size, factor) * np.exp(rng.normal(0, seed_noise)))
-    threshold = norm.ppf(1 - np.clip(rates, 1e-6, 1 - 1e-6)) * np.sqrt(2)
-    noise = rng.normal(size=(len(rates), problems))
-    wrong = difficulty[None, :] + noise > threshold[:, None]
-    outcomes = (~wrong).astype(float)
-    return Points(
-        metric="accuracy",
-        higher_is_better=True,
-        arm=np.array(arms),
-        size=np.array(model_sizes, dtype=float),
-        seed=np.array(model_seeds),
-        value=outcomes.mean(axis=1),
-        facets={"source": np.array(["teacher"] * len(arms), dtype=object)},
-        outcomes=outcomes,
-        eval_size=problems,
-    )
+TRUE = dict(zip(("E", "A", "alpha"), CURVE, strict=True))
+experiment = synthetic_points
 
 
 def settings(**overrides) -> AnalysisSettings:
