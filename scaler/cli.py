@@ -267,6 +267,8 @@ def _run(args: argparse.Namespace) -> None:
     done = layout.done_names()
     if all(step.name in done for step in plan.steps):
         print(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
+        # The spec may differ in what does not change a step (its analysis: section).
+        write_json(layout.root / "spec.json", spec_json)
     elif name == "slurm":
         from scaler.slurm_run import run_on_slurm
 
