@@ -52,7 +52,12 @@ BAD_SPECS = [
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
     ({"executor__name": "cloud"}, "executor.name", "'inline', 'local' or 'slurm'"),
     ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),
-    ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, description"),
+    ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, analysis, description"),
+    ({"analysis__baseline": "rft"}, "analysis.baseline", "expected one of ['sft']"),
+    ({"analysis__metric": "maj_at_k"}, "analysis.metric", "stages.evaluate.samples"),
+    ({"analysis__eval_set": "val"}, "analysis.eval_set", "expected one of eval_sets"),
+    ({"analysis__confidence": 1.5}, "analysis.confidence", "less than 1"),
+    ({"analysis__sizes": [0]}, "analysis.sizes", "sizes > 0"),
 ]
 
 
