@@ -17,7 +17,9 @@ stops when its accepted steps no longer change the loss, or its damping says no 
 
 Starts: each curve starts from the best of a small grid (scored in one pass) or, when given, a
 known nearby optimum (the full-data fit, for resamples of the same data), whichever has the
-lower loss. tests/test_fit_many.py checks the optima against L-BFGS-B's on the same curves.
+lower loss. The iteration then follows a continuation in delta: least squares first (smooth,
+quick into the right basin), then 27, 9 and 3 times the final delta, then the objective itself
+to tolerance. tests/test_fit.py checks the optima against L-BFGS-B's on the same curves.
 """
 
 from __future__ import annotations
