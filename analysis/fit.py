@@ -95,13 +95,7 @@ class PowerLawFit:
 
         ``inf`` where the curve never gets that low (``err <= E``), ``nan`` for a non-finite err.
         """
-        target = np.asarray(err, dtype=float)
-        reducible = target - self.E
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            sizes = (self.A / reducible) ** (1.0 / self.alpha)
-        sizes = np.where(reducible > 0, sizes, np.inf)
-        sizes = np.where(np.isfinite(target), sizes, np.nan)
-        return _unwrap(sizes)
+        return _unwrap(power_law_inverse(self.E, self.A, self.alpha, err))
 
     def formula(self, digits: int = 2) -> str:
         """Plain-text formula, e.g. ``0.12 + 3.4*D^-0.52``."""
@@ -343,11 +337,16 @@ def fit_power_law(
 
 
 def noise_scaled_delta(fit: PowerLawFit, prepared: _Prepared) -> float:
-    """HUBER_TUNING robust standard deviations (1.4826 * MAD) of the log residuals of ``fit``."""
+    """Huber's delta for the data of ``fit``, from its log residuals."""
     log_size = prepared.log_size + prepared.log_size_ref
-    residual = np.log(fit.predict(np.exp(log_size))) - prepared.log_err
-    robust_sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    return max(HUBER_TUNING * robust_sd, HUBER_DELTA)
+    return float(delta_from_residuals(np.log(fit.predict(np.exp(log_size))) - prepared.log_err))
+
+
+def delta_from_residuals(residual: FloatArray) -> Any:
+    """HUBER_TUNING robust standard deviations (1.4826 * MAD) of log residuals (last axis),
+    at least HUBER_DELTA."""
+    deviation = np.abs(residual - np.median(residual, axis=-1, keepdims=True))
+    return np.maximum(HUBER_TUNING * 1.4826 * np.median(deviation, axis=-1), HUBER_DELTA)
 
 
 def _fit_prepared(
@@ -424,7 +423,7 @@ def fit_warnings(fit: PowerLawFit, sizes: ArrayLike, errors: ArrayLike) -> list[
     size_arr = np.asarray(sizes, dtype=float).ravel()
     err_arr = np.asarray(errors, dtype=float).ravel()
     warnings = []
-    warnings += _identifiability_warnings(fit, size_arr)
+    warnings += identifiability_warnings(fit.n_params, size_arr)
     warnings += _floor_warnings(fit, err_arr)
     warnings += _monotonicity_warnings(size_arr, err_arr)
     if not fit.converged:
@@ -432,16 +431,16 @@ def fit_warnings(fit: PowerLawFit, sizes: ArrayLike, errors: ArrayLike) -> list[
     return warnings
 
 
-def _identifiability_warnings(fit: PowerLawFit, sizes: FloatArray) -> list[str]:
+def identifiability_warnings(n_params: int, sizes: FloatArray) -> list[str]:
+    """Too few distinct sizes for a form with ``n_params`` parameters."""
     n_sizes = int(np.unique(sizes).size)
-    if n_sizes < fit.n_params:
+    if n_sizes < n_params:
         return [
-            f"only {n_sizes} distinct sizes for {fit.n_params} parameters: "
-            "the fit is under-determined"
+            f"only {n_sizes} distinct sizes for {n_params} parameters: the fit is under-determined"
         ]
-    if n_sizes == fit.n_params:
+    if n_sizes == n_params:
         return [
-            f"{n_sizes} distinct sizes for {fit.n_params} parameters: the curve passes through "
+            f"{n_sizes} distinct sizes for {n_params} parameters: the curve passes through "
             "the data and nothing checks its form"
         ]
     return []
@@ -493,6 +492,17 @@ def _seed_means(sizes: FloatArray, errors: FloatArray) -> tuple[FloatArray, Floa
 
 # --------------------------------------------------------------------------------------------
 # Small helpers.
+
+
+def power_law_inverse(E: Any, A: Any, alpha: Any, err: ArrayLike) -> FloatArray:
+    """Size at which ``E + A * D**-alpha`` reaches ``err`` (broadcasting): ``inf`` where it
+    never gets that low, ``nan`` for a non-finite err."""
+    target = np.asarray(err, dtype=float)
+    reducible = target - E
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sizes = (A / reducible) ** (1.0 / alpha)
+    sizes = np.where(reducible > 0, sizes, np.inf)
+    return np.where(np.isfinite(target), sizes, np.nan)
 
 
 def _unwrap(values: FloatArray) -> Any:

@@ -35,10 +35,10 @@ from analysis.fit import (
     _ALPHA_BOUNDS,
     _E_FLOOR_DECADES,
     _LEAST_SQUARES_DELTA,
-    HUBER_DELTA,
-    HUBER_TUNING,
     FloatArray,
     PowerLawFit,
+    delta_from_residuals,
+    power_law_inverse,
 )
 
 # A smaller grid than the single fit's: a start from the full-data optimum (when given) does
@@ -64,9 +64,6 @@ class PowerLawParams:
     loss: FloatArray
     converged: np.ndarray
 
-    def __len__(self) -> int:
-        return int(self.E.size)
-
     def predict(self, D: ArrayLike) -> FloatArray:
         """Error of every curve at sizes D: shape (n_curves, len(D))."""
         sizes = np.atleast_1d(np.asarray(D, dtype=float))
@@ -79,11 +76,7 @@ class PowerLawParams:
         target = np.asarray(err, dtype=float)
         column = target.ndim == 1
         target = target[:, None] if column else target
-        reducible = target - self.E[:, None]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            sizes = (self.A[:, None] / reducible) ** (1.0 / self.alpha[:, None])
-        sizes = np.where(reducible > 0, sizes, np.inf)
-        sizes = np.where(np.isfinite(target), sizes, np.nan)
+        sizes = power_law_inverse(self.E[:, None], self.A[:, None], self.alpha[:, None], target)
         return sizes[:, 0] if column else sizes
 
 
@@ -262,12 +255,9 @@ def _levenberg_marquardt(
 def _noise_scaled_deltas(
     theta: FloatArray, log_size: FloatArray, log_err: FloatArray
 ) -> FloatArray:
-    """Per curve, analysis.fit.noise_scaled_delta of the residuals at ``theta``."""
+    """Per curve, Huber's delta from the log residuals at ``theta`` (as analysis.fit does)."""
     log_pred, _ = _log_predict_2d(theta, log_size)
-    residual = log_pred - log_err
-    deviation = np.abs(residual - np.median(residual, axis=1, keepdims=True))
-    robust_sd = 1.4826 * np.median(deviation, axis=1)
-    return np.maximum(HUBER_TUNING * robust_sd, HUBER_DELTA)
+    return delta_from_residuals(log_pred - log_err)
 
 
 def _log_predict_2d(theta: FloatArray, log_size: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -225,14 +225,12 @@ def _fit_row(arm: ArmAnalysis, fit: FormFit) -> list[Any]:
 
 
 def _means(analysis: ScalingAnalysis) -> str:
-    points = analysis.points
     rows = []
     for arm in analysis.arms:
         for mean in arm.means:
-            value = float(points.to_value(mean.error))
-            # to_value reverses the order of a higher-is-better interval: 1 - high < 1 - low.
-            ends = [float(points.to_value(mean.low)), float(points.to_value(mean.high))]
-            low, high = (min(ends), max(ends)) if all(map(math.isfinite, ends)) else (None, None)
+            value, low, high = analysis.score_of(mean)
+            if not (math.isfinite(low) and math.isfinite(high)):
+                low = high = None
             rows.append([arm.arm, _size(mean.size), mean.seeds, _estimate(value, low, high)])
     lead = f"The seed mean of {_e(analysis.metric)} at each size, with its bootstrap interval."
     headers = ["arm", "D", "seeds", f"{analysis.metric} [interval]"]

@@ -41,11 +41,11 @@ from analysis.fit import (
     LogLinearFit,
     PowerLawFit,
     _floor_warnings,
-    _identifiability_warnings,
     _monotonicity_warnings,
     effective_multiplier,
     fit_log_linear,
     fit_power_law,
+    identifiability_warnings,
 )
 from analysis.fit_many import (
     LogLinearParams,
@@ -156,6 +156,12 @@ class ScalingAnalysis:
 
     def arm(self, name: str) -> ArmAnalysis:
         return next(a for a in self.arms if a.arm == name)
+
+    def score_of(self, mean: SizeMean) -> tuple[float, float, float]:
+        """A per-size mean in the metric's own units: value, low, high (low <= high; nan
+        where no interval was drawn). An error interval [l, h] is a score interval [1-h, 1-l]."""
+        value, *ends = (float(self.points.to_value(v)) for v in (mean.error, mean.low, mean.high))
+        return value, min(ends), max(ends)
 
     def fit_settings(self) -> dict[str, Any]:
         """Everything that determines the numbers, as stored beside them."""
@@ -289,8 +295,8 @@ def _analyse_arm(
     for form, fit in point_fits.items():
         fits[form] = FormFit(
             form=form,
-            params=_params(fit),
-            intervals=_param_intervals(refits[form], settings.confidence) if refits else {},
+            params={name: float(v) for name, v in _named_params(fit, form).items()},
+            intervals=_param_intervals(refits[form], form, settings.confidence) if refits else {},
             quality=_quality(own, form, fit),
             converged=getattr(fit, "converged", True),
             warnings=_form_warnings(fit, own, refits.get(form)) + data_warnings * (form == "power"),
@@ -327,25 +333,21 @@ def _refit(
     }
 
 
-def _params(fit: PowerLawFit | LogLinearFit) -> dict[str, float]:
-    if isinstance(fit, LogLinearFit):
-        return {"intercept": fit.a, "slope": fit.b}
-    if fit.E_fixed:
-        return {"A": fit.A, "alpha": fit.alpha}
-    return {"E": fit.E, "A": fit.A, "alpha": fit.alpha}
+def _named_params(fitted: Any, form: str) -> dict[str, Any]:
+    """A form's parameters by name, from one fit or from many refits (same attribute names)."""
+    if form == "log_linear":
+        return {"intercept": fitted.a, "slope": fitted.b}
+    named = {"E": fitted.E, "A": fitted.A, "alpha": fitted.alpha}
+    if form == "power_e0":
+        del named["E"]
+    return named
 
 
 def _param_intervals(
-    refit: PowerLawParams | LogLinearParams, confidence: float
+    refit: PowerLawParams | LogLinearParams, form: str, confidence: float
 ) -> dict[str, tuple[float, float]]:
-    if isinstance(refit, LogLinearParams):
-        columns = {"intercept": refit.a, "slope": refit.b}
-    else:
-        columns = {"E": refit.E, "A": refit.A, "alpha": refit.alpha}
-        if not refit.E.any():  # the E = 0 form
-            del columns["E"]
     out = {}
-    for name, values in columns.items():
+    for name, values in _named_params(refit, form).items():
         low, high = interval(values, confidence)
         out[name] = (float(low), float(high))
     return out
@@ -400,11 +402,8 @@ def _form_warnings(
     refit: PowerLawParams | LogLinearParams | None,
 ) -> list[str]:
     if isinstance(fit, LogLinearFit):
-        n_sizes = np.unique(own.size).size
-        if n_sizes <= 2:
-            return [f"{n_sizes} distinct sizes for 2 parameters: the line passes through the data"]
-        return []
-    warnings = _identifiability_warnings(fit, own.size) + _floor_warnings(fit, own.error)
+        return identifiability_warnings(2, own.size)
+    warnings = identifiability_warnings(fit.n_params, own.size) + _floor_warnings(fit, own.error)
     if not fit.converged:
         warnings.append("the optimiser stopped before converging")
     if isinstance(refit, PowerLawParams):

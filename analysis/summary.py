@@ -43,14 +43,11 @@ def render_text(result: ScalingAnalysis) -> str:
 
 
 def _means_table(result: ScalingAnalysis) -> str:
-    points = result.points
     rows = []
     for arm in result.arms:
         for mean in arm.means:
-            # An error interval [low, high] is a score interval [1 - high, 1 - low].
-            bounds = sorted(float(points.to_value(v)) for v in (mean.low, mean.high))
-            value = float(points.to_value(mean.error))
-            rows.append([arm.arm, f"{mean.size:g}", mean.seeds, _with_interval(value, *bounds)])
+            score = _with_interval(*result.score_of(mean))
+            rows.append([arm.arm, f"{mean.size:g}", mean.seeds, score])
     label = METRIC_LABELS.get(result.metric, result.metric)
     return format_table(["arm", "size", "seeds", label], rows)
 
