@@ -95,9 +95,17 @@ class Points:
         return self.select(self.arm == arm)
 
     def facet_of(self, arm: str, name: str) -> Any:
-        """An arm's value of a descriptive column, or None."""
+        """An arm's value of a descriptive column, or None without the column. Where the arm's
+        rows differ in it, their distinct values sorted and joined by ", " (a string, as the
+        plots group arms by it and the results store keeps it in a text column)."""
         column = self.facets.get(name)
-        return None if column is None else column[self.arm == arm][0]
+        if column is None:
+            return None
+        values = column[self.arm == arm]
+        if values.size == 0:
+            raise KeyError(f"no arm {arm!r}")
+        distinct = sorted({str(value) for value in values})
+        return values[0] if len(distinct) == 1 else ", ".join(distinct)
 
     def frame(self):
         """A pandas DataFrame: one row per model (notebooks)."""
