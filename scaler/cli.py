@@ -140,7 +140,12 @@ def _parser() -> argparse.ArgumentParser:
             help="form the multipliers use (default: power, E + A*D^-alpha)",
         )
         sub.add_argument(
-            "--sizes", type=_sizes, help="sizes for the multipliers, e.g. 1000,4000 (default: grid)"
+            "--sizes",
+            type=_sizes,
+            nargs="?",
+            const="",  # `--sizes -5,100`: argparse takes -5,100 for an option; _sizes says so
+            metavar="SIZES",
+            help="sizes for the multipliers, e.g. 1000,4000 (default: grid)",
         )
         sub.add_argument("--resamples", type=int, help="bootstrap resamples (default: 1000)")
         sub.add_argument("--confidence", type=float, help="interval level (default: 0.9)")
@@ -361,10 +366,34 @@ def _query(args: argparse.Namespace) -> None:
 
 
 def _sizes(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 1000,4000; got {text!r}") from None
+    """`--sizes 1000,4000,1e12` -> [1000, 4000, 10**12]: positive whole numbers, as
+    AnalysisSettings.sizes are, written any way float() reads (2.5e3 is 2500).
+
+    A bad list is one line and exit 2 like every other input error rather than argparse's usage
+    text, so this reports it itself (argparse runs it before the command's error handling).
+    """
+    sizes: list[int] = []
+    # No text: the option's const, so no value, or one argparse read as an option (`-5,100`).
+    problem = None if text else "got none (a value that starts with '-' is read as an option)"
+    for part in text.split(",") if text else ():
+        try:
+            size = float(part)
+        except ValueError:
+            size = float("nan")
+        if not 0 < size < float("inf"):
+            problem = f"got {text!r}"
+            break
+        if not size.is_integer():
+            problem = f"got {text!r}: {part.strip()} is not a whole number of problems"
+            break
+        sizes.append(int(size))
+    if problem is not None:
+        error = SpecError(
+            "command line", "--sizes", f"expected positive sizes like 1000,4000; {problem}"
+        )
+        print(f"scaler: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return sizes
 
 
 def _analysis_overrides(args: argparse.Namespace) -> dict:
@@ -406,7 +435,7 @@ def _fit_points(args: argparse.Namespace):
             "--direction",
             "say which way the metric improves: higher (a score in [0, 1]) or lower (an error)",
         )
-    if args.scale <= 0 or (args.eval_size is not None and args.eval_size < 1):
+    if not 0 < args.scale < float("inf") or (args.eval_size is not None and args.eval_size < 1):
         raise SpecError("command line", "--scale/--eval-size", "expected values > 0")
     return analyse_csv(
         args.points,
