@@ -138,22 +138,3 @@ def test_fit_points_from_a_csv(cli, tmp_path):
     assert set(multipliers) == {1000, 2000, 4000, 7473}
     m = multipliers[2000]
     assert m["value"] > 1.3 and m["low"] <= m["value"] <= m["high"]
-
-
-@pytest.mark.parametrize(
-    ("content", "flags", "message"),
-    [
-        ("arm,size\nsft,100\n", "--direction higher", "missing ['value']"),
-        ("arm,size,value\nsft,100,abc\n", "--direction higher", "line 2: value"),
-        ("arm,size,value\nsft,-5,0.3\n", "--direction higher", "line 2: size"),
-        ("arm,size,value\nsft,100,35\nsft,200,40\n", "--direction higher", "--scale 100"),
-        ("arm,size,value\nsft,100,0\nsft,200,0.1\n", "--direction lower", "positive"),
-        ("arm,size,value\nsft,100,0.3\n", "", "--direction"),
-    ],
-)
-def test_bad_points_files_are_one_clear_error(cli, tmp_path, content, flags, message):
-    table = tmp_path / "points.csv"
-    table.write_text(content)
-    out = cli(f"fit --points {table} {flags}")
-    assert out.code == 2, out.out
-    assert message in out.err and "Traceback" not in out.err

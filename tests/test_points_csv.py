@@ -187,6 +187,12 @@ def test_a_bad_file_is_one_line_and_exit_2_from_the_cli(
         assert fragment in out.err, out.err
 
 
+def test_a_file_without_a_direction_asks_for_one(cli, tmp_path):
+    path = _write(tmp_path, "arm,size,value\nsft,100,0.3\nsft,200,0.4\n")
+    out = cli(f"fit --points {path}")
+    assert out.code == 2 and "--direction: say which way the metric improves" in out.err
+
+
 def test_a_missing_file_is_named(cli, tmp_path):
     out = cli(f"fit --points {tmp_path / 'nope.csv'} --direction higher")
     assert out.code == 2 and "nope.csv: --points: no such file" in out.err
