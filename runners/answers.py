@@ -1,52 +1,222 @@
-"""Final-answer extraction from model solutions and gold records.
+"""Where the final answer is in a model solution or gold record, before any sympy runs.
 
-`extract_answer(text)` tries these rules in order and returns the answer with the rule's name:
+`locate_answer(text)` returns the places an answer may be, best first, each as a `Candidate`
+(the piece of text, how math-verify should read it, and the name of the rule that found it).
+The worker in runners/equivalence.py hands them to math-verify in that order and keeps the first
+that parses. The rules, in order:
 
-1. ``gsm8k``: the text after the last ``####`` marker, to the end of its line (GSM8K's format).
-2. ``boxed``: the contents of the last brace-matched ``\\boxed{...}`` or ``\\fbox{...}`` (MATH's
-   format). Nested braces are matched; an unclosed box is skipped for the one before it.
-3. ``answer is``: what follows the last "the answer is" / "the final answer is" (any case), to
-   the end of its line, without a trailing period or ``$...$`` wrapper.
+1. ``gsm8k marker``: the text after the last ``####``, to the end of its line (GSM8K's format).
+2. ``boxed`` and ``final answer``: the last run of ``\\boxed{...}`` / ``\\fbox{...}`` and the
+   last final-answer statement ("the final answer is", "The answer is", "Answer:",
+   "**Final answer:**", Minerva's "Final Answer: The final answer is X. I hope it is correct.").
+   Whichever comes later in the text is tried first: a solution that boxes an intermediate value
+   and then states its answer means the statement. A run is several boxes with only separators
+   between them (``\\boxed{-1}, \\boxed{3}``, ``\\boxed{1} and \\boxed{2}``); together they are
+   one answer, a list. A statement is read by math-verify's own extraction from the statement
+   to the end of the text (it knows where "The answer is 28, so we are done." stops).
+3. ``whole answer``: a one-line text with no marker that is an answer rather than a sentence
+   (``x=3``, ``\\frac{1}{2}``, ``10, 4, -2``), read as if boxed.
+4. The fallback for a text with no marker, a convention of the world (`Conventions.fallback`):
+   ``last expression`` (math-verify's extraction over the whole text: the last LaTeX
+   environment or number it can parse) or ``last number`` (the last number in the text, the
+   convention of most GSM8K harnesses).
 
-When none applies the answer is None and the reason "no answer found".
+Before any rule, chat tokens end the text (``<|im_end|>``, ``</s>``, ``<|eot_id|>``: what follows
+is another turn), and digit groups written with LaTeX spaces (``25\\,000``, ``25{,}000``,
+``12 500``) are joined, which math-verify would otherwise read as a product.
 
-Everything here is linear in the length of the text: the braces are matched in one pass with a
-stack, and the only regular expression is a fixed phrase, so a megabyte of adversarial text costs
-milliseconds, never a backtracking blow-up. Pure Python; no sympy.
+A box whose words sit between values (``\\boxed{2\\text{ hours and }15\\text{ minutes}}``) is not
+a number with a unit: `has_inner_words` tells the worker to compare it as text, since dropping
+the words (math-verify's unit handling) would change its meaning.
+
+Everything here is linear in the length of the text: braces are matched in one pass with a stack
+and the regular expressions are fixed phrases or bounded character runs, so a megabyte of
+adversarial text costs milliseconds, never a backtracking blow-up. Pure Python; no sympy.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 NO_ANSWER = "no answer found"
+
+GSM8K_MARKER = "gsm8k marker"
+BOXED = "boxed"
+FINAL_ANSWER = "final answer"
+WHOLE_ANSWER = "whole answer"
+LAST_EXPRESSION = "last expression"
+LAST_NUMBER = "last number"
+RULES = (GSM8K_MARKER, BOXED, FINAL_ANSWER, WHOLE_ANSWER, LAST_EXPRESSION, LAST_NUMBER)
+"""Names of the rules that can find an answer; a Verdict's `rule` is one of them."""
+
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
-_ANSWER_IS = re.compile(r"the\s{1,5}(?:final\s{1,5})?answer\s{1,5}is\s{0,5}:?", re.IGNORECASE)
+_STATEMENT = re.compile(
+    r"final\s{0,5}answer|the\s{1,5}answer\s{1,5}is|\banswer\s{0,5}\**\s{0,5}:", re.IGNORECASE
+)
+_STATEMENT_LEAD = re.compile(r"^\**\s{0,5}(?:is\s{0,5})?:?\s{0,5}\**\s{0,5}")
+# Where a statement's sentence goes on past its answer: "28, so we are done", "5. Then".
+_SENTENCE_END = re.compile(r"[.;]\s|,\s{1,3}(?=[A-Za-z]{2,})")
+# Tokens a chat model emits at the end of its turn; what follows belongs to another turn.
+_END_OF_TURN = re.compile(
+    r"<\|(?:im_end|im_start|eot_id|endoftext|end|end_of_text|eom_id)\|>|</s>|<eos>|<end_of_turn>"
+)
+# Digit groups of three after a LaTeX or plain space: `25\,000`, `25{,}000`, `25,\!000`, `12 500`.
+_DIGIT_GROUP = re.compile(r"(?<=\d)(?:\\,|\\!|\\ |\{,\}|,\\!|~| )(?=\d{3}(?!\d))")
+_ALL_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?:(?:\\,|\\!|\\ |\{,\}|,\\!|~| )\d{3})+(?![\d.])")
+# What may stand between the boxes of one run: spaces, commas, `and`/`or`, math delimiters.
+_RUN_GAP = re.compile(
+    r"(?:\s|[,;.$]|\\[()\[\]]|\\q?quad|\\text\{\s{0,3}(?:and|or|,)?\s{0,3}\}|\band\b|\bor\b|&)*"
+)
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\s{0,3}\{([^{}]*)\}")
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\s{0,3}\{[A-Za-z*]{0,20}\}")
+_CONNECTOR = re.compile(r"^\s*(?:,|,?\s*and|,?\s*or)\s*$", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+Reading = Literal["boxed", "extract"]
+"""How math-verify reads a candidate: as the contents of one box, or by its own extraction."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    reading: Reading
+    rule: str
+    """One of RULES."""
+
+
+def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]:
+    """The places the final answer of `text` may be, best first (empty: no answer found)."""
+    text = join_digit_groups(end_of_turn(text))
+    candidates: list[Candidate] = []
+    marker = text.rfind("####")
+    if marker >= 0:
+        line = _rest_of_line(text, marker + 4)
+        if line:
+            candidates.extend(_answer_text(line, GSM8K_MARKER))
+    run = last_box_run(text)
+    statement = None
+    for statement in _STATEMENT.finditer(text):  # noqa: B007 - we want the last match
+        pass
+    boxed = []
+    if run is not None:
+        contents, _, _ = run
+        joined = ", ".join(c.strip() for c in contents if c.strip())
+        if joined:
+            boxed = [Candidate(joined, "boxed", BOXED)]
+    stated = []
+    if statement is not None:
+        stated = [Candidate(text[statement.start() :], "extract", FINAL_ANSWER)]
+        quoted = _quote(text, statement)
+        if quoted and not _has_words(quoted):
+            # An answer without delimiters or words ("The answer is 3\\sqrt{13}.", "is 1,-2"):
+            # math-verify's extraction sees LaTeX only inside delimiters, and would read a 3.
+            stated.insert(0, Candidate(quoted, "boxed", FINAL_ANSWER))
+        elif quoted:
+            stated.append(Candidate(quoted, "boxed", FINAL_ANSWER))
+    if run is not None and statement is not None and statement.start() > run[2]:
+        candidates.extend(stated + boxed)
+    else:
+        candidates.extend(boxed + stated)
+    if not candidates and not any(command in text for command in _BOX_COMMANDS):
+        bare = clean_sentence(text.strip())
+        if bare and "\n" not in bare:
+            candidates.extend(_answer_text(bare, WHOLE_ANSWER))
+    if fallback == LAST_NUMBER:
+        number = None
+        for number in _NUMBER.finditer(text):  # noqa: B007 - we want the last match
+            pass
+        if number is not None:
+            candidates.append(Candidate(number.group().replace(",", ""), "boxed", LAST_NUMBER))
+    elif fallback == LAST_EXPRESSION and text.strip():
+        candidates.append(Candidate(text, "extract", LAST_EXPRESSION))
+    return candidates
+
+
+def _answer_text(answer: str, rule: str) -> list[Candidate]:
+    """An answer on its own (a marker's line, a bare line): boxed, unless it has words."""
+    answer = clean_sentence(answer)
+    if not answer:
+        return []
+    boxed = Candidate(answer, "boxed", rule)
+    if _has_words(answer):
+        # "12 apples", "x = 3 (she has 3 left)": math-verify's extraction finds the value.
+        return [Candidate(answer, "extract", rule), boxed]
+    return [boxed]
+
+
+def _has_words(answer: str) -> bool:
+    """Whether `answer` is prose or delimited math rather than one bare expression."""
+    if any(delimiter in answer.replace("\\$", "") for delimiter in ("$", "\\(", "\\[")):
+        return True
+    return _WORD.search(_ENVIRONMENT.sub("", _TEXT_COMMAND.sub("", answer))) is not None
 
 
 def extract_answer(text: str) -> tuple[str | None, str]:
-    """The final answer in `text` and the rule that found it, or (None, "no answer found")."""
-    marker = text.rfind("####")
-    if marker >= 0:
-        answer = _rest_of_line(text, marker + 4)
-        if answer:
-            return answer, "gsm8k"
-    boxed = last_boxed(text)
-    if boxed is not None and boxed.strip():
-        return boxed.strip(), "boxed"
-    last = None
-    for last in _ANSWER_IS.finditer(text):  # noqa: B007 - we want the last match
-        pass
-    if last is not None:
-        answer = clean_sentence(_rest_of_line(text, last.end()))
-        if answer:
-            return answer, "answer is"
-    return None, NO_ANSWER
+    """The first place `locate_answer` would try and its rule, or (None, "no answer found").
+
+    Pure Python, for display and tests: what math-verify then makes of it is the worker's.
+    """
+    candidates = locate_answer(text, fallback="none")
+    if not candidates:
+        return None, NO_ANSWER
+    first = candidates[0]
+    if first.rule == FINAL_ANSWER and first.reading == "extract":
+        phrase = _STATEMENT.match(first.text)
+        answer = _quote(first.text, phrase) if phrase else ""
+        return (answer or None), (FINAL_ANSWER if answer else NO_ANSWER)
+    return first.text, first.rule
+
+
+def _quote(text: str, statement: re.Match) -> str:
+    """The answer a statement quotes: the rest of its line up to the end of the sentence."""
+    rest = _STATEMENT_LEAD.sub("", _rest_of_line(text, statement.end()))
+    end = _SENTENCE_END.search(rest)
+    return clean_sentence(rest[: end.start()] if end else rest)
+
+
+def end_of_turn(text: str) -> str:
+    """`text` up to its first end-of-turn chat token (a leading one is dropped)."""
+    pieces = _END_OF_TURN.split(text)
+    for piece in pieces:
+        if piece.strip():
+            return piece
+    return ""
+
+
+def join_digit_groups(text: str) -> str:
+    """`25\\,000`, `25{,}000`, `25,\\!000`, `12 500` -> `25000`, `12500`; lists stay lists."""
+    if not any(s in text for s in (" ", "\\,", "\\!", "\\ ", "{,}", "~")):
+        return text
+    return _ALL_GROUPS.sub(lambda m: _DIGIT_GROUP.sub("", m.group()), text)
 
 
 def last_boxed(text: str) -> str | None:
     """The contents of the last `\\boxed{...}` or `\\fbox{...}` whose braces close, else None."""
+    boxes = _boxes(text)
+    return text[boxes[-1][0] + 1 : boxes[-1][1]] if boxes else None
+
+
+def last_box_run(text: str) -> tuple[list[str], int, int] | None:
+    """The contents of the last run of boxes with only separators between them, with the run's
+    start and end positions; None when the text has no closed box."""
+    boxes = _boxes(text)
+    if not boxes:
+        return None
+    first = len(boxes) - 1
+    while first > 0:
+        gap_start, gap_end = boxes[first - 1][1] + 1, boxes[first][2]
+        if _RUN_GAP.fullmatch(text, gap_start, gap_end) is None:
+            break
+        first -= 1
+    run = boxes[first:]
+    return [text[open_ + 1 : close] for open_, close, _ in run], run[0][2], run[-1][1]
+
+
+def _boxes(text: str) -> list[tuple[int, int, int]]:
+    """(open brace, close brace, command start) of each box whose braces close, in order."""
     starts = []
     for command in _BOX_COMMANDS:
         at = text.find(command)
@@ -55,16 +225,18 @@ def last_boxed(text: str) -> str | None:
             while brace < len(text) and text[brace] == " ":
                 brace += 1
             if brace < len(text) and text[brace] == "{":
-                starts.append(brace)
+                starts.append((brace, at))
             at = text.find(command, at + 1)
     if not starts:
-        return None
+        return []
     closes = _matching_braces(text)
-    for brace in sorted(starts, reverse=True):
-        close = closes.get(brace)
-        if close is not None:
-            return text[brace + 1 : close]
-    return None
+    boxes = [(brace, closes[brace], at) for brace, at in sorted(starts) if brace in closes]
+    # A box inside another box is part of it, not an answer of its own.
+    outer: list[tuple[int, int, int]] = []
+    for box in boxes:
+        if not outer or box[0] > outer[-1][1]:
+            outer.append(box)
+    return outer
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -83,6 +255,35 @@ def _matching_braces(text: str) -> dict[int, int]:
             closes[stack.pop()] = i
         i += 1
     return closes
+
+
+def has_inner_words(answer: str) -> bool:
+    """Whether words stand between two values (`2\\text{ hours and }15\\text{ minutes}`), so that
+    dropping them as a unit would change the answer; a leading label or a trailing unit
+    (`x=\\text{...}`, `30\\text{ cm}^2`) and a bare connector (`3\\text{ or }5`) do not count."""
+    for match in _TEXT_COMMAND.finditer(answer):
+        words = match.group(1)
+        if not re.search(r"[A-Za-z]{2,}", words) or _CONNECTOR.match(words):
+            continue
+        before = answer[: match.start()]
+        after = re.sub(r"^\s*\^\s*(?:\{[^{}]*\}|\w)", "", answer[match.end() :])
+        if re.search(r"[\dA-Za-z]", _TEXT_COMMAND.sub("", before)) and re.search(
+            r"\d", _TEXT_COMMAND.sub("", after)
+        ):
+            return True
+    return False
+
+
+def as_text(answer: str) -> str:
+    """An answer reduced to its words and symbols, for comparing answers that are text."""
+    answer = _TEXT_COMMAND.sub(lambda m: m.group(1), answer)
+    answer = re.sub(r"\\[,!;: ]|[{}$~\s]", "", answer)
+    return answer.lower()
+
+
+def connectors_as_commas(answer: str) -> str:
+    """`3\\text{ or }5` -> `3, 5`: a connector in words between values makes a list."""
+    return _TEXT_COMMAND.sub(lambda m: ", " if _CONNECTOR.match(m.group(1)) else m.group(0), answer)
 
 
 def drop_thousands_separators(text: str) -> str:
@@ -127,3 +328,22 @@ def math_gold(record: dict[str, Any]) -> str:
     if boxed is None:
         raise ValueError("a MATH record needs an 'answer' or a \\boxed{} in its 'solution'")
     return boxed.strip()
+
+
+def top_level_items(answer: str) -> list[str]:
+    """The items of a bare list (`3, 1, 2` -> ['3', '1', '2']), split at commas outside any
+    brackets; [answer] when it is one item or is itself bracketed (a tuple, set or interval)."""
+    answer = answer.strip()
+    if answer[:1] in "([{" or answer.startswith("\\{"):
+        return [answer]
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(answer):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}" and depth:
+            depth -= 1
+        elif c == "," and depth == 0 and not answer[i + 1 : i + 4].isdigit():
+            items.append(answer[start:i].strip())
+            start = i + 1
+    items.append(answer[start:].strip())
+    return [item for item in items if item] or [answer]

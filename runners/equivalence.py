@@ -1,30 +1,45 @@
 """Symbolic answer equivalence with hard limits: math-verify (sympy) in killable workers.
 
-`Verifier().verify(gold, pred)` extracts the final answer from each side (runners/answers.py;
-a text with no marker is taken whole when it is one line), then asks math-verify whether they
-are the same mathematical object. The conventions are math-verify's, pinned by the tests:
+`Verifier().verify(gold, pred)` finds the final answer on each side and asks math-verify
+whether they are the same mathematical object. Both sides may be whole solutions or bare
+answers. Where the answer is comes from runners/answers.py (`locate_answer`: the GSM8K marker,
+then the later of the last box run and the last final-answer statement, then a bare one-line
+answer, then the world's fallback); math-verify's own `parse` reads each place, with
+`LatexExtractionConfig(boxed_match_priority=0)` and `ExprExtractionConfig()`, the settings its
+own test suite uses. The conventions are math-verify's, pinned by the tests:
 
-- numbers compare by value: `\\frac{1}{3}` matches `0.333333` (decimals are rounded to 6 places)
-  but not `0.3333`; `2,125` matches `2125`; `90^\\circ` matches `90`;
+- numbers compare by value: `\\frac{1}{3}` matches `0.333333` (decimals are rounded to
+  `Conventions.precision` places, 6 by default) but not `0.3333`; `2,125` and `25\\,000` are
+  numbers; `90^\\circ` matches `90`; a trailing unit is dropped (`30\\text{ cm}^2` is 30);
 - intervals keep their brackets: `(1,2)` is not `[1,2]`;
-- tuples are ordered (`(1,2,3)` is not `(3,2,1)`), sets are not (`\\{1,2\\}` is `\\{2,1\\}`, and a
-  bare list `1,-2` is a set);
+- tuples are ordered (`(1,2,3)` is not `(3,2,1)`), sets are not (`\\{1,2\\}` is `\\{2,1\\}`); a
+  bare list `1,-2` is a set (`Conventions.lists`), and several boxes in a row are one list;
 - an assignment matches its value, both ways: `x=3` matches `3`, and gold `x=5` matches `5`;
-- text answers compare as text after LaTeX normalisation: `\\text{Evelyn}` matches `Evelyn`.
-- **Percentages.** `X\\%` (or `X%`) matches both `X` and `X/100`: gold `35` matches `35%` (GSM8K
-  asks "what percentage" and keeps the bare number), and gold `0.35` matches `35%` too. A
-  percentage never matches any other number (`35%` is not `0.035`). Lenient on purpose: the unit
-  is already fixed by the question, and a model that writes the sign should not lose the point.
+- text answers compare as text after LaTeX normalisation: `\\text{Evelyn}` matches `Evelyn`;
+  words between values in a box (`2\\text{ hours and }15\\text{ minutes}`) make the answer
+  text, compared as text, never a number with its words dropped.
+- **Percentages** (`Conventions.percent`). `X\\%` (or `X%`) matches both `X` and `X/100`: gold
+  `35` matches `35%` (GSM8K asks "what percentage" and keeps the bare number), and gold `0.35`
+  matches `35%` too, and so for non-integers (`7.5\\%` and `7.5`). A percentage never matches
+  any other number (`35%` is not `0.035`). Lenient on purpose: the unit is already fixed by the
+  question, and a model that writes the sign should not lose the point.
 
-Limits. Parsing and comparing run in a small pool of worker processes, reused across calls, with
-math-verify's own signal timeouts off (they are in whole seconds and cannot stop sympy inside a
-big-integer power). Each comparison has `time_limit` seconds; a worker that overruns is killed
-and replaced, and the pair is "time limit". A worker also has an address-space cap, so a
-`1000000!` that grows memory fails inside it instead of in the machine. Before anything is sent,
-an answer longer than `max_chars` or nested deeper than `max_depth` is a "parse failure".
+The conventions that differ between worlds are named fields of `Conventions`; `WORLDS` holds
+each real world's (GSM8K: the last number of a solution with no marker is its answer; MATH:
+math-verify's last expression). docs/verifier.md describes them.
 
-Reasons: "equivalent" (the only one that is correct), "mismatch", "no answer found",
-"parse failure", "time limit".
+Limits. Finding, parsing and comparing all run in a small pool of worker processes, reused
+across calls, with math-verify's own signal timeouts off (they are in whole seconds and cannot
+stop sympy inside a big-integer power): math-verify's parse runs sympy and can hang on a whole
+text as well as on an answer. Each comparison (both parses and the comparison) has `time_limit`
+seconds; a worker that overruns is killed and replaced, and the pair is "time limit". A worker
+also has an address-space cap, so a `1000000!` that grows memory fails inside it instead of in
+the machine. A text longer than `max_text_chars` is a "parse failure" before it is sent; in the
+worker, an answer longer than `max_chars` or nested deeper than `max_depth` is one too.
+
+Reasons (`Verdict.reason`, stored as they are): "equivalent" (the only one that is correct),
+"mismatch", "no answer found", "parse failure", "time limit". `Verdict.rule` names the rule of
+runners/answers.py that found the prediction's answer (`answers.RULES`).
 """
 
 from __future__ import annotations
@@ -34,11 +49,21 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Literal
 
-from runners.answers import NO_ANSWER, clean_sentence, extract_answer
+from runners.answers import (
+    LAST_EXPRESSION,
+    LAST_NUMBER,
+    NO_ANSWER,
+    as_text,
+    connectors_as_commas,
+    has_inner_words,
+    locate_answer,
+    top_level_items,
+)
 
 EQUIVALENT = "equivalent"
 MISMATCH = "mismatch"
@@ -48,6 +73,54 @@ REASONS = (EQUIVALENT, MISMATCH, NO_ANSWER, PARSE_FAILURE, TIME_LIMIT)
 # Extra time a new worker gets for its first task: a forked one has math-verify already; a
 # spawned one (no fork on this platform) imports it first.
 STARTUP_S = {"fork": 0.5, "spawn": 10.0}
+FALLBACKS = (LAST_EXPRESSION, LAST_NUMBER, "none")
+LISTS = ("set", "ordered")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """What counts as the same answer; the fields that differ between worlds are set in WORLDS."""
+
+    precision: int = 6
+    """Decimal places numbers are rounded to before comparing (math-verify's float_rounding)."""
+    strip_units: bool = True
+    """Drop units and unit words after a value (`30\\text{ cm}^2` is 30)."""
+    percent: bool = True
+    """`X%` matches `X` as well as `X/100` (see the module docstring)."""
+    lists: Literal["set", "ordered"] = "set"
+    """A bare list `a, b, c` (no brackets) is a set, or a sequence compared item by item."""
+    fallback: Literal["last expression", "last number", "none"] = LAST_EXPRESSION
+    """The answer of a text with no marker: math-verify's last expression, the last number
+    (GSM8K harnesses), or none."""
+
+    def __post_init__(self):
+        if not isinstance(self.precision, int) or not 0 <= self.precision <= 15:
+            raise ValueError(f"precision: {self.precision!r}; expected an integer 0-15")
+        if self.lists not in LISTS:
+            raise ValueError(f"lists: {self.lists!r}; expected one of {', '.join(LISTS)}")
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback: {self.fallback!r}; expected one of {', '.join(FALLBACKS)}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+WORLDS = {
+    "gsm8k": Conventions(fallback=LAST_NUMBER),
+    "math": Conventions(fallback=LAST_EXPRESSION),
+}
+"""Each real world's conventions (the demo world has its own checker, runners/demo_checker.py)."""
+
+
+def world_conventions(world: str) -> Conventions:
+    """The conventions of a real world by name; a clear error for any other name."""
+    try:
+        return WORLDS[world]
+    except KeyError:
+        raise ValueError(
+            f"world {world!r} has no answer conventions; expected one of {', '.join(WORLDS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -57,22 +130,8 @@ class Verdict:
     """One of REASONS."""
     extracted: str | None = None
     """The prediction's answer as compared (None when none was found)."""
-
-
-def prepare(text: str, max_chars: int = 10_000, max_depth: int = 100) -> tuple[str | None, str]:
-    """The answer to compare, or None and why not; pure and linear, runs in the caller."""
-    answer, rule = extract_answer(text)
-    if answer is None:
-        bare = text.strip()
-        if not bare or "\n" in bare:
-            return None, NO_ANSWER
-        answer = bare
-    answer = clean_sentence(answer)
-    if not answer:
-        return None, NO_ANSWER
-    if len(answer) > max_chars or _depth(answer) > max_depth:
-        return answer[:200], PARSE_FAILURE
-    return answer, rule
+    rule: str | None = None
+    """The rule that found the prediction's answer (one of answers.RULES; None when none did)."""
 
 
 def _depth(text: str) -> int:
@@ -87,7 +146,8 @@ def _depth(text: str) -> int:
 
 
 class Verifier:
-    """A pool of `workers` processes comparing answers under `time_limit` seconds each.
+    """A pool of `workers` processes comparing answers under `time_limit` seconds each, by
+    `conventions` (math-verify's, the MATH world's, by default).
 
     Start-up is lazy (the first call) and costs about a second; use it as a context manager or
     call close(), though workers also end with this process.
@@ -101,14 +161,20 @@ class Verifier:
         max_depth: int = 100,
         memory_mb: int | None = 2048,
         chunk: int = 32,
+        conventions: Conventions | None = None,
+        max_text_chars: int = 200_000,
     ):
         if time_limit <= 0 or workers < 1 or chunk < 1:
             raise ValueError("time_limit must be > 0, workers and chunk >= 1")
+        if conventions is not None and not isinstance(conventions, Conventions):
+            raise ValueError(f"conventions: expected a Conventions, got {conventions!r}")
         self.time_limit = time_limit
         self.max_chars = max_chars
         self.max_depth = max_depth
+        self.max_text_chars = max_text_chars
         self.memory_mb = memory_mb
         self.chunk = chunk
+        self.conventions = conventions or Conventions()
         self._size = workers
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -135,27 +201,30 @@ class Verifier:
         verdicts: list[Verdict | None] = [None] * len(pairs)
         tasks = []
         for i, (gold, pred) in enumerate(pairs):
-            g, g_reason = prepare(gold, self.max_chars, self.max_depth)
-            p, p_reason = prepare(pred, self.max_chars, self.max_depth)
-            if p is None or p_reason == PARSE_FAILURE:
-                verdicts[i] = Verdict(False, p_reason, p)
-            elif g is None or g_reason == PARSE_FAILURE:
-                verdicts[i] = Verdict(False, g_reason, p)
+            if not isinstance(gold, str) or not isinstance(pred, str):
+                raise ValueError(f"pair {i}: gold and pred must be strings, got {gold!r}, {pred!r}")
+            if not pred.strip():
+                verdicts[i] = Verdict(False, NO_ANSWER)
+            elif len(pred) > self.max_text_chars:
+                verdicts[i] = Verdict(False, PARSE_FAILURE, pred[:200])
+            elif not gold.strip():
+                verdicts[i] = Verdict(False, NO_ANSWER)
+            elif len(gold) > self.max_text_chars:
+                verdicts[i] = Verdict(False, PARSE_FAILURE)
             else:
-                tasks.append((i, g, p))
+                tasks.append((i, gold, pred))
         if tasks:
-            preds = {i: p for i, _, p in tasks}
             with self._lock:
-                for i, (correct, reason) in self._run(tasks).items():
-                    verdicts[i] = Verdict(correct, reason, preds[i])
+                for i, (correct, reason, extracted, rule) in self._run(tasks).items():
+                    verdicts[i] = Verdict(correct, reason, extracted, rule)
         return verdicts  # type: ignore[return-value]
 
     # The scheduler: chunks of tasks go to idle workers; each worker answers task by task, so a
     # task's clock starts when the one before it came back.
-    def _run(self, tasks: list[tuple[int, str, str]]) -> dict[int, tuple[bool, str]]:
+    def _run(self, tasks: list[tuple[int, str, str]]) -> dict[int, tuple]:
         size = max(1, min(self.chunk, -(-len(tasks) // (2 * self._size))))
         queue = deque(tasks[i : i + size] for i in range(0, len(tasks), size))
-        results: dict[int, tuple[bool, str]] = {}
+        results: dict[int, tuple] = {}
         self._ensure_workers()
         busy: dict[Connection, _Worker] = {}
         while queue or busy:
@@ -174,13 +243,13 @@ class Verifier:
             for conn in ready:
                 worker = busy[conn]
                 try:
-                    index, correct, reason = conn.recv()
+                    index, *verdict = conn.recv()
                 except (EOFError, OSError):
                     # Died mid-task (killed from outside, out of memory, a crash in C).
                     self._retire(worker, busy, queue, results, PARSE_FAILURE)
                     continue
                 worker.pending.popleft()
-                results[index] = (correct, reason)
+                results[index] = tuple(verdict)
                 worker.deadline = time.monotonic() + self.time_limit
                 if not worker.pending:
                     del busy[conn]
@@ -193,21 +262,25 @@ class Verifier:
         """Kill `worker`, charge its current task with `reason`, requeue the rest, replace it."""
         del busy[worker.conn]
         current = worker.pending.popleft()
-        results[current[0]] = (False, reason)
+        results[current[0]] = (False, reason, None, None)
         if worker.pending:
             queue.appendleft(list(worker.pending))
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self.time_limit, self.memory_mb)
+        self._workers[self._workers.index(worker)] = self._new_worker()
         self.replaced += 1
 
     def _ensure_workers(self) -> None:
         for i, worker in enumerate(self._workers):
             if not worker.process.is_alive():
                 worker.kill()
-                self._workers[i] = _Worker(self.time_limit, self.memory_mb)
+                self._workers[i] = self._new_worker()
                 self.replaced += 1
         while len(self._workers) < self._size:
-            self._workers.append(_Worker(self.time_limit, self.memory_mb))
+            self._workers.append(self._new_worker())
+
+    def _new_worker(self) -> _Worker:
+        limits = (self.max_chars, self.max_depth)
+        return _Worker(self.time_limit, self.memory_mb, self.conventions, limits)
 
     def worker_pids(self) -> list[int]:
         """The workers' process ids (for tests and diagnostics)."""
@@ -225,13 +298,22 @@ def _context():
 
 
 class _Worker:
-    def __init__(self, time_limit: float, memory_mb: int | None):
+    def __init__(
+        self,
+        time_limit: float,
+        memory_mb: int | None,
+        conventions: Conventions,
+        limits: tuple[int, int],
+    ):
         import math_verify  # noqa: F401 - imported once here, inherited by every forked worker
 
         self.time_limit = time_limit
         self.conn, child = _context().Pipe()
         self.process = _context().Process(
-            target=_serve, args=(child, memory_mb), daemon=True, name="scaler-verify"
+            target=_serve,
+            args=(child, memory_mb, conventions, limits),
+            daemon=True,
+            name="scaler-verify",
         )
         self.process.start()
         child.close()
@@ -269,7 +351,9 @@ def _close_all(workers: list[_Worker]) -> None:
 
 
 # Inside the worker process.
-def _serve(conn: Connection, memory_mb: int | None) -> None:
+def _serve(
+    conn: Connection, memory_mb: int | None, conventions: Conventions, limits: tuple[int, int]
+) -> None:
     import logging
 
     if memory_mb:
@@ -280,7 +364,7 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
         limit = _address_space_bytes() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    compare = _comparer()
+    compare = _comparer(conventions, *limits)
     while True:
         try:
             chunk = conn.recv()
@@ -290,10 +374,10 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
             return
         for index, gold, pred in chunk:
             try:
-                correct, reason = compare(gold, pred)
+                verdict = compare(gold, pred)
             except (Exception, RecursionError, MemoryError):
-                correct, reason = False, PARSE_FAILURE
-            conn.send((index, correct, reason))
+                verdict = (False, PARSE_FAILURE, None, None)
+            conn.send((index, *verdict))
 
 
 def _address_space_bytes() -> int:
@@ -307,22 +391,126 @@ def _address_space_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _comparer():
+@dataclass(frozen=True)
+class _Answer:
+    """One side's answer as read: math-verify's parse, or the text of a words answer."""
+
+    parsed: list | None
+    text: str
+    """The answer as a person reads it (math-verify's string for what it parsed)."""
+    rule: str
+    words: bool = False
+    """Words stand between values: compared as text (answers.has_inner_words)."""
+    items: tuple[str, ...] = ()
+    """A bare list's items in order, for `lists="ordered"`."""
+
+
+class _Unread(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
+    from functools import lru_cache
+
+    from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    # The answer is already extracted; boxing it makes math-verify parse exactly it.
-    config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    # As math-verify's own tests call it (boxes first), with units dropped or kept by convention.
+    normalization = NormalizationConfig(
+        basic_latex=True,
+        units=conventions.strip_units,
+        malformed_operators=True,
+        nits=True,
+        boxed="all",
+        equations=False,
+    )
+    config = [
+        LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization),
+        ExprExtractionConfig(),
+    ]
 
-    def compare(gold: str, pred: str) -> tuple[bool, str]:
-        gold_parsed = parse("\\boxed{" + gold + "}", config, parsing_timeout=None)
-        pred_parsed = parse("\\boxed{" + pred + "}", config, parsing_timeout=None)
-        if not gold_parsed or not pred_parsed:
-            return False, PARSE_FAILURE
-        if verify(gold_parsed, pred_parsed, float_rounding=6, timeout_seconds=None):
-            return True, EQUIVALENT
-        return False, MISMATCH
+    def same(gold, pred) -> bool:
+        return verify(gold, pred, float_rounding=conventions.precision, timeout_seconds=None)
+
+    @lru_cache(maxsize=4096)  # a gold is compared with many samples
+    def read(text: str) -> _Answer:
+        candidates = locate_answer(text, conventions.fallback)
+        if not candidates:
+            raise _Unread(NO_ANSWER)
+        for candidate in candidates:
+            answer = candidate.text
+            if _depth(answer) > max_depth or (
+                candidate.reading == "boxed" and len(answer) > max_chars
+            ):
+                raise _Unread(PARSE_FAILURE)
+            if candidate.reading == "boxed":
+                if has_inner_words(answer):
+                    return _Answer(None, answer, candidate.rule, words=True)
+                answer = connectors_as_commas(answer)
+                parsed = parse("\\boxed{" + answer + "}", config, parsing_timeout=None)
+            else:
+                parsed = parse(answer, config, parsing_timeout=None)
+            if parsed:
+                # math-verify's normalised string of what it compared (`0.5` reads `\\frac{1}{2}`).
+                shown = parsed[-1] if isinstance(parsed[-1], str) else answer
+                items = tuple(top_level_items(shown)) if conventions.lists == "ordered" else ()
+                return _Answer(parsed, shown, candidate.rule, items=items)
+        # A marker whose answer math-verify cannot read is a failure; no expression at all in
+        # a text without a marker is no answer.
+        fallback_only = all(c.rule in (LAST_EXPRESSION, LAST_NUMBER) for c in candidates)
+        raise _Unread(NO_ANSWER if fallback_only else PARSE_FAILURE)
+
+    def equal(gold: _Answer, pred: _Answer) -> bool:
+        if gold.words or pred.words:
+            return as_text(gold.text) == as_text(pred.text)
+        if len(gold.items) > 1:
+            if len(pred.items) != len(gold.items):
+                return False
+            return all(
+                same(
+                    parse("\\boxed{" + g + "}", config, parsing_timeout=None),
+                    parse("\\boxed{" + p + "}", config, parsing_timeout=None),
+                )
+                for g, p in zip(gold.items, pred.items, strict=True)
+            )
+        if same(gold.parsed, pred.parsed):
+            return True
+        if conventions.percent:
+            # math-verify reads X% as X/100; the percent policy also accepts X itself.
+            gold_plain, pred_plain = _without_percent(gold.parsed), _without_percent(pred.parsed)
+            if gold_plain is not None and same(gold_plain, pred.parsed):
+                return True
+            if pred_plain is not None and same(gold.parsed, pred_plain):
+                return True
+        return False
+
+    def compare(gold: str, pred: str) -> tuple[bool, str, str | None, str | None]:
+        try:
+            answer = read(pred)
+        except _Unread as unread:
+            return False, unread.reason, None, None
+        try:
+            expected = read(gold)
+        except _Unread as unread:
+            return False, unread.reason, answer.text, answer.rule
+        if equal(expected, answer):
+            return True, EQUIVALENT, answer.text, answer.rule
+        return False, MISMATCH, answer.text, answer.rule
 
     return compare
+
+
+def _without_percent(parsed: list) -> list | None:
+    """`[X * 1/100, "X\\%"]` -> `[X]`: the number a percentage is of; None for anything else."""
+    from sympy import Mul, Rational, UnevaluatedExpr
+
+    if not parsed or not isinstance(parsed[0], Mul) or len(parsed[0].args) != 2:
+        return None
+    value, scale = parsed[0].args
+    if scale in (UnevaluatedExpr(Rational(1, 100)), Rational(1, 100)):
+        return [value]
+    return None
 
 
 # Inputs the limits exist for: each must come back "not correct" within the time limit.

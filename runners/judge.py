@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runners.answers import NO_ANSWER
-from runners.equivalence import EQUIVALENT, MISMATCH, Verifier
+from runners.equivalence import EQUIVALENT, MISMATCH, Verifier, world_conventions
 
 DEMO = "demo"
 
@@ -22,7 +22,12 @@ DEMO = "demo"
 class Judge:
     def __init__(self, world: str, time_limit: float = 2.0, workers: int = 2):
         self.world = world
-        self._verifier = None if world == DEMO else Verifier(time_limit, workers)
+        if world == DEMO:
+            self._verifier = None
+        else:
+            # Each real world's answer conventions (runners/equivalence.py WORLDS).
+            conventions = world_conventions(world)
+            self._verifier = Verifier(time_limit, workers, conventions=conventions)
 
     def __enter__(self) -> Judge:
         return self

@@ -21,20 +21,20 @@ def records(name: str) -> list[dict]:
 @pytest.mark.parametrize(
     "text, answer, rule",
     [
-        ("She pays 3 + 4 = 7\n#### 7", "7", "gsm8k"),
-        ("#### 1,450,000", "1,450,000", "gsm8k"),
+        ("She pays 3 + 4 = 7\n#### 7", "7", "gsm8k marker"),
+        ("#### 1,450,000", "1,450,000", "gsm8k marker"),
         ("so \\boxed{5} and then \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}", "boxed"),
         ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}", "boxed"),
         ("\\fbox{x^{2}}", "x^{2}", "boxed"),
         ("\\boxed {3}", "3", "boxed"),
         ("\\boxed{\\{1,2\\}}", "\\{1,2\\}", "boxed"),  # escaped braces are content
         ("\\boxed{4} then \\boxed{unclosed", "4", "boxed"),
-        ("Thus the answer is $\\frac{3}{4}$.", "\\frac{3}{4}", "answer is"),
-        ("The final answer is: 12.", "12", "answer is"),
-        ("THE ANSWER IS 3.5.\nbye", "3.5", "answer is"),
-        ("the answer is 2 ... no, the answer is 9", "9", "answer is"),
-        ("#### 8\nthen \\boxed{9}", "8", "gsm8k"),  # the documented order
-        ("I think it is 4", None, "no answer found"),
+        ("Thus the answer is $\\frac{3}{4}$.", "\\frac{3}{4}", "final answer"),
+        ("The final answer is: 12.", "12", "final answer"),
+        ("THE ANSWER IS 3.5.\nbye", "3.5", "final answer"),
+        ("the answer is 2 ... no, the answer is 9", "9", "final answer"),
+        ("#### 8\nthen \\boxed{9}", "8", "gsm8k marker"),  # the documented order
+        ("I think it is 4", "I think it is 4", "whole answer"),  # read by math-verify later
         ("", None, "no answer found"),
         ("\\boxed{}", None, "no answer found"),
     ],
@@ -80,7 +80,7 @@ def test_gsm8k_test_golds_extract():
         gold = gsm8k_gold(record["answer"])
         assert int(gold) == int(gold)  # all integers, commas gone
         answer, rule = extract_answer(record["answer"])
-        assert rule == "gsm8k" and answer.replace(",", "") == gold
+        assert rule == "gsm8k marker" and answer.replace(",", "") == gold
 
 
 def test_math500_answer_is_last_boxed_of_solution():
