@@ -69,6 +69,13 @@ _ALL_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?:(?:\\,|\\!|\\ |\{,\}|,\\!|~| )\d{
 _RUN_GAP = re.compile(
     r"(?:\s|[,;.$]|\\[()\[\]]|\\q?quad|\\text\{\s{0,3}(?:and|or|,)?\s{0,3}\}|\band\b|\bor\b|&)*"
 )
+_RUN_GAP_CHARS = 40
+# Words between two boxes that say the second replaces the first ("\\boxed{5}, no, \\boxed{7}").
+_REVISION = re.compile(
+    r"\b(?:then|but|wait|actually|no|not|instead|correct(?:ion|ed)?|so|hence|therefore|thus|"
+    r"answer|is|was|should|mistake|wrong|check|recheck)\b",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\s{0,3}\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s{0,3}\{[A-Za-z*]{0,20}\}")
@@ -121,9 +128,8 @@ def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]
     else:
         candidates.extend(boxed + stated)
     if not candidates and not any(command in text for command in _BOX_COMMANDS):
-        bare = clean_sentence(text.strip())
-        if bare and "\n" not in bare:
-            candidates.extend(_answer_text(bare, WHOLE_ANSWER))
+        if "\n" not in text.strip():
+            candidates.extend(_answer_text(text, WHOLE_ANSWER))
     if fallback == LAST_NUMBER:
         number = None
         for number in _NUMBER.finditer(text):  # noqa: B007 - we want the last match
@@ -137,13 +143,14 @@ def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]
 
 def _answer_text(answer: str, rule: str) -> list[Candidate]:
     """An answer on its own (a marker's line, a bare line): boxed, unless it has words."""
-    answer = clean_sentence(answer)
-    if not answer:
+    bare = clean_sentence(answer)
+    if not bare:
         return []
-    boxed = Candidate(answer, "boxed", rule)
+    boxed = Candidate(bare, "boxed", rule)
     if _has_words(answer):
-        # "12 apples", "x = 3 (she has 3 left)": math-verify's extraction finds the value.
-        return [Candidate(answer, "extract", rule), boxed]
+        # "12 apples", "$1$ and $2$", "x = 3 (she has 3 left)": math-verify's extraction finds
+        # the value, in the text as written (its delimiters tell it where the math is).
+        return [Candidate(answer.strip(), "extract", rule), boxed]
     return [boxed]
 
 
@@ -208,11 +215,24 @@ def last_box_run(text: str) -> tuple[list[str], int, int] | None:
     first = len(boxes) - 1
     while first > 0:
         gap_start, gap_end = boxes[first - 1][1] + 1, boxes[first][2]
-        if _RUN_GAP.fullmatch(text, gap_start, gap_end) is None:
+        if not _joins_boxes(text[gap_start:gap_end]):
             break
         first -= 1
     run = boxes[first:]
     return [text[open_ + 1 : close] for open_, close, _ in run], run[0][2], run[-1][1]
+
+
+def _joins_boxes(gap: str) -> bool:
+    """Whether the text between two boxes makes them one answer: only separators
+    (`, `, `and`, `\\quad`, math delimiters), or a few words on one line that label the parts
+    ("papers and", "for part (a) and", "\\) and \\( y_2 =") without revising the first."""
+    if _RUN_GAP.fullmatch(gap):
+        return True
+    return (
+        len(gap) <= _RUN_GAP_CHARS
+        and not any(c in gap for c in "\n.!?:")
+        and _REVISION.search(gap) is None
+    )
 
 
 def _boxes(text: str) -> list[tuple[int, int, int]]:
