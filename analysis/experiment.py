@@ -185,6 +185,18 @@ def analysis_frames(result: ScalingAnalysis) -> dict[str, Any]:
         "means": pd.DataFrame(means),
         "fits": pd.DataFrame(fits),
         "multipliers": pd.DataFrame([vars(m) for m in result.multipliers]),
+        "shared": pd.DataFrame(
+            [
+                {"arm": f.arm, "baseline": f.baseline, **f.params}
+                | {
+                    f"{k}_{end}": v
+                    for k, ends in f.intervals.items()
+                    for end, v in zip(("low", "high"), ends, strict=True)
+                }
+                | {"f_statistic": f.f_statistic, "p_value": f.p_value}
+                for f in result.shared
+            ]
+        ),
     }
 
 

@@ -40,7 +40,7 @@ FloatArray = NDArray[np.float64]
 # report where the optimiser happened to stop. HUBER_DELTA is the floor (noise-free data).
 HUBER_DELTA = 1e-3
 HUBER_TUNING = 1.345
-_LEAST_SQUARES_DELTA = 10.0  # residuals in log units never reach it: plain least squares
+LEAST_SQUARES_DELTA = 10.0  # residuals in log units never reach it: plain least squares
 
 # Bounds on the internal parameters (e, a, alpha). E is allowed to fall ~9 orders of magnitude
 # below the smallest observed error, which is "zero" for every purpose; a is the log reducible
@@ -226,7 +226,7 @@ def _prepare(sizes: ArrayLike, errors: ArrayLike) -> _Prepared:
     log_err = np.log(err_arr)
     e_lower = float(log_err.min()) - _E_FLOOR_DECADES * math.log(10)
     bounds: list[tuple[float | None, float | None]] = [
-        (e_lower, float(log_err.max())),
+        (e_lower, float(np.log(smallest_mean_error(size_arr, err_arr)))),
         (e_lower, float(log_err.max()) + 5.0),
         _ALPHA_BOUNDS,
     ]
@@ -291,8 +291,24 @@ def _minimise(
         bounds=prepared.bounds[free],
         options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-9},
     )
+    converged = bool(result.success)
+    if not converged:
+        # L-BFGS-B often ends "abnormally" in its line search at the optimum itself, where the
+        # loss is flat to rounding. A derivative-free polish tells the two apart: at an optimum
+        # it finds nothing lower; elsewhere its better point is kept.
+        polish = minimize(
+            lambda x: objective(x)[0],
+            result.x,
+            method="Nelder-Mead",
+            bounds=prepared.bounds[free],
+            options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 2000},
+        )
+        improvement = float(result.fun) - float(polish.fun)
+        converged = improvement <= 1e-9 * max(abs(float(result.fun)), 1e-12) or bool(polish.success)
+        if improvement > 0:
+            result = polish
     theta[free] = result.x
-    return theta, float(result.fun) * delta, bool(result.success)
+    return theta, float(result.fun) * delta, converged
 
 
 def _to_fit(
@@ -331,7 +347,7 @@ def fit_power_law(
     prepared = _prepare(sizes, errors)
     if delta is None:
         # The least-squares loss is smooth: one run from the best start finds its optimum.
-        least_squares = _fit_prepared(prepared, fix_E_zero, _LEAST_SQUARES_DELTA, n_starts=1)
+        least_squares = _fit_prepared(prepared, fix_E_zero, LEAST_SQUARES_DELTA, n_starts=1)
         delta = noise_scaled_delta(least_squares, prepared)
     return _fit_prepared(prepared, fix_E_zero, delta)
 
@@ -424,7 +440,7 @@ def fit_warnings(fit: PowerLawFit, sizes: ArrayLike, errors: ArrayLike) -> list[
     err_arr = np.asarray(errors, dtype=float).ravel()
     warnings = []
     warnings += identifiability_warnings(fit.n_params, size_arr)
-    warnings += _floor_warnings(fit, err_arr)
+    warnings += floor_warnings(fit, size_arr, err_arr) + exponent_warnings(fit)
     warnings += _monotonicity_warnings(size_arr, err_arr)
     if not fit.converged:
         warnings.append("the optimiser stopped before converging")
@@ -446,7 +462,8 @@ def identifiability_warnings(n_params: int, sizes: FloatArray) -> list[str]:
     return []
 
 
-def _floor_warnings(fit: PowerLawFit, errors: FloatArray) -> list[str]:
+def floor_warnings(fit: PowerLawFit, sizes: FloatArray, errors: FloatArray) -> list[str]:
+    """E at either end of its range: ~0 (no floor in the data) or at the lowest mean error."""
     if fit.E_fixed or errors.size == 0:
         return []
     smallest = float(errors.min())
@@ -454,6 +471,26 @@ def _floor_warnings(fit: PowerLawFit, errors: FloatArray) -> list[str]:
         return [
             f"E is at its bound (~0: {fit.E:.2g} against a smallest error of {smallest:.2g}): "
             "the data show no floor, so E is not identified; prefer the E = 0 fit"
+        ]
+    ceiling = float(smallest_mean_error(sizes, errors))
+    if fit.E >= ceiling * (1 - 1e-6):
+        return [
+            f"E is at its upper bound, the lowest mean error observed ({ceiling:.3g}): the "
+            "curve levels off at the data's best point, so the floor and every multiplier "
+            "near it are guesses"
+        ]
+    return []
+
+
+def exponent_warnings(fit: PowerLawFit) -> list[str]:
+    """alpha pressed against either end of its range: the optimum lies outside it."""
+    low, high = _ALPHA_BOUNDS
+    if fit.alpha <= low * (1 + 1e-6):
+        return [f"alpha is at its lower bound ({low:g}): the error barely falls with D"]
+    if fit.alpha >= high * (1 - 1e-6):
+        return [
+            f"alpha is at its upper bound ({high:g}): the error falls faster than any power "
+            "law allowed here (a jump between sizes, not a scaling law)"
         ]
     return []
 
@@ -492,6 +529,21 @@ def _seed_means(sizes: FloatArray, errors: FloatArray) -> tuple[FloatArray, Floa
 
 # --------------------------------------------------------------------------------------------
 # Small helpers.
+
+
+def smallest_mean_error(sizes: ArrayLike, errors: ArrayLike) -> Any:
+    """The lowest per-size mean error along the last axis: the ceiling of the floor E.
+
+    A floor above an error the arm reached on average is contradicted by the data; left free,
+    a fit can put E there (the other sizes pull it up), and a better arm then reads as worse or
+    an arm below the floor as infinitely better. Points of one size are its seeds.
+    """
+    size_arr = np.asarray(sizes, dtype=float)
+    err_arr = np.asarray(errors, dtype=float)
+    size_arr = np.broadcast_to(size_arr, err_arr.shape)
+    same = size_arr[..., :, None] == size_arr[..., None, :]
+    means = (same * err_arr[..., None, :]).sum(axis=-1) / same.sum(axis=-1)
+    return _unwrap(means.min(axis=-1))
 
 
 def power_law_inverse(E: Any, A: Any, alpha: Any, err: ArrayLike) -> FloatArray:

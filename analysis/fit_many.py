@@ -34,17 +34,21 @@ from numpy.typing import ArrayLike
 from analysis.fit import (
     _ALPHA_BOUNDS,
     _E_FLOOR_DECADES,
-    _LEAST_SQUARES_DELTA,
+    LEAST_SQUARES_DELTA,
     FloatArray,
     PowerLawFit,
     delta_from_residuals,
     power_law_inverse,
+    smallest_mean_error,
 )
 
 # A smaller grid than the single fit's: a start from the full-data optimum (when given) does
 # most of the work, and the grid only guards against resamples far from it.
 _START_E_FRACTIONS = (0.1, 0.5, 0.9)
 _START_ALPHAS = (0.1, 0.25, 0.5, 1.0, 2.0)
+# A shared-exponent fit also starts from a few data factors m = exp(mu) of the arm.
+_START_LOG_M = (-2.0, -1.0, 0.0, 1.0, 2.0)
+LOG_M_BOUND = math.log(1e4)
 
 _PATH_FACTORS = (27.0, 9.0, 3.0)
 _PATH_TOLERANCE, _PATH_ITERATIONS = 1e-5, 60
@@ -95,13 +99,7 @@ def fit_power_law_many(
     start grid for every curve. ``delta`` is Huber's, as in fit_power_law: given (the point
     fit's, for its resamples) or set per curve from the residuals of a least-squares fit.
     """
-    err = np.atleast_2d(np.asarray(errors, dtype=float))
-    size_arr = np.asarray(sizes, dtype=float)
-    size_arr = np.broadcast_to(size_arr if size_arr.ndim == 2 else size_arr[None, :], err.shape)
-    if not (np.all(np.isfinite(err)) and np.all(err > 0)):
-        raise ValueError("errors must be finite and positive; clip zeros before fitting")
-    if not (np.all(np.isfinite(size_arr)) and np.all(size_arr > 0)):
-        raise ValueError("sizes must be finite and positive")
+    err, size_arr = _checked(sizes, errors)
     known = None
     if start is not None:
         known = np.stack(
@@ -120,81 +118,194 @@ def fit_power_law_many(
     return PowerLawParams(*(np.concatenate(parts) for parts in zip(*blocks, strict=True)))
 
 
+@dataclass(frozen=True)
+class SharedParams:
+    """Fitted shared-exponent pairs: the baseline's error is ``E + A * D**-alpha`` and the
+    arm's ``E + A * (m * D)**-alpha``; arrays of shape (n_curves,)."""
+
+    E: FloatArray
+    A: FloatArray
+    alpha: FloatArray
+    m: FloatArray
+    """The arm's effective data multiplier over the baseline, the same at every size."""
+    loss: FloatArray
+    converged: np.ndarray
+
+    def baseline(self) -> PowerLawParams:
+        return PowerLawParams(self.E, self.A, self.alpha, self.loss, self.converged)
+
+    def arm(self) -> PowerLawParams:
+        """The arm's curve as a plain power law: A * (m D)^-alpha = (A m^-alpha) D^-alpha."""
+        with np.errstate(over="ignore"):
+            arm_A = self.A * self.m**-self.alpha
+        return PowerLawParams(self.E, arm_A, self.alpha, self.loss, self.converged)
+
+
+def fit_shared_many(
+    sizes: ArrayLike,
+    errors: ArrayLike,
+    in_arm: ArrayLike,
+    *,
+    start: SharedParams | None = None,
+    delta: float | None = None,
+) -> SharedParams:
+    """Fit one arm and its baseline jointly, one pair per row of ``errors`` (n_curves, n_points):
+    E, A and alpha shared, the arm's data worth m times the baseline's.
+
+    ``sizes`` and ``in_arm`` (True for the arm's points, False for the baseline's) are
+    (n_points,) or (n_curves, n_points). The objective is the plain forms': the mean Huber loss
+    of the log residuals over both curves' points.
+    """
+    err, size_arr = _checked(sizes, errors)
+    marks = np.broadcast_to(np.asarray(in_arm, dtype=float), err.shape)
+    known = None
+    if start is not None:
+        known = np.stack(
+            [np.broadcast_to(v, err.shape[0]) for v in (start.E, start.A, start.alpha, start.m)]
+        )
+    blocks = [
+        _fit_block(
+            size_arr[i : i + _BLOCK],
+            err[i : i + _BLOCK],
+            False,
+            None if known is None else known[:, i : i + _BLOCK],
+            delta,
+            in_arm=marks[i : i + _BLOCK],
+        )
+        for i in range(0, err.shape[0], _BLOCK)
+    ]
+    return SharedParams(*(np.concatenate(parts) for parts in zip(*blocks, strict=True)))
+
+
+def _checked(sizes: ArrayLike, errors: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Errors (n_curves, n_points) and sizes broadcast to them, both finite and positive."""
+    err = np.atleast_2d(np.asarray(errors, dtype=float))
+    size_arr = np.asarray(sizes, dtype=float)
+    size_arr = np.broadcast_to(size_arr if size_arr.ndim == 2 else size_arr[None, :], err.shape)
+    if not (np.all(np.isfinite(err)) and np.all(err > 0)):
+        raise ValueError("errors must be finite and positive; clip zeros before fitting")
+    if not (np.all(np.isfinite(size_arr)) and np.all(size_arr > 0)):
+        raise ValueError("sizes must be finite and positive")
+    return err, size_arr
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """A block of curves in the optimiser's coordinates: (n_curves, n_points) arrays.
+
+    ``in_arm`` marks the points of the arm in a shared-exponent fit (1.0) against its
+    baseline's (0.0); the fourth parameter mu = log m shifts the arm's log sizes. None for the
+    plain forms, whose parameters are (e, a, alpha) only.
+    """
+
+    log_size: FloatArray
+    log_err: FloatArray
+    in_arm: FloatArray | None = None
+
+    def take(self, index: Any) -> _Curves:
+        return _Curves(
+            self.log_size[index],
+            self.log_err[index],
+            None if self.in_arm is None else self.in_arm[index],
+        )
+
+    def broadcast_over_starts(self) -> _Curves:
+        """Views of shape (n_curves, 1, n_points), against starts (n_curves, n_starts, P)."""
+        return _Curves(
+            self.log_size[:, None, :],
+            self.log_err[:, None, :],
+            None if self.in_arm is None else self.in_arm[:, None, :],
+        )
+
+
 def _fit_block(
     sizes: FloatArray,
     errors: FloatArray,
     fix_E_zero: bool,
     start: FloatArray | None,
     delta: float | None,
+    in_arm: FloatArray | None = None,
 ) -> tuple[FloatArray, ...]:
-    """Fit a block of curves; ``start`` is (3, n_curves) rows E, A, alpha, or None."""
+    """Fit a block of curves; ``start`` is (P, n_curves) rows E, A, alpha (and m), or None.
+
+    Returns E, A, alpha, (m,) loss, converged."""
     log_size_raw = np.log(sizes)
     log_size_ref = log_size_raw.mean(axis=1)
-    log_size = log_size_raw - log_size_ref[:, None]
-    log_err = np.log(errors)
-    lower, upper = _bounds(log_err, fix_E_zero)
+    curves = _Curves(log_size_raw - log_size_ref[:, None], np.log(errors), in_arm)
+    lower, upper = _bounds(sizes, errors, fix_E_zero, shared=in_arm is not None)
 
-    starts = _start_grid(log_err, fix_E_zero)  # (n_curves, n_starts, 3)
+    starts = _start_grid(curves.log_err, fix_E_zero, shared=in_arm is not None)
     if start is not None:
-        E, A, alpha = start
+        E, A, alpha, *m = start
         with np.errstate(divide="ignore"):
             e = np.full_like(alpha, -np.inf) if fix_E_zero else np.log(E)
-        known = np.stack([e, np.log(A) - alpha * log_size_ref, alpha], axis=1)  # centred
-        starts = np.concatenate([starts, known[:, None, :]], axis=1)
+        known = [e, np.log(A) - alpha * log_size_ref, alpha] + [np.log(v) for v in m]  # centred
+        starts = np.concatenate([starts, np.stack(known, axis=1)[:, None, :]], axis=1)
     starts = np.clip(starts, lower[:, None, :], upper[:, None, :])
     start_losses = _loss(
         starts,
-        log_size[:, None, :],
-        log_err[:, None, :],
-        np.full(len(starts), _LEAST_SQUARES_DELTA),  # the first stage is least squares
+        curves.broadcast_over_starts(),
+        np.full(len(starts), LEAST_SQUARES_DELTA),  # the first stage is least squares
     )
     theta = starts[np.arange(errors.shape[0]), np.argmin(start_losses, axis=1)]
 
     # Continuation in delta: from least squares (smooth, quick into the right basin) down to
     # the objective's own delta, which is then solved to tolerance.
     n_curves = errors.shape[0]
-    path = np.full(n_curves, _LEAST_SQUARES_DELTA)
+    path = np.full(n_curves, LEAST_SQUARES_DELTA)
     theta, *_ = _levenberg_marquardt(
-        theta, log_size, log_err, lower, upper, path, _PATH_TOLERANCE, _PATH_ITERATIONS
+        theta, curves, lower, upper, path, _PATH_TOLERANCE, _PATH_ITERATIONS
     )
     if delta is None:
-        final = _noise_scaled_deltas(theta, log_size, log_err)
+        final = _noise_scaled_deltas(theta, curves)
     else:
         final = np.full(n_curves, float(delta))
     for factor in _PATH_FACTORS:
-        path = np.minimum(final * factor, _LEAST_SQUARES_DELTA)
+        path = np.minimum(final * factor, LEAST_SQUARES_DELTA)
         theta, *_ = _levenberg_marquardt(
-            theta, log_size, log_err, lower, upper, path, _PATH_TOLERANCE, _PATH_ITERATIONS
+            theta, curves, lower, upper, path, _PATH_TOLERANCE, _PATH_ITERATIONS
         )
     theta, loss, converged = _levenberg_marquardt(
-        theta, log_size, log_err, lower, upper, final, _TOLERANCE, _MAX_ITERATIONS
+        theta, curves, lower, upper, final, _TOLERANCE, _MAX_ITERATIONS
     )
-    e, a, alpha = theta.T
+    e, a, alpha = theta.T[:3]
+    shift = [np.exp(theta[:, 3])] if in_arm is not None else []
     return (
         np.zeros_like(e) if fix_E_zero else np.exp(e),
         np.exp(a + alpha * log_size_ref),  # undo the centring
         alpha,
+        *shift,
         loss,
         converged,
     )
 
 
-def _bounds(log_err: FloatArray, fix_E_zero: bool) -> tuple[FloatArray, FloatArray]:
-    """Per-curve bounds on (e, a, alpha), as in analysis.fit._prepare."""
+def _bounds(
+    sizes: FloatArray, errors: FloatArray, fix_E_zero: bool, shared: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    """Per-curve bounds on (e, a, alpha[, mu]), as in analysis.fit._prepare."""
+    log_err = np.log(errors)
     e_lower = log_err.min(axis=1) - _E_FLOOR_DECADES * math.log(10)
     top = log_err.max(axis=1)
-    lower = np.stack([e_lower, e_lower, np.full_like(top, _ALPHA_BOUNDS[0])], axis=1)
-    upper = np.stack([top, top + 5.0, np.full_like(top, _ALPHA_BOUNDS[1])], axis=1)
+    e_upper = np.log(smallest_mean_error(sizes, errors))
+    lower = [e_lower, e_lower, np.full_like(top, _ALPHA_BOUNDS[0])]
+    upper = [e_upper, top + 5.0, np.full_like(top, _ALPHA_BOUNDS[1])]
+    if shared:
+        lower.append(np.full_like(top, -LOG_M_BOUND))
+        upper.append(np.full_like(top, LOG_M_BOUND))
+    low, high = np.stack(lower, axis=1), np.stack(upper, axis=1)
     if fix_E_zero:
-        lower[:, 0] = upper[:, 0] = -np.inf
-    return lower, upper
+        low[:, 0] = high[:, 0] = -np.inf
+    return low, high
 
 
-def _start_grid(log_err: FloatArray, fix_E_zero: bool) -> FloatArray:
-    """(n_curves, n_starts, 3): E a share of the smallest error, a from the mean error."""
+def _start_grid(log_err: FloatArray, fix_E_zero: bool, shared: bool = False) -> FloatArray:
+    """(n_curves, n_starts, P): E a share of the smallest error, a from the mean error (and,
+    for a shared fit, each of a few data factors)."""
     min_err = np.exp(log_err.min(axis=1))
     mean_err = np.exp(log_err).mean(axis=1)
     fractions = (0.0,) if fix_E_zero else _START_E_FRACTIONS
+    shifts = _START_LOG_M if shared else (None,)
     starts = []
     for fraction in fractions:
         floor = fraction * min_err
@@ -202,14 +313,15 @@ def _start_grid(log_err: FloatArray, fix_E_zero: bool) -> FloatArray:
         with np.errstate(divide="ignore"):
             e = np.log(floor)
         for alpha in _START_ALPHAS:
-            starts.append(np.stack([e, a, np.full_like(a, alpha)], axis=1))
+            for shift in shifts:
+                extra = [] if shift is None else [np.full_like(a, shift)]
+                starts.append(np.stack([e, a, np.full_like(a, alpha), *extra], axis=1))
     return np.stack(starts, axis=1)
 
 
 def _levenberg_marquardt(
     theta: FloatArray,
-    log_size: FloatArray,
-    log_err: FloatArray,
+    curves: _Curves,
     lower: FloatArray,
     upper: FloatArray,
     delta: FloatArray,
@@ -220,7 +332,7 @@ def _levenberg_marquardt(
     loss, converged."""
     n_curves = theta.shape[0]
     fixed_e = ~np.isfinite(lower[:, 0])
-    loss = _loss(theta, log_size, log_err, delta)
+    loss = _loss(theta, curves, delta)
     damping = np.full(n_curves, 1e-3)
     done = np.zeros(n_curves, dtype=bool)
     converged = np.zeros(n_curves, dtype=bool)
@@ -228,17 +340,13 @@ def _levenberg_marquardt(
         active = np.flatnonzero(~done)
         if active.size == 0:
             break
+        some = curves.take(active)
         step = _damped_step(
-            theta[active],
-            log_size[active],
-            log_err[active],
-            damping[active],
-            fixed_e[active],
-            delta[active],
+            theta[active], some, damping[active], lower[active], upper[active], delta[active]
         )
         trial = np.clip(theta[active] + step, lower[active], upper[active])
         trial[fixed_e[active], 0] = -np.inf
-        trial_loss = _loss(trial, log_size[active], log_err[active], delta[active])
+        trial_loss = _loss(trial, some, delta[active])
         old_loss = loss[active]
         accepted = trial_loss < old_loss
         small = (old_loss - trial_loss) <= tolerance * old_loss + 1e-300
@@ -252,33 +360,32 @@ def _levenberg_marquardt(
     return theta, loss, converged
 
 
-def _noise_scaled_deltas(
-    theta: FloatArray, log_size: FloatArray, log_err: FloatArray
-) -> FloatArray:
+def _noise_scaled_deltas(theta: FloatArray, curves: _Curves) -> FloatArray:
     """Per curve, Huber's delta from the log residuals at ``theta`` (as analysis.fit does)."""
-    log_pred, _ = _log_predict_2d(theta, log_size)
-    return delta_from_residuals(log_pred - log_err)
+    log_pred, _, _ = _log_predict_2d(theta, curves)
+    return delta_from_residuals(log_pred - curves.log_err)
 
 
-def _log_predict_2d(theta: FloatArray, log_size: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Log prediction and E's share of it, for theta (..., 3) and log_size (..., n).
+def _log_predict_2d(theta: FloatArray, curves: _Curves) -> tuple[FloatArray, ...]:
+    """Log prediction, E's share of it, and the (shifted) log sizes, for theta (..., P).
 
     analysis.fit._log_predict for this one shape, with one exp and one log per point instead of
     logaddexp: the bounds keep ``a - alpha * log_size`` far from overflow.
     """
+    log_size = curves.log_size
+    if curves.in_arm is not None:  # the arm's data count m times: log(m D) = log D + mu
+        log_size = log_size + theta[..., 3:4] * curves.in_arm
     floor = np.exp(theta[..., 0:1])  # 0 in the E = 0 form (e = -inf)
     prediction = floor + np.exp(theta[..., 1:2] - theta[..., 2:3] * log_size)
-    return np.log(prediction), floor / prediction
+    return np.log(prediction), floor / prediction, log_size
 
 
-def _loss(
-    theta: FloatArray, log_size: FloatArray, log_err: FloatArray, delta: FloatArray
-) -> FloatArray:
+def _loss(theta: FloatArray, curves: _Curves, delta: FloatArray) -> FloatArray:
     """Mean Huber loss of the log residuals per curve (no gradient: for trial steps).
 
     ``delta`` has one value per curve (the leading axis of theta)."""
-    log_pred, _ = _log_predict_2d(theta, log_size)
-    residual = np.abs(log_pred - log_err)
+    log_pred, _, _ = _log_predict_2d(theta, curves)
+    residual = np.abs(log_pred - curves.log_err)
     delta = delta.reshape(delta.shape + (1,) * (residual.ndim - 1))
     quadratic_part = np.minimum(residual, delta)
     return (quadratic_part * (residual - 0.5 * quadratic_part)).mean(axis=-1)
@@ -286,32 +393,58 @@ def _loss(
 
 def _damped_step(
     theta: FloatArray,
-    log_size: FloatArray,
-    log_err: FloatArray,
+    curves: _Curves,
     damping: FloatArray,
-    fixed_e: np.ndarray,
+    lower: FloatArray,
+    upper: FloatArray,
     delta: FloatArray,
 ) -> FloatArray:
-    """The reweighted Gauss-Newton step with Marquardt's scaled damping, per curve."""
-    log_pred, share_of_E = _log_predict_2d(theta, log_size)
-    residual = log_pred - log_err
+    """The reweighted Gauss-Newton step with Marquardt's scaled damping, per curve.
+
+    A parameter at a bound whose gradient points out of the box is held there for this step
+    (the active set of a projected Newton method): projecting a full step instead would also
+    spoil the other parameters' steps, and the iteration stalls short of the optimum.
+    """
+    log_pred, share_of_E, log_size = _log_predict_2d(theta, curves)
+    residual = log_pred - curves.log_err
     with np.errstate(divide="ignore"):
         weight = np.minimum(1.0, delta[:, None] / np.abs(residual))
     share_of_power = 1.0 - share_of_E
-    # Jacobian of the log prediction in (e, a, alpha): (n_curves, n_points, 3).
-    jacobian = np.stack([share_of_E, share_of_power, -share_of_power * log_size], axis=-1)
+    # Jacobian of the log prediction in (e, a, alpha[, mu]): (n_curves, n_points, P).
+    columns = [share_of_E, share_of_power, -share_of_power * log_size]
+    if curves.in_arm is not None:
+        columns.append(-theta[:, 2:3] * share_of_power * curves.in_arm)
+    jacobian = np.stack(columns, axis=-1)
     weighted = jacobian * weight[..., None]
     hessian = np.matmul(weighted.transpose(0, 2, 1), jacobian)
     gradient = np.matmul(weighted.transpose(0, 2, 1), residual[..., None])[..., 0]
-    # The E = 0 form has no e direction: solve for (a, alpha) with e pinned.
-    hessian[fixed_e, 0, :] = 0.0
-    hessian[fixed_e, :, 0] = 0.0
-    hessian[fixed_e, 0, 0] = 1.0
-    gradient[fixed_e, 0] = 0.0
-    diagonal = np.einsum("cii->ci", hessian)
+    # Held: the E = 0 form's e (no such direction), and parameters pressed against a bound.
+    held = ((theta >= upper) & (gradient < 0)) | ((theta <= lower) & (gradient > 0))
+    held[:, 0] |= ~np.isfinite(lower[:, 0])
+    held_pair = held[:, :, None] | held[:, None, :]
+    hessian = np.where(held_pair, 0.0, hessian)
+    on_diagonal = np.arange(theta.shape[1])
+    diagonal = np.where(held, 1.0, hessian[:, on_diagonal, on_diagonal])
+    hessian[:, on_diagonal, on_diagonal] = diagonal
+    gradient = np.where(held, 0.0, gradient)
     scale = diagonal + 1e-12 * diagonal.sum(axis=1, keepdims=True) + 1e-300
-    damped = hessian + (damping[:, None] * scale)[:, :, None] * np.eye(3)
-    return -np.linalg.solve(damped, gradient[..., None])[..., 0]
+    damped = hessian + (damping[:, None] * scale)[:, :, None] * np.eye(theta.shape[1])
+    return -_solve(damped, gradient)
+
+
+def _solve(matrices: FloatArray, vectors: FloatArray) -> FloatArray:
+    """``matrices[c] @ x[c] = vectors[c]`` for every curve c; a curve whose system is singular
+    (a flat curve: E explains every point, so the power term's directions vanish) gets its
+    least-squares solution, and a zero step where even that is not finite. A zero step is then
+    refused, its damping grows, and the curve stops where it is instead of ending the batch."""
+    try:
+        with np.errstate(all="ignore"):
+            steps = np.linalg.solve(matrices, vectors[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        steps = np.stack(
+            [np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(matrices, vectors, strict=True)]
+        )
+    return np.where(np.isfinite(steps), steps, 0.0)
 
 
 def params_from_fits(fits: list[PowerLawFit]) -> PowerLawParams:

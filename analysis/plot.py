@@ -30,6 +30,8 @@ import numpy as np
 
 from analysis.fit import LogLinearFit
 
+from analysis.scaling import curve_form
+
 if TYPE_CHECKING:
     from analysis.scaling import ArmAnalysis, FormFit, Multiplier, ScalingAnalysis
 
@@ -43,6 +45,7 @@ FORM_TEXTS = {
     "power": r"power law $E + A\,D^{-\alpha}$",
     "power_e0": r"power law $A\,D^{-\alpha}$",
     "log_linear": r"log-linear score $a + b\,\ln D$",
+    "shared": r"power law $E + A\,D^{-\alpha}$ per arm; $m$ from a shared-exponent",
 }
 _FIGURE_SIZE = (7.0, 5.0)
 _PANEL_SIZE = (4.0, 3.3)
@@ -240,8 +243,8 @@ def _draw_arm(ax: Any, analysis: ScalingAnalysis, name: str, color: str) -> np.n
     """One arm's seeds, means and fit; returns the errors that must stay in view."""
     own = analysis.points.of_arm(name)
     ax.scatter(own.size, own.error, s=10, color=color, alpha=0.3, linewidths=0, zorder=2)
-    arm = next((a for a in analysis.arms if a.arm == name), None)
-    if arm is None:  # a single size: no fit, only its mean
+    arm = analysis.arm(name)
+    if not arm.fits:  # a single size: no fit, only its mean
         sizes = np.unique(own.size)
         means = [own.error[own.size == size].mean() for size in sizes]
         ax.plot(sizes, means, "o", color=color, markersize=5, label=f"{name} (one size, no fit)")
@@ -259,7 +262,7 @@ def _draw_arm(ax: Any, analysis: ScalingAnalysis, name: str, color: str) -> np.n
 
 
 def _draw_fit(ax: Any, analysis: ScalingAnalysis, arm: ArmAnalysis, color: str) -> None:
-    band, fit = arm.band, arm.fits[analysis.settings.form]
+    band, fit = arm.band, arm.fits[curve_form(analysis.settings.form)]
     if band is None:
         return
     low, high = min(arm.sizes), max(arm.sizes)

@@ -72,6 +72,10 @@ class Points:
         error = 1.0 - value if self.higher_is_better else np.asarray(value, dtype=float)
         return np.maximum(error, self.error_floor)
 
+    def clip_error(self, error: FloatArray) -> FloatArray:
+        """An error within the metric's range: a score's error lies in [0, 1]."""
+        return np.clip(error, self.error_floor, 1.0 if self.higher_is_better else np.inf)
+
     def to_value(self, error: FloatArray) -> FloatArray:
         return 1.0 - error if self.higher_is_better else error
 

@@ -3,7 +3,8 @@
 An analysis is keyed by its settings (metric, eval set, form, baseline, sizes, resamples,
 confidence, seed and the fit settings): running the same analysis again, after more steps were
 collected, replaces its rows; an analysis with other settings is kept beside it. The tables
-(`analyses`, `fits`, `multipliers`, `size_means`) are created by the store's migration 004.
+(`analyses`, `fits`, `multipliers`, `size_means`, `shared_fits`) are created by the store's
+migrations 004 and 005.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import json
 import math
 from typing import Any
 
-from analysis.scaling import ScalingAnalysis
+from analysis.scaling import ScalingAnalysis, SharedFit
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
 
-_TABLES = ("analyses", "fits", "multipliers", "size_means")
+_TABLES = ("analyses", "fits", "multipliers", "size_means", "shared_fits")
 
 
 def analysis_id(analysis: ScalingAnalysis) -> str:
@@ -43,9 +44,11 @@ def save_analysis(layout: Layout, analysis: ScalingAnalysis) -> str:
                 "high": _number(m.high),
                 "extrapolated": m.extrapolated,
                 "unbounded_share": m.unbounded_share,
+                "method": m.method,
             }
             for m in analysis.multipliers
         ],
+        "shared_fits": [_shared_row(key, fit) for fit in analysis.shared],
         "size_means": [
             {"analysis_id": key, "arm": arm.arm, **{k: _number(v) for k, v in vars(m).items()}}
             for arm in analysis.arms
@@ -114,6 +117,24 @@ def _fit_rows(key: str, analysis: ScalingAnalysis) -> list[dict[str, Any]]:
             row |= {name: _number(value) for name, value in fit.quality.items()}
             rows.append(row)
     return rows
+
+
+def _shared_row(key: str, fit: SharedFit) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "analysis_id": key,
+        "arm": fit.arm,
+        "baseline": fit.baseline,
+        "loss": fit.loss,
+        "huber_delta": fit.delta,
+        "f_statistic": fit.f_statistic,
+        "p_value": fit.p_value,
+        "converged": fit.converged,
+        "warnings": json.dumps(fit.warnings),
+    }
+    row |= {name: _number(value) for name, value in fit.params.items()}
+    for name, (low, high) in fit.intervals.items():
+        row |= {f"{name}_low": _number(low), f"{name}_high": _number(high)}
+    return row
 
 
 def _arrow_table(rows: list[dict[str, Any]]):

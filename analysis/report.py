@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from analysis.scaling import FORM_FORMULAS, ArmAnalysis, FormFit, ScalingAnalysis
+from analysis.scaling import (
+    FORM_FORMULAS,
+    SHARED_REJECTION_LEVEL,
+    ArmAnalysis,
+    FormFit,
+    ScalingAnalysis,
+)
 from scaler.errors import ScalerError
 from scaler.job import read_json
 from scaler.layout import Layout
@@ -96,7 +102,8 @@ def _header(analysis: ScalingAnalysis, name: str, plan_title: str) -> str:
         "is better; fitted as an error)",
         "eval set": settings.eval_set
         + (f" ({analysis.eval_size:,} problems)" if analysis.eval_size else ""),
-        "points": f"{analysis.n_points:,} models in {len(analysis.arms)} fitted arms",
+        "points": f"{analysis.n_points:,} models in {len(analysis.arms)} arms "
+        f"({len(analysis.fitted_arms)} with a curve)",
         "form": f"{settings.form}: {_formula(settings.form)}",
         "baseline": settings.baseline or "each source's sft arm",
         "resamples": resamples,
@@ -168,6 +175,7 @@ def _multipliers(analysis: ScalingAnalysis) -> str:
                 _size(m.size),
                 _estimate(m.value, m.low, m.high),
                 flag,
+                m.method,
                 _percent(m.unbounded_share),
             ]
         )
@@ -175,15 +183,56 @@ def _multipliers(analysis: ScalingAnalysis) -> str:
         f"m(D) = D<sub>baseline</sub> / D: how many times more data the baseline needs to match "
         f"the arm trained on D, in the {_e(analysis.settings.form)} form, with its "
         f"{analysis.settings.confidence:.0%} interval. ∞: the arm beats every size of the "
-        "baseline's fitted curve."
+        "baseline's fitted curve. Method: <em>curves</em> compares the two arms' fits (or, in "
+        "the shared form, reads the joint fit's m); <em>single point</em> inverts the "
+        "baseline's curve at an arm measured at one size."
     )
     table = _table(
-        ["arm", "baseline", "D", "m(D) [interval]", "fitted sizes", "unbounded resamples"],
+        ["arm", "baseline", "D", "m(D) [interval]", "fitted sizes", "method",
+         "unbounded resamples"],
         rows,
-        numeric={2, 3, 5},
+        numeric={2, 3, 6},
+        group_by=0,
+    )  # fmt: skip
+    return _section("multipliers", title, f'<p class="lead">{lead}</p>{table}{_shared(analysis)}')
+
+
+def _shared(analysis: ScalingAnalysis) -> str:
+    """The shared-exponent fits and the test of their shared exponent."""
+    if not analysis.shared:
+        return ""
+    rows = []
+    for fit in analysis.shared:
+        params = [
+            f"{_e(_PARAM_NAMES.get(name, name))} = "
+            f"{_e(_estimate(value, *fit.intervals.get(name, (None, None))))}"
+            for name, value in fit.params.items()
+        ]
+        rejected = fit.p_value is not None and fit.p_value < SHARED_REJECTION_LEVEL
+        verdict = _Html('<span class="badge warn">rejected</span>') if rejected else "not rejected"
+        rows.append(
+            [
+                fit.arm,
+                fit.baseline,
+                _Html('<span class="params">' + "<br>".join(params) + "</span>"),
+                _num(fit.f_statistic),
+                _num(fit.p_value),
+                verdict if fit.p_value is not None else "-",
+            ]
+        )
+    lead = (
+        "Each arm fitted jointly with its baseline, "
+        f"<code>{_e(FORM_FORMULAS['shared'])}</code>: m is a parameter, identified by both "
+        "arms' points. F test against separate power curves (sums of squared log residuals); "
+        f"p &lt; {SHARED_REJECTION_LEVEL:g}: the data reject the shared exponent."
+    )
+    table = _table(
+        ["arm", "baseline", "parameters [interval]", "F", "p", "shared exponent"],
+        rows,
+        numeric={3, 4},
         group_by=0,
     )
-    return _section("multipliers", title, f'<p class="lead">{lead}</p>{table}')
+    return f'<h3>Shared-exponent fits</h3><p class="lead">{lead}</p>{table}'
 
 
 def _fits(analysis: ScalingAnalysis) -> str:

@@ -37,37 +37,60 @@ import numpy as np
 from analysis.bootstrap import ArmResamples, can_resample, interval, resample_errors
 from analysis.fit import (
     HUBER_DELTA,
+    LEAST_SQUARES_DELTA,
     FloatArray,
     LogLinearFit,
     PowerLawFit,
-    _floor_warnings,
     _monotonicity_warnings,
+    delta_from_residuals,
     effective_multiplier,
+    exponent_warnings,
     fit_log_linear,
     fit_power_law,
+    floor_warnings,
     identifiability_warnings,
 )
 from analysis.fit_many import (
+    LOG_M_BOUND,
     LogLinearParams,
     PowerLawParams,
+    SharedParams,
     fit_log_linear_many,
     fit_power_law_many,
+    fit_shared_many,
     params_from_fits,
 )
 from analysis.points import Points
 from scaler.spec import AnalysisSettings
 
 FORMS = ("power", "power_e0", "log_linear")
+"""The forms fitted to each arm alone."""
 FORM_FORMULAS = {
     "power": "err = E + A*D^-alpha",
     "power_e0": "err = A*D^-alpha",
     "log_linear": "score = intercept + slope*ln D",
+    "shared": "err_arm = E + A*(m*D)^-alpha, E, A, alpha shared with the baseline",
 }
+SHARED = "shared"
 BAND_EXTENSION = 1.5
 """How far beyond the fitted sizes the band (and a plotted fit) reaches, as a size factor."""
 _BAND_POINTS = 60
 # Share of resample fits that may stop unconverged before the analysis says so.
 _UNCONVERGED_SHARE = 0.01
+# A form "does not describe the points" when it explains less than half of their variance, or
+# when a fit without the largest size misses that size's mean by more than half. With seeds of
+# ordinary spread on a curve that moves with D, a right form stays well inside both.
+MIN_R_SQUARED = 0.5
+MAX_HOLDOUT_ERROR = 0.5
+# The shared exponent is rejected when separate curves fit better at this level (F test).
+SHARED_REJECTION_LEVEL = 0.05
+# Multiplier methods.
+CURVES, SINGLE_POINT = "curves", "single point"
+
+
+def curve_form(form: str) -> str:
+    """The per-arm form whose curves are drawn and banded for a multiplier form."""
+    return "power" if form == SHARED else form
 
 
 @dataclass(frozen=True)
@@ -120,7 +143,30 @@ class ArmAnalysis:
     sizes: tuple[float, ...]
     means: list[SizeMean]
     fits: dict[str, FormFit]
+    """Empty for an arm measured at a single size."""
     band: Band | None
+    warnings: list[str] = field(default_factory=list)
+    """About the arm's points rather than one form's fit."""
+
+
+@dataclass(frozen=True)
+class SharedFit:
+    """An arm fitted jointly with its baseline: err_base = E + A*D^-alpha and
+    err_arm = E + A*(m*D)^-alpha, so m is the arm's effective data multiplier at every size."""
+
+    arm: str
+    baseline: str
+    params: dict[str, float]
+    """E, A, alpha (shared) and m."""
+    intervals: dict[str, tuple[float, float]]
+    loss: float
+    delta: float
+    converged: bool
+    f_statistic: float | None
+    """Of separate power curves against the shared one (sums of squared log residuals)."""
+    p_value: float | None
+    """Small: the data reject a shared exponent and floor (None: too few points to test)."""
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
@@ -136,6 +182,9 @@ class Multiplier:
     extrapolated: bool
     unbounded_share: float | None
     """Share of resamples in which the arm beats every size of the baseline (m = inf)."""
+    method: str = CURVES
+    """curves: m(D) from the arm's and baseline's fits (or the shared fit's m); single point:
+    the baseline's curve inverted at an arm measured at one size."""
 
 
 @dataclass(frozen=True)
@@ -150,12 +199,18 @@ class ScalingAnalysis:
     resamples: int
     """Resamples actually drawn (0 when the data allow none)."""
     arms: list[ArmAnalysis]
+    """Every arm; those measured at one size have no fits."""
     multipliers: list[Multiplier]
     warnings: list[str]
     points: Points = field(repr=False, compare=False)
+    shared: list[SharedFit] = field(default_factory=list)
 
     def arm(self, name: str) -> ArmAnalysis:
         return next(a for a in self.arms if a.arm == name)
+
+    @property
+    def fitted_arms(self) -> list[ArmAnalysis]:
+        return [arm for arm in self.arms if arm.fits]
 
     def score_of(self, mean: SizeMean) -> tuple[float, float, float]:
         """A per-size mean in the metric's own units: value, low, high (low <= high; nan
@@ -204,6 +259,7 @@ class ScalingAnalysis:
                         "arm": arm.arm,
                         **{k: v for k, v in arm.facets.items() if v is not None},
                         "n_points": arm.n_points,
+                        "warnings": arm.warnings,
                         "means": [asdict(mean) for mean in arm.means],
                         "fits": {
                             form: {
@@ -220,6 +276,7 @@ class ScalingAnalysis:
                     for arm in self.arms
                 ],
                 "multipliers": [asdict(m) for m in self.multipliers],
+                "shared": [asdict(fit) for fit in self.shared],
                 "warnings": self.warnings,
             }
         )
@@ -234,28 +291,31 @@ def analyse(points: Points, settings: AnalysisSettings, data: str) -> ScalingAna
     if settings.eval_set is None:  # points from elsewhere than a spec's run: name them test
         settings = settings.model_copy(update={"eval_set": "test"})
     warnings = []
-    fitted = [arm for arm in points.arms if np.unique(points.of_arm(arm).size).size >= 2]
-    for arm in points.arms:
-        if arm not in fitted:
-            warnings.append(f"{arm}: a single size, so no curve is fitted")
     resamples = settings.resamples if can_resample(points) else 0
     if settings.resamples and not resamples:
         warnings.append(
             "no intervals: one seed per size and no per-problem outcomes or eval size to redraw"
         )
     rng = np.random.default_rng(settings.seed)
-    in_fitted = np.isin(points.arm, fitted)
-    draws = resample_errors(points.select(in_fitted), resamples, rng) if resamples else {}
+    # Single-size arms are redrawn too: their multiplier's interval needs their own noise.
+    draws = resample_errors(points, resamples, rng) if resamples else {}
 
     arms, refits = [], {}
-    for arm in fitted:
-        analysis, refits[arm] = _analyse_arm(points, arm, draws.get(arm), settings)
+    for arm in points.arms:
+        own = points.of_arm(arm)
+        if np.unique(own.size).size >= 2:
+            analysis, refits[arm] = _analyse_arm(points, arm, draws.get(arm), settings)
+        else:
+            analysis = _single_size_arm(points, arm, draws.get(arm), settings)
         arms.append(analysis)
+        warnings += [f"{arm}: {w}" for w in analysis.warnings]
         warnings += [
             f"{arm} ({form}): {w}" for form, f in analysis.fits.items() for w in f.warnings
         ]
     by_name = {a.arm: a for a in arms}
-    multipliers = _multipliers(points, by_name, refits, settings, warnings)
+    shared = _shared_fits(points, by_name, draws, settings)
+    warnings += [f"{f.arm} over {f.baseline} (shared): {w}" for f in shared for w in f.warnings]
+    multipliers = _multipliers(points, by_name, refits, shared, draws, settings, warnings)
     return ScalingAnalysis(
         settings=settings,
         data=data,
@@ -268,6 +328,7 @@ def analyse(points: Points, settings: AnalysisSettings, data: str) -> ScalingAna
         multipliers=multipliers,
         warnings=warnings,
         points=points,
+        shared=shared,
     )
 
 
@@ -293,26 +354,51 @@ def _analyse_arm(
     data_warnings = _monotonicity_warnings(sizes, errors)
     fits = {}
     for form, fit in point_fits.items():
+        quality = _quality(own, form, fit)
         fits[form] = FormFit(
             form=form,
             params={name: float(v) for name, v in _named_params(fit, form).items()},
             intervals=_param_intervals(refits[form], form, settings.confidence) if refits else {},
-            quality=_quality(own, form, fit),
+            quality=quality,
             converged=getattr(fit, "converged", True),
-            warnings=_form_warnings(fit, own, refits.get(form)) + data_warnings * (form == "power"),
+            warnings=_form_warnings(fit, own, refits.get(form))
+            + _quality_warnings(quality)
+            + data_warnings * (form == "power"),
             formula=fit.formula(),
             fit=fit,
         )
+    drawn = curve_form(settings.form)
+    means, mean_warnings = _means(own, draws, settings.confidence)
     analysis = ArmAnalysis(
         arm=arm,
         facets={name: own.facet_of(arm, name) for name in own.facets},
         n_points=len(own),
         sizes=tuple(np.unique(sizes).tolist()),
-        means=_means(own, draws, settings.confidence),
+        means=means,
         fits=fits,
-        band=_band(own, fits[settings.form], refits.get(settings.form), settings.confidence),
+        band=_band(own, fits[drawn], refits.get(drawn), settings.confidence),
+        warnings=_score_warnings(own) + mean_warnings,
     )
     return analysis, refits
+
+
+def _single_size_arm(
+    points: Points, arm: str, draws: ArmResamples | None, settings: AnalysisSettings
+) -> ArmAnalysis:
+    """An arm measured at one size (a paper's "method X at full data" row): its mean with an
+    interval, no curve; its multiplier inverts the baseline's curve (see _single_point)."""
+    own = points.of_arm(arm)
+    means, mean_warnings = _means(own, draws, settings.confidence)
+    return ArmAnalysis(
+        arm=arm,
+        facets={name: own.facet_of(arm, name) for name in own.facets},
+        n_points=len(own),
+        sizes=tuple(np.unique(own.size).tolist()),
+        means=means,
+        fits={},
+        band=None,
+        warnings=_score_warnings(own) + mean_warnings,
+    )
 
 
 def _refit(
@@ -403,26 +489,79 @@ def _form_warnings(
 ) -> list[str]:
     if isinstance(fit, LogLinearFit):
         return identifiability_warnings(2, own.size)
-    warnings = identifiability_warnings(fit.n_params, own.size) + _floor_warnings(fit, own.error)
+    warnings = identifiability_warnings(fit.n_params, own.size)
+    warnings += floor_warnings(fit, own.size, own.error) + exponent_warnings(fit)
     if not fit.converged:
         warnings.append("the optimiser stopped before converging")
     if isinstance(refit, PowerLawParams):
-        unconverged = 1.0 - float(refit.converged.mean())
-        if unconverged > _UNCONVERGED_SHARE:
-            warnings.append(f"{unconverged:.1%} of the resample refits stopped before converging")
+        warnings += _refit_warnings(refit.converged)
     return warnings
 
 
-def _means(own: Points, draws: ArmResamples | None, confidence: float) -> list[SizeMean]:
-    means = []
+def _refit_warnings(converged: np.ndarray) -> list[str]:
+    unconverged = 1.0 - float(converged.mean())
+    if unconverged > _UNCONVERGED_SHARE:
+        return [f"{unconverged:.1%} of the resample refits stopped before converging"]
+    return []
+
+
+def _quality_warnings(quality: dict[str, float | None]) -> list[str]:
+    """The form does not describe the points: see MIN_R_SQUARED and MAX_HOLDOUT_ERROR."""
+    warnings = []
+    r_squared, holdout = quality["r_squared"], quality["holdout_error"]
+    if r_squared is not None and r_squared < MIN_R_SQUARED:
+        warnings.append(
+            f"the form explains little of the points (R^2 = {r_squared:.2f} < {MIN_R_SQUARED}): "
+            "its parameters and multipliers describe the form, not the data"
+        )
+    if holdout is not None and abs(holdout) > MAX_HOLDOUT_ERROR:
+        warnings.append(
+            f"a fit without the largest size misses it by {holdout:+.0%} (beyond "
+            f"{MAX_HOLDOUT_ERROR:.0%}): the form does not predict the data, so do not trust "
+            "what it extrapolates"
+        )
+    return warnings
+
+
+def _score_warnings(own: Points) -> list[str]:
+    """Scores at the metric's ends, where an error in log space measures the floor, not the arm."""
+    at_floor = own.error <= own.error_floor
+    if own.higher_is_better and at_floor.all():
+        return [
+            "every score is perfect: errors are fitted as 0.5 / eval problems, so the curve "
+            "and its multipliers say nothing about the arm"
+        ]
+    if own.higher_is_better and at_floor.any():
+        return [
+            f"{int(at_floor.sum())} of {len(own)} scores are perfect and fitted as "
+            "0.5 / eval problems: near them the curve is set by that convention"
+        ]
+    return []
+
+
+def _means(
+    own: Points, draws: ArmResamples | None, confidence: float
+) -> tuple[list[SizeMean], list[str]]:
+    """Each size's mean error with its interval, and warnings about intervals of no width."""
+    means, certain = [], []
     for size in np.unique(own.size):
         at_size = own.size == size
         error = float(own.error[at_size].mean())
         low = high = math.nan
         if draws is not None:
-            low, high = interval(draws.errors[:, draws.sizes == size].mean(axis=1), confidence)
+            resampled = draws.errors[:, draws.sizes == size].mean(axis=1)
+            low, high = interval(resampled, confidence)
+            if np.ptp(resampled) == 0:
+                certain.append(f"{size:g}")
         means.append(SizeMean(float(size), int(at_size.sum()), error, float(low), float(high)))
-    return means
+    warnings = []
+    if certain:
+        warnings.append(
+            f"every resample at D={', '.join(certain)} is the same (seeds that scored alike and "
+            "no per-problem outcomes or eval size to redraw): an interval of no width there is "
+            "no certainty; give the eval size (--eval-size)"
+        )
+    return means, warnings
 
 
 def _band(
@@ -433,13 +572,13 @@ def _band(
 ) -> Band:
     low_size, high_size = own.size.min(), own.size.max()
     grid = np.geomspace(low_size / BAND_EXTENSION, high_size * BAND_EXTENSION, _BAND_POINTS)
-    center = np.asarray(fit.predict_error(own, grid), dtype=float)
+    center = own.clip_error(np.asarray(fit.predict_error(own, grid), dtype=float))
     if refit is None:
         return Band(grid, center, None, None)
     curves = refit.predict(grid)
     if isinstance(refit, LogLinearParams):
         curves = own.to_error(curves)
-    low, high = interval(curves, confidence)
+    low, high = interval(own.clip_error(curves), confidence)
     return Band(grid, center, low, high)
 
 
@@ -451,53 +590,263 @@ def _multipliers(
     points: Points,
     arms: dict[str, ArmAnalysis],
     refits: dict[str, dict[str, PowerLawParams | LogLinearParams]],
+    shared: list[SharedFit],
+    draws: dict[str, ArmResamples],
     settings: AnalysisSettings,
     warnings: list[str],
 ) -> list[Multiplier]:
-    if settings.baseline is not None and settings.baseline not in arms:
+    fitted = {name for name, arm in arms.items() if arm.fits}
+    if settings.baseline is not None and settings.baseline not in fitted:
         from scaler.errors import SpecError
 
+        why = "it has a single size" if settings.baseline in arms else "no arm has that name"
         raise SpecError(
             "analysis",
             "baseline",
-            f"{settings.baseline!r} is not a fitted arm; fitted arms: {', '.join(arms)}",
+            f"{settings.baseline!r} is not a fitted arm ({why}); fitted arms: "
+            f"{', '.join(sorted(fitted)) or 'none'}",
         )
-    form = settings.form
+    shared_by_arm = {fit.arm: fit for fit in shared}
     out = []
     for name, arm in arms.items():
         base_name = baseline_of(name, settings)
-        if base_name == name or base_name not in arms:
+        if base_name == name:
+            continue
+        if base_name not in fitted:
+            why = "has a single size" if base_name in arms else "is not among the arms"
+            warnings.append(
+                f"{name}: no multiplier: its baseline {base_name} {why}; name another with "
+                "--baseline (or analysis.baseline)"
+            )
             continue
         base = arms[base_name]
-        sizes = np.asarray(settings.sizes or arm.sizes, dtype=float)
-        estimate = effective_multiplier(base.fits[form].fit, arm.fits[form].fit, sizes)
-        values = np.atleast_1d(estimate.multiplier)
-        flags = np.atleast_1d(estimate.extrapolated)
-        lows = highs = unbounded = [None] * sizes.size
-        if refits.get(name) and refits.get(base_name):
-            resampled = refits[base_name][form].inverse(refits[name][form].predict(sizes)) / sizes
-            low_arr, high_arr = interval(resampled, settings.confidence)
-            lows, highs = low_arr.tolist(), high_arr.tolist()
-            unbounded = (~np.isfinite(resampled)).mean(axis=0).tolist()
-        for i, size in enumerate(sizes):
-            out.append(
-                Multiplier(
-                    arm=name,
-                    baseline=base_name,
-                    size=float(size),
-                    value=float(values[i]),
-                    low=lows[i],
-                    high=highs[i],
-                    extrapolated=bool(flags[i]),
-                    unbounded_share=unbounded[i],
-                )
-            )
-    if not out and len(arms) > 1:
-        warnings.append(
-            "no multipliers: no arm has a baseline among the fitted arms; name one with "
-            "--baseline (or analysis.baseline)"
-        )
+        if not arm.fits:
+            out.append(_single_point(points, arm, base, refits, draws, settings))
+        elif settings.form == SHARED:
+            out += _shared_multipliers(arm, base, shared_by_arm.get(name), settings)
+        else:
+            out += _curve_multipliers(arm, base, refits, settings)
     return out
+
+
+def _curve_multipliers(
+    arm: ArmAnalysis,
+    base: ArmAnalysis,
+    refits: dict[str, dict[str, PowerLawParams | LogLinearParams]],
+    settings: AnalysisSettings,
+) -> list[Multiplier]:
+    """m(D) = f_base^-1(f_arm(D)) / D from the two arms' own fits, at the asked sizes."""
+    form = settings.form
+    sizes = np.asarray(settings.sizes or arm.sizes, dtype=float)
+    estimate = effective_multiplier(base.fits[form].fit, arm.fits[form].fit, sizes)
+    values = np.atleast_1d(estimate.multiplier)
+    flags = np.atleast_1d(estimate.extrapolated)
+    lows = highs = unbounded = [None] * sizes.size
+    if refits.get(arm.arm) and refits.get(base.arm):
+        arm_refit, base_refit = refits[arm.arm][form], refits[base.arm][form]
+        resampled = base_refit.inverse(arm_refit.predict(sizes)) / sizes
+        low_arr, high_arr = interval(resampled, settings.confidence)
+        lows, highs = low_arr.tolist(), high_arr.tolist()
+        unbounded = (~np.isfinite(resampled)).mean(axis=0).tolist()
+    return [
+        Multiplier(
+            arm=arm.arm,
+            baseline=base.arm,
+            size=float(size),
+            value=float(values[i]),
+            low=lows[i],
+            high=highs[i],
+            extrapolated=bool(flags[i]),
+            unbounded_share=unbounded[i],
+        )
+        for i, size in enumerate(sizes)
+    ]
+
+
+def _single_point(
+    points: Points,
+    arm: ArmAnalysis,
+    base: ArmAnalysis,
+    refits: dict[str, dict[str, PowerLawParams | LogLinearParams]],
+    draws: dict[str, ArmResamples],
+    settings: AnalysisSettings,
+) -> Multiplier:
+    """m = f_base^-1(score) / D for an arm measured at one size D: the baseline data that
+    reach the arm's mean score, per unit of the arm's data.
+
+    Resample r inverts the baseline's refit r at the arm's resample r (the same problem draw),
+    so the interval carries both the baseline curve's uncertainty and the point's own noise.
+    The shared form has no curve of its own here: the baseline's power fit is inverted.
+    """
+    form = curve_form(settings.form)
+    size = arm.sizes[0]
+    error = float(np.mean([m.error for m in arm.means]))
+    fit = base.fits[form].fit
+    target = points.to_value(error) if form == "log_linear" else error
+    matching = float(fit.inverse(target))
+    low_size, high_size = fit.size_range
+    low = high = unbounded = None
+    if refits.get(base.arm) and arm.arm in draws:
+        arm_errors = draws[arm.arm].errors.mean(axis=1)
+        targets = points.to_value(arm_errors) if form == "log_linear" else arm_errors
+        resampled = refits[base.arm][form].inverse(targets) / size
+        low_value, high_value = interval(resampled, settings.confidence)
+        low, high = float(low_value), float(high_value)
+        unbounded = float((~np.isfinite(resampled)).mean())
+    return Multiplier(
+        arm=arm.arm,
+        baseline=base.arm,
+        size=float(size),
+        value=matching / size,
+        low=low,
+        high=high,
+        extrapolated=not (low_size <= matching <= high_size),
+        unbounded_share=unbounded,
+        method=SINGLE_POINT,
+    )
+
+
+def _shared_multipliers(
+    arm: ArmAnalysis, base: ArmAnalysis, fit: SharedFit | None, settings: AnalysisSettings
+) -> list[Multiplier]:
+    """The shared fit's m at every asked size: one number, flagged where D or m*D leaves the
+    sizes the arm or the baseline were measured at."""
+    if fit is None:
+        return []
+    sizes = np.asarray(settings.sizes or arm.sizes, dtype=float)
+    m = fit.params["m"]
+    low, high = fit.intervals.get("m", (None, None))
+    return [
+        Multiplier(
+            arm=arm.arm,
+            baseline=base.arm,
+            size=float(size),
+            value=m,
+            low=low,
+            high=high,
+            extrapolated=not (
+                min(arm.sizes) <= size <= max(arm.sizes)
+                and min(base.sizes) <= m * size <= max(base.sizes)
+            ),
+            unbounded_share=0.0 if low is not None else None,
+        )
+        for size in sizes
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The shared-exponent form.
+
+
+def _shared_fits(
+    points: Points,
+    arms: dict[str, ArmAnalysis],
+    draws: dict[str, ArmResamples],
+    settings: AnalysisSettings,
+) -> list[SharedFit]:
+    """Every arm with a curve, fitted jointly with its baseline (when that has one too)."""
+    out = []
+    for name, arm in arms.items():
+        base_name = baseline_of(name, settings)
+        if base_name == name or not arm.fits or base_name not in arms:
+            continue
+        if not arms[base_name].fits:
+            continue
+        out.append(_shared_fit(points, arm, arms[base_name], draws, settings))
+    return out
+
+
+def _shared_fit(
+    points: Points,
+    arm: ArmAnalysis,
+    base: ArmAnalysis,
+    draws: dict[str, ArmResamples],
+    settings: AnalysisSettings,
+) -> SharedFit:
+    own, baseline = points.of_arm(arm.arm), points.of_arm(base.arm)
+    sizes = np.concatenate([baseline.size, own.size])
+    errors = np.concatenate([baseline.error, own.error])
+    in_arm = np.concatenate([np.zeros(len(baseline)), np.ones(len(own))])
+    # Least squares first: its residuals set Huber's delta, as for the per-arm fits.
+    least_squares = fit_shared_many(sizes, errors, in_arm, delta=LEAST_SQUARES_DELTA)
+    delta = float(delta_from_residuals(_shared_log_residuals(least_squares, sizes, errors, in_arm)))
+    point = fit_shared_many(sizes, errors, in_arm, start=least_squares, delta=delta)
+    params = {
+        "E": float(point.E[0]), "A": float(point.A[0]),
+        "alpha": float(point.alpha[0]), "m": float(point.m[0]),
+    }  # fmt: skip
+    intervals: dict[str, tuple[float, float]] = {}
+    warnings = []
+    if arm.arm in draws and base.arm in draws:
+        # Resample r of both arms redrew the same problems and seed slots: they pair.
+        pair = (draws[base.arm], draws[arm.arm])
+        drawn_sizes = np.concatenate([d.sizes for d in pair])
+        drawn = np.concatenate([d.errors for d in pair], axis=1)
+        drawn_in_arm = np.r_[np.zeros(pair[0].sizes.size), np.ones(pair[1].sizes.size)]
+        refit = fit_shared_many(drawn_sizes, drawn, drawn_in_arm, start=point, delta=delta)
+        for key in params:
+            low, high = interval(getattr(refit, key), settings.confidence)
+            intervals[key] = (float(low), float(high))
+        warnings += _refit_warnings(refit.converged)
+    f_statistic, p_value = _shared_rejection(point, arm, base, sizes, errors, in_arm)
+    if p_value is not None and p_value < SHARED_REJECTION_LEVEL:
+        warnings.append(
+            f"the data reject a shared exponent and floor (F = {f_statistic:.3g}, "
+            f"p = {p_value:.2g}): the arm's curve has another shape, so its multiplier changes "
+            "with D; read the per-arm forms' m(D) instead"
+        )
+    if abs(math.log(params["m"])) >= LOG_M_BOUND * (1 - 1e-6):
+        warnings.append(f"m is at its bound ({params['m']:.3g}): the data do not pin it down")
+    if not point.converged[0]:
+        warnings.append("the optimiser stopped before converging")
+    return SharedFit(
+        arm=arm.arm,
+        baseline=base.arm,
+        params=params,
+        intervals=intervals,
+        loss=float(point.loss[0]),
+        delta=delta,
+        converged=bool(point.converged[0]),
+        f_statistic=f_statistic,
+        p_value=p_value,
+        warnings=warnings,
+    )
+
+
+def _shared_log_residuals(
+    fit: SharedParams, sizes: FloatArray, errors: FloatArray, in_arm: FloatArray
+) -> FloatArray:
+    """Log residuals of a one-curve shared fit at the points."""
+    predicted = np.where(in_arm > 0, fit.arm().predict(sizes)[0], fit.baseline().predict(sizes)[0])
+    return np.log(predicted) - np.log(errors)
+
+
+def _shared_rejection(
+    fit: SharedParams,
+    arm: ArmAnalysis,
+    base: ArmAnalysis,
+    sizes: FloatArray,
+    errors: FloatArray,
+    in_arm: FloatArray,
+) -> tuple[float | None, float | None]:
+    """F test of the shared curve (4 parameters) against separate power curves (6), on the
+    sums of squared log residuals; None where too few points are left to test."""
+    from scipy.stats import f as f_distribution
+
+    n = errors.size
+    if n <= 6:
+        return None, None
+    shared_rss = float((_shared_log_residuals(fit, sizes, errors, in_arm) ** 2).sum())
+    separate_rss = 0.0
+    for analysis, mask in ((base, in_arm == 0), (arm, in_arm > 0)):
+        residual = np.log(analysis.fits["power"].fit.predict(sizes[mask])) - np.log(errors[mask])
+        separate_rss += float((residual**2).sum())
+    if separate_rss <= 0:
+        return None, None
+    # The separate fits minimise a Huber loss, not these sums, so they may even fit them worse:
+    # the F statistic is then 0, no evidence against sharing.
+    statistic = max(shared_rss - separate_rss, 0.0) / 2 / (separate_rss / (n - 6))
+    return float(statistic), float(f_distribution.sf(statistic, 2, n - 6))
 
 
 def _json_ready(value: Any) -> Any:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import math
 
-from analysis.scaling import FORM_FORMULAS, ScalingAnalysis
+from analysis.scaling import (
+    FORM_FORMULAS,
+    SHARED_REJECTION_LEVEL,
+    SINGLE_POINT,
+    ScalingAnalysis,
+)
 from scaler.table import format_table
 
 METRIC_LABELS = {"accuracy": "accuracy", "pass_at_k": "pass@k", "maj_at_k": "maj@k"}
@@ -22,7 +27,7 @@ def render_text(result: ScalingAnalysis) -> str:
         uncertainty = "no intervals"
     lines = [
         f"{label} on {settings.eval_set} ({result.data}): {result.n_points} models, "
-        f"{len(result.arms)} fitted arms; {uncertainty}",
+        f"{len(result.arms)} arms ({len(result.fitted_arms)} with a curve); {uncertainty}",
         "",
         f"mean {label} per size [interval]:",
         _means_table(result),
@@ -31,11 +36,19 @@ def render_text(result: ScalingAnalysis) -> str:
         "largest size from a fit without it):",
         _fits_table(result),
     ]
+    if result.shared:
+        lines += [
+            "",
+            f"shared-exponent fits ({FORM_FORMULAS['shared']}; F test against separate power "
+            f"curves, p < {SHARED_REJECTION_LEVEL:g} rejects the shared exponent):",
+            _shared_table(result),
+        ]
     if result.multipliers:
         lines += [
             "",
             f"effective data multiplier m(D) = f_base^-1(f_arm(D)) / D, form {settings.form} "
-            f"({FORM_FORMULAS[settings.form]}); * needs a curve beyond its fitted sizes:",
+            f"({FORM_FORMULAS[settings.form]}); * needs a curve beyond its fitted sizes; "
+            "(1) an arm at a single size, the baseline's curve inverted at its score:",
             _multipliers_table(result),
         ]
     lines += [f"warning: {w}" for w in result.warnings]
@@ -79,12 +92,24 @@ def _multipliers_table(result: ScalingAnalysis) -> str:
     by_arm: dict[tuple[str, str], dict[float, str]] = {}
     for m in result.multipliers:
         cell = _with_interval(m.value, m.low, m.high) + ("*" if m.extrapolated else "")
+        cell += " (1)" if m.method == SINGLE_POINT else ""
         by_arm.setdefault((m.arm, m.baseline), {})[m.size] = cell
     rows = [
         [arm, baseline, *(cells.get(size, "") for size in sizes)]
         for (arm, baseline), cells in by_arm.items()
     ]
     return format_table(["arm", "baseline", *(f"D={size:g}" for size in sizes)], rows)
+
+
+def _shared_table(result: ScalingAnalysis) -> str:
+    rows = []
+    for fit in result.shared:
+        params = "  ".join(
+            f"{name}={_with_interval(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
+            for name, value in fit.params.items()
+        )
+        rows.append([fit.arm, fit.baseline, params, _number(fit.f_statistic), _number(fit.p_value)])
+    return format_table(["arm", "baseline", "parameters", "F", "p"], rows)
 
 
 def _with_interval(value: float, low: float | None, high: float | None) -> str:

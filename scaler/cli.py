@@ -136,8 +136,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--form",
-            choices=["power", "power_e0", "log_linear"],
-            help="form the multipliers use (default: power, E + A*D^-alpha)",
+            choices=["power", "power_e0", "log_linear", "shared"],
+            help="form the multipliers use (default: power, E + A*D^-alpha; shared: each arm "
+            "fitted with its baseline, E + A*(m*D)^-alpha, m a parameter)",
         )
         sub.add_argument(
             "--sizes",

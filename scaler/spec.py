@@ -280,8 +280,9 @@ class ExecutorSettings(Strict):
 Metric = Literal["accuracy", "pass_at_k", "maj_at_k"]
 """accuracy: greedy pass@1; pass_at_k / maj_at_k: of the k samples of stages.evaluate.samples."""
 
-FitForm = Literal["power", "power_e0", "log_linear"]
-"""power: err = E + A*D^-alpha; power_e0: the same with E = 0; log_linear: Yuan's a + b*ln D."""
+FitForm = Literal["power", "power_e0", "log_linear", "shared"]
+"""power: err = E + A*D^-alpha; power_e0: the same with E = 0; log_linear: Yuan's a + b*ln D;
+shared: each arm fitted jointly with its baseline, err_arm = E + A*(m*D)^-alpha (m a parameter)."""
 
 
 class AnalysisSettings(Strict):

@@ -148,6 +148,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "005_shared_fits_and_single_points",
+        """
+        CREATE TABLE shared_fits (
+            analysis_id VARCHAR, arm VARCHAR, baseline VARCHAR,
+            E DOUBLE, A DOUBLE, alpha DOUBLE, m DOUBLE,
+            E_low DOUBLE, E_high DOUBLE, A_low DOUBLE, A_high DOUBLE,
+            alpha_low DOUBLE, alpha_high DOUBLE, m_low DOUBLE, m_high DOUBLE,
+            loss DOUBLE, huber_delta DOUBLE, f_statistic DOUBLE, p_value DOUBLE,
+            converged BOOLEAN, warnings JSON,
+            PRIMARY KEY (analysis_id, arm)
+        );
+        ALTER TABLE multipliers ADD COLUMN method VARCHAR;
+        """,
+    ),
 ]
 
 # Per-row Parquet files a step may leave, and the table each is loaded into.

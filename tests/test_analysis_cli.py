@@ -97,8 +97,9 @@ def test_notebook_api(finished):
         assert points.outcomes is not None and points.outcomes.shape == (12, 40)
         result = experiment.analyse(resamples=20, save=False)
         frames = experiment.frames(result)
-    assert set(frames) == {"points", "means", "fits", "multipliers"}
+    assert set(frames) == {"points", "means", "fits", "multipliers", "shared"}
     assert set(frames["fits"]["form"]) == {"power", "power_e0", "log_linear"}
+    assert list(frames["shared"]["arm"]) == ["rft"] and (frames["shared"]["m"] > 0).all()
 
 
 # --------------------------------------------------------------------------------------------
