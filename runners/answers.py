@@ -129,16 +129,26 @@ def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]
         candidates.extend(boxed + stated)
     if not candidates and not any(command in text for command in _BOX_COMMANDS):
         if "\n" not in text.strip():
-            candidates.extend(_answer_text(text, WHOLE_ANSWER))
+            whole = _answer_text(text, WHOLE_ANSWER)
+            if len(whole) > 1 and fallback != "none":
+                # A sentence, not an answer: the world's fallback reads it ("Therefore $x \\geq
+                # 5$ is the solution."), and only then the line as if boxed ("Evelyn").
+                return _fallback(text, fallback) + whole[1:]
+            candidates.extend(whole)
+    return candidates + _fallback(text, fallback)
+
+
+def _fallback(text: str, fallback: str) -> list[Candidate]:
+    """The answer of a text no marker points at, by the world's convention."""
     if fallback == LAST_NUMBER:
         number = None
         for number in _NUMBER.finditer(text):  # noqa: B007 - we want the last match
             pass
         if number is not None:
-            candidates.append(Candidate(number.group().replace(",", ""), "boxed", LAST_NUMBER))
+            return [Candidate(number.group().replace(",", ""), "boxed", LAST_NUMBER)]
     elif fallback == LAST_EXPRESSION and text.strip():
-        candidates.append(Candidate(text, "extract", LAST_EXPRESSION))
-    return candidates
+        return [Candidate(text, "extract", LAST_EXPRESSION)]
+    return []
 
 
 def _answer_text(answer: str, rule: str) -> list[Candidate]:
