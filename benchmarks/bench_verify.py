@@ -5,7 +5,10 @@ solution (a model-like text with calculator annotations, ending in `#### N`). Th
 (`Verifier(workers=2)`, 2 s per comparison) runs `verify_many` over all of them; the baseline is
 `math_verify.verify(parse(gold), parse(pred))` called in this process, one pair after another,
 with math-verify's own signal timeouts on (its default way). Medians of REPEATS runs. Then the
-worst wall time of one `verify` call on each pathological input.
+worst wall time of one `verify` call on each pathological input. Last, every GSM8K test and
+MATH-500 gold against itself and six reformattings of it (boxed, "The answer is X.", `$X$`, ...),
+through the Verifier with each world's conventions and through math-verify directly (parse with
+`LatexExtractionConfig(boxed_match_priority=0)`, `ExprExtractionConfig()`, as its tests do).
 
 Run: `.venv/bin/python benchmarks/bench_verify.py` (needs ../shared/data or SCALER_SHARED_DATA).
 """
@@ -20,8 +23,8 @@ import time
 from pathlib import Path
 
 from common import machine, median_seconds
-from runners.answers import gsm8k_gold
-from runners.equivalence import PATHOLOGICAL, Verifier
+from runners.answers import gsm8k_gold, math_gold
+from runners.equivalence import PATHOLOGICAL, Verifier, world_conventions
 
 DATA = Path(os.environ.get("SCALER_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 REPEATS = 3
@@ -42,7 +45,8 @@ def main() -> None:
     def baseline() -> int:
         return sum(verify(parse(g), parse(p)) for g, p in pairs)
 
-    with Verifier(time_limit=2.0, workers=2) as verifier:
+    gsm8k = world_conventions("gsm8k")
+    with Verifier(time_limit=2.0, workers=2, conventions=gsm8k) as verifier:
         verifier.verify("1", "1")  # start the workers outside the timing
 
         def pool() -> int:
@@ -69,6 +73,39 @@ def main() -> None:
             f"worst pathological case: {worst:.2f} s (limit 2 s); workers replaced: "
             f"{verifier.replaced}"
         )
+    self_verify("gsm8k", [gsm8k_gold(r["answer"]) for r in records])
+    math_path = DATA / "math" / "test.jsonl"
+    if math_path.is_file():
+        math_records = [json.loads(line) for line in math_path.read_text().splitlines()]
+        self_verify("math", [math_gold(r) for r in math_records])
+
+
+def reformattings(gold: str) -> list[str]:
+    return [
+        gold,
+        f"\\boxed{{{gold}}}",
+        f"The answer is {gold}.",
+        f"${gold}$",
+        f"{gold}.",
+        f"Some steps.\nThe final answer is $\\boxed{{{gold}}}$.",
+        f"Some steps.\nFinal Answer: The final answer is ${gold}$. I hope it is correct.",
+    ]
+
+
+def self_verify(world: str, golds: list[str]) -> None:
+    """Each gold against itself and its reformattings: scaler's world vs math-verify direct."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    pairs = [(gold, form) for gold in golds for form in reformattings(gold)]
+    config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    direct = sum(bool(verify(parse(g, config), parse(p, config))) for g, p in pairs)
+    with Verifier(time_limit=2.0, workers=2, conventions=world_conventions(world)) as verifier:
+        ours = sum(v.correct for v in verifier.verify_many(pairs))
+    n = len(pairs)
+    print(
+        f"{world} golds vs reformattings ({len(golds)} golds, {n} pairs): scaler {ours / n:.1%}"
+        f" ({ours}), math-verify direct {direct / n:.1%} ({direct})"
+    )
 
 
 if __name__ == "__main__":

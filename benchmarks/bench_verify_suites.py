@@ -294,7 +294,6 @@ def main() -> None:
         "left-out cases anyway (math-verify with their settings, scaler with its own)",
         apart,
         math,
-        show=False,
     )
 
     hendrycks = hendrycks_cases(HENDRYCKS_MATH_REPO)

@@ -45,6 +45,7 @@ runners/answers.py that found the prediction's answer (`answers.RULES`).
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 import time
 import weakref
@@ -73,6 +74,7 @@ REASONS = (EQUIVALENT, MISMATCH, NO_ANSWER, PARSE_FAILURE, TIME_LIMIT)
 # Extra time a new worker gets for its first task: a forked one has math-verify already; a
 # spawned one (no fork on this platform) imports it first.
 STARTUP_S = {"fork": 0.5, "spawn": 10.0}
+_INTEGER = re.compile(r"-?[1-9]\d{0,30}|0")
 FALLBACKS = (LAST_EXPRESSION, LAST_NUMBER, "none")
 LISTS = ("set", "ordered")
 
@@ -415,6 +417,7 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
 
     from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from sympy import Integer
 
     # As math-verify's own tests call it (boxes first), with units dropped or kept by convention.
     normalization = NormalizationConfig(
@@ -433,7 +436,6 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
     def same(gold, pred) -> bool:
         return verify(gold, pred, float_rounding=conventions.precision, timeout_seconds=None)
 
-    @lru_cache(maxsize=4096)  # a gold is compared with many samples
     def read(text: str) -> _Answer:
         candidates = locate_answer(text, conventions.fallback)
         if not candidates:
@@ -448,6 +450,9 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
                 if has_inner_words(answer):
                     return _Answer(None, answer, candidate.rule, words=True)
                 answer = connectors_as_commas(answer)
+                if _INTEGER.fullmatch(answer):
+                    # What latex2sympy makes of a plain integer, without its millisecond grammar.
+                    return _Answer([Integer(int(answer)), answer], answer, candidate.rule)
                 parsed = parse("\\boxed{" + answer + "}", config, parsing_timeout=None)
             else:
                 parsed = parse(answer, config, parsing_timeout=None)
@@ -460,6 +465,9 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
         # a text without a marker is no answer.
         fallback_only = all(c.rule in (LAST_EXPRESSION, LAST_NUMBER) for c in candidates)
         raise _Unread(NO_ANSWER if fallback_only else PARSE_FAILURE)
+
+    # A gold is compared with many samples; a sample is read once, so only golds are cached.
+    read_gold = lru_cache(maxsize=4096)(read)
 
     def equal(gold: _Answer, pred: _Answer) -> bool:
         if gold.words or pred.words:
@@ -491,7 +499,7 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
         except _Unread as unread:
             return False, unread.reason, None, None
         try:
-            expected = read(gold)
+            expected = read_gold(gold)
         except _Unread as unread:
             return False, unread.reason, answer.text, answer.rule
         if equal(expected, answer):
