@@ -80,6 +80,10 @@ _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\s{0,3}\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s{0,3}\{[A-Za-z*]{0,20}\}")
 _CONNECTOR = re.compile(r"^\s*(?:,|,?\s*and|,?\s*or)\s*$", re.IGNORECASE)
+# A variable named just before a box: `$n = \\boxed{1,-2}$` lists the values of n, a set.
+_VALUES_OF = re.compile(
+    r"(?<![\\A-Za-z])[A-Za-z](?:_\{?\w{1,5}\}?)?\s{0,3}=\s{0,3}(?:\$|\\\(|\\\[)?\s{0,3}$"
+)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 Reading = Literal["boxed", "extract"]
@@ -92,6 +96,10 @@ class Candidate:
     reading: Reading
     rule: str
     """One of RULES."""
+    as_set: bool = False
+    """A list written as several answers: a run of boxes (`\\boxed{1} and \\boxed{-2}`) or the
+    values of a variable (`n = \\boxed{1,-2}`). Such a gold is a set whatever `Conventions.lists`
+    says; a single bare list (`10, 4, -2`) keeps its order."""
 
 
 def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]:
@@ -109,10 +117,11 @@ def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]
         pass
     boxed = []
     if run is not None:
-        contents, _, _ = run
-        joined = ", ".join(c.strip() for c in contents if c.strip())
-        if joined:
-            boxed = [Candidate(joined, "boxed", BOXED)]
+        contents, start, _ = run
+        parts = [c.strip() for c in contents if c.strip()]
+        if parts:
+            several = len(parts) > 1 or _VALUES_OF.search(text[max(0, start - 40) : start])
+            boxed = [Candidate(", ".join(parts), "boxed", BOXED, as_set=bool(several))]
     stated = []
     if statement is not None:
         stated = [Candidate(text[statement.start() :], "extract", FINAL_ANSWER)]
@@ -322,6 +331,15 @@ def drop_thousands_separators(text: str) -> str:
 
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+
+
+def decimal_comma_as_point(answer: str) -> str:
+    """`1000,99` -> `1000.99`, `1,22` -> `1.22`: one number whose comma is not followed by a
+    group of three digits; anything else (`1,450,000`, `1, 22`, `(1,22)`) as it is."""
+    if _DECIMAL_COMMA.fullmatch(answer.strip()):
+        return answer.strip().replace(",", ".")
+    return answer
 
 
 def _rest_of_line(text: str, start: int) -> str:
@@ -372,7 +390,7 @@ def top_level_items(answer: str) -> list[str]:
             depth += 1
         elif c in ")]}" and depth:
             depth -= 1
-        elif c == "," and depth == 0 and not answer[i + 1 : i + 4].isdigit():
+        elif c == "," and depth == 0 and not _THOUSANDS.match(answer, i):
             items.append(answer[start:i].strip())
             start = i + 1
     items.append(answer[start:].strip())

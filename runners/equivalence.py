@@ -61,6 +61,7 @@ from runners.answers import (
     NO_ANSWER,
     as_text,
     connectors_as_commas,
+    decimal_comma_as_point,
     has_inner_words,
     locate_answer,
     top_level_items,
@@ -75,8 +76,10 @@ REASONS = (EQUIVALENT, MISMATCH, NO_ANSWER, PARSE_FAILURE, TIME_LIMIT)
 # spawned one (no fork on this platform) imports it first.
 STARTUP_S = {"fork": 0.5, "spawn": 10.0}
 _INTEGER = re.compile(r"-?[1-9]\d{0,30}|0")
+_AND_JOIN = re.compile(r"\s+and\s+")
 FALLBACKS = (LAST_EXPRESSION, LAST_NUMBER, "none")
-LISTS = ("set", "ordered")
+LISTS = ("ordered", "set")
+EXTRACTIONS = ("latex+expr", "latex", "expr")
 
 
 @dataclass(frozen=True)
@@ -89,19 +92,40 @@ class Conventions:
     """Drop units and unit words after a value (`30\\text{ cm}^2` is 30)."""
     percent: bool = True
     """`X%` matches `X` as well as `X/100` (see the module docstring)."""
-    lists: Literal["set", "ordered"] = "set"
-    """A bare list `a, b, c` (no brackets) is a set, or a sequence compared item by item."""
+    lists: Literal["ordered", "set"] = "ordered"
+    """A bare list `a, b, c` keeps its order unless the gold is written as a set (answers
+    `Candidate.as_set`, `\\{a, b\\}`, items `x = a`); "set": every list is a set."""
     fallback: Literal["last expression", "last number", "none"] = LAST_EXPRESSION
     """The answer of a text with no marker: math-verify's last expression, the last number
     (GSM8K harnesses), or none."""
+    extraction: Literal["latex+expr", "latex", "expr"] = "latex+expr"
+    """What math-verify's parse looks for: LaTeX and plain expressions, LaTeX only (a bare `9`
+    outside math delimiters is no answer) or plain expressions only (boxes are not read)."""
+    strict: bool = True
+    """math-verify's strict: variables matter (`f(x)` is not `f(y)`), sets are not tuples."""
+    set_relation: bool = False
+    """math-verify's allow_set_relation_comp: an interval gold matches a chain of inequalities
+    (`x \\in [-2,7]` and `-2 \\le x \\le 7`) whichever side is the set."""
+    decimal_comma: bool = False
+    """An answer that is one number with a comma not followed by three digits (`1000,99`,
+    `1,22`) has a decimal comma; off, it is a list. `1,450,000` is a thousands separator
+    either way."""
 
     def __post_init__(self):
         if not isinstance(self.precision, int) or not 0 <= self.precision <= 15:
             raise ValueError(f"precision: {self.precision!r}; expected an integer 0-15")
-        if self.lists not in LISTS:
-            raise ValueError(f"lists: {self.lists!r}; expected one of {', '.join(LISTS)}")
-        if self.fallback not in FALLBACKS:
-            raise ValueError(f"fallback: {self.fallback!r}; expected one of {', '.join(FALLBACKS)}")
+        for name, allowed in (
+            ("lists", LISTS),
+            ("fallback", FALLBACKS),
+            ("extraction", EXTRACTIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name}: {getattr(self, name)!r}; expected one of {', '.join(allowed)}"
+                )
+        for name in ("strip_units", "percent", "strict", "set_relation", "decimal_comma"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: {getattr(self, name)!r}; expected true or false")
 
     @classmethod
     def names(cls) -> list[str]:
@@ -404,7 +428,10 @@ class _Answer:
     words: bool = False
     """Words stand between values: compared as text (answers.has_inner_words)."""
     items: tuple[str, ...] = ()
-    """A bare list's items in order, for `lists="ordered"`."""
+    """A bare list's items in the order written (one item for anything else)."""
+    as_set: bool = False
+    """The list is written as a set of answers (answers.Candidate.as_set, or its items name
+    what they are values of: `a_3 = 2, a_{37} = 19`)."""
 
 
 class _Unread(Exception):
@@ -428,13 +455,33 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
         boxed="all",
         equations=False,
     )
-    config = [
-        LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization),
-        ExprExtractionConfig(),
-    ]
+    config = []
+    if "latex" in conventions.extraction:
+        config.append(
+            LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization)
+        )
+    if "expr" in conventions.extraction:
+        config.append(ExprExtractionConfig())
 
     def same(gold, pred) -> bool:
-        return verify(gold, pred, float_rounding=conventions.precision, timeout_seconds=None)
+        return verify(
+            gold,
+            pred,
+            float_rounding=conventions.precision,
+            strict=conventions.strict,
+            allow_set_relation_comp=conventions.set_relation,
+            timeout_seconds=None,
+        )
+
+    def parse_bare(answer: str) -> list:
+        """An answer on its own, as the contents of a box (plain text for expr-only extraction,
+        which does not read boxes)."""
+        if _INTEGER.fullmatch(answer):
+            # What latex2sympy makes of a plain integer, without its millisecond grammar.
+            return [Integer(int(answer)), answer]
+        if conventions.extraction == "expr":
+            return parse(answer, config, parsing_timeout=None)
+        return parse("\\boxed{" + answer + "}", config, parsing_timeout=None)
 
     def read(text: str) -> _Answer:
         candidates = locate_answer(text, conventions.fallback)
@@ -450,17 +497,19 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
                 if has_inner_words(answer):
                     return _Answer(None, answer, candidate.rule, words=True)
                 answer = connectors_as_commas(answer)
-                if _INTEGER.fullmatch(answer):
-                    # What latex2sympy makes of a plain integer, without its millisecond grammar.
-                    return _Answer([Integer(int(answer)), answer], answer, candidate.rule)
-                parsed = parse("\\boxed{" + answer + "}", config, parsing_timeout=None)
+                if conventions.decimal_comma:
+                    answer = decimal_comma_as_point(answer)
+                parsed = parse_bare(answer)
             else:
                 parsed = parse(answer, config, parsing_timeout=None)
             if parsed:
                 # math-verify's normalised string of what it compared (`0.5` reads `\\frac{1}{2}`).
                 shown = parsed[-1] if isinstance(parsed[-1], str) else answer
-                items = tuple(top_level_items(shown)) if conventions.lists == "ordered" else ()
-                return _Answer(parsed, shown, candidate.rule, items=items)
+                # math-verify joins the answers it found apart with " and " (`$21,16$ or $11$`
+                # reads `21,16 and 11`): items of the list too.
+                items = tuple(top_level_items(_AND_JOIN.sub(", ", shown)))
+                as_set = candidate.as_set or any("=" in item for item in items)
+                return _Answer(parsed, shown, candidate.rule, items=items, as_set=as_set)
         # A marker whose answer math-verify cannot read is a failure; no expression at all in
         # a text without a marker is no answer.
         fallback_only = all(c.rule in (LAST_EXPRESSION, LAST_NUMBER) for c in candidates)
@@ -469,29 +518,30 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
     # A gold is compared with many samples; a sample is read once, so only golds are cached.
     read_gold = lru_cache(maxsize=4096)(read)
 
-    def equal(gold: _Answer, pred: _Answer) -> bool:
-        if gold.words or pred.words:
-            return as_text(gold.text) == as_text(pred.text)
-        if len(gold.items) > 1:
-            if len(pred.items) != len(gold.items):
-                return False
-            return all(
-                same(
-                    parse("\\boxed{" + g + "}", config, parsing_timeout=None),
-                    parse("\\boxed{" + p + "}", config, parsing_timeout=None),
-                )
-                for g, p in zip(gold.items, pred.items, strict=True)
-            )
-        if same(gold.parsed, pred.parsed):
+    def same_value(gold: list, pred: list) -> bool:
+        if same(gold, pred):
             return True
         if conventions.percent:
             # math-verify reads X% as X/100; the percent policy also accepts X itself.
-            gold_plain, pred_plain = _without_percent(gold.parsed), _without_percent(pred.parsed)
-            if gold_plain is not None and same(gold_plain, pred.parsed):
+            gold_plain, pred_plain = _without_percent(gold), _without_percent(pred)
+            if gold_plain is not None and same(gold_plain, pred):
                 return True
-            if pred_plain is not None and same(gold.parsed, pred_plain):
+            if pred_plain is not None and same(gold, pred_plain):
                 return True
         return False
+
+    def equal(gold: _Answer, pred: _Answer) -> bool:
+        if gold.words or pred.words:
+            return as_text(gold.text) == as_text(pred.text)
+        if conventions.lists == "ordered" and len(gold.items) > 1 and not gold.as_set:
+            # An ordered list: the same number of items, each the same value in its place.
+            if len(pred.items) != len(gold.items):
+                return False
+            return all(
+                same_value(parse_bare(g), parse_bare(p))
+                for g, p in zip(gold.items, pred.items, strict=True)
+            )
+        return same_value(gold.parsed, pred.parsed)
 
     def compare(gold: str, pred: str) -> tuple[bool, str, str | None, str | None]:
         try:

@@ -37,7 +37,8 @@ def verifier():
         ("x=5", "5"),
         ("(1,2)", "(1,2)"),
         ("\\{1,2\\}", "\\{2,1\\}"),  # sets unordered
-        ("1,-2", "-2, 1"),
+        ("1,-2", "1, -2"),  # a bare list keeps its order ...
+        ("\\{1,-2\\}", "-2, 1"),  # ... unless the gold is a set
         ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)"),
         ("\\text{Evelyn}", "Evelyn"),
         ("90^\\circ", "90"),
@@ -63,6 +64,7 @@ def test_equivalent(verifier, gold, pred):
         ("\\frac{1}{3}", "0.3333"),
         ("(1,2)", "[1,2]"),  # intervals keep their brackets
         ("(1,2,3)", "(3,2,1)"),  # tuples are ordered
+        ("1,-2", "-2, 1"),  # and so are bare lists
         ("35", "0.035"),
         ("35\\%", "3.5"),
         ("5", "6"),

@@ -54,7 +54,8 @@ STATEMENTS = [
 
 BOXES = [
     ("-1, 3", "The roots are \\boxed{-1}, \\boxed{3}.", True, "boxed"),
-    ("3, -1", "The roots are $\\boxed{-1}$ and $\\boxed{3}$.", True, "boxed"),
+    ("-1, 3", "The roots are $\\boxed{-1}$ and $\\boxed{3}$.", True, "boxed"),
+    ("3, -1", "The roots are $\\boxed{-1}$ and $\\boxed{3}$.", False, "boxed"),  # gold order
     ("3", "The roots are \\boxed{-1}, \\boxed{3}.", False, "boxed"),
     ("2", "\\boxed{1} and \\boxed{2}", False, "boxed"),
     ("2", "It is \\boxed{1}. No, wait: it is \\boxed{2}.", True, "boxed"),
@@ -95,11 +96,23 @@ PROSE = [
 ]
 
 LISTS = [
-    ("10, 4, -2", "4, 10, -2", True, "whole answer"),
-    ("10, 4, -2", "\\boxed{4, 10, -2}", True, "boxed"),
-    ("(10, 4, -2)", "(4, 10, -2)", False, "whole answer"),
-    ("\\{10, 4, -2\\}", "\\boxed{(4, 10, -2)}", True, "boxed"),  # the gold is a set
+    # A bare list keeps its order (issue 13; MATH's test_order) ...
+    ("10, 4, -2", "4, 10, -2", False, "whole answer"),
+    ("10, 4, -2", "\\boxed{4, 10, -2}", False, "boxed"),
+    ("10, 4, -2", "10,4,-2", True, "whole answer"),
+    ("0.1, 4, 2", "\\boxed{.1, 4, 2}", True, "boxed"),
     ("10, 4, -2", "4, 10", False, "whole answer"),
+    ("(10, 4, -2)", "(4, 10, -2)", False, "whole answer"),
+    ("12, 13", "The final answer is $12$ and $13$.", True, "final answer"),
+    # ... unless the gold is written as a set: set notation, separate boxes, the values of a
+    # variable, assignments.
+    ("\\{10, 4, -2\\}", "\\boxed{(4, 10, -2)}", True, "boxed"),
+    ("\\{10, 4, -2\\}", "4, 10, -2", True, "whole answer"),
+    ("\\boxed{1} and \\boxed{-2}", "\\boxed{-2, 1}", True, "boxed"),
+    ("so the solutions are $n = \\boxed{1,-2}.$", "\\boxed{-2} and \\boxed{1}", True, "boxed"),
+    ("\\boxed{a=4,\\,-8,\\,-10}", "\\boxed{-10,-8,4}", True, "boxed"),
+    ("$a_3 = 2, a_{37} = 19$", "\\boxed{a_{37} = 19, \\quad a_3 = 2}", True, "boxed"),
+    ("$21,16$ or $11$", "$21,16,11$", True, "last expression"),
 ]
 
 WORDS_IN_BOX = [
@@ -149,12 +162,39 @@ def test_math_world_does_not_take_the_last_number(math_verifier):
     assert [c.rule for c in locate_answer(text, fallback="none")] == []
 
 
-def test_ordered_lists_convention():
-    with Verifier(time_limit=2.0, workers=1, conventions=Conventions(lists="ordered")) as v:
-        assert not v.verify("10, 4, -2", "4, 10, -2").correct
-        assert v.verify("10, 4, -2", "\\boxed{10, 4, -2}").correct
-        assert v.verify("\\{10, 4, -2\\}", "\\{4, 10, -2\\}").correct  # a set stays a set
+def test_set_lists_convention():
+    # lists="set": every list is a set, as math-verify reads them.
+    with Verifier(time_limit=2.0, workers=1, conventions=Conventions(lists="set")) as v:
+        assert v.verify("10, 4, -2", "4, 10, -2").correct
+        assert not v.verify("(10, 4, -2)", "(4, 10, -2)").correct  # tuples stay ordered
         assert v.verify("2,125", "2125").correct  # a thousands comma is not a list
+
+
+def test_decimal_comma_convention():
+    with Verifier(time_limit=2.0, workers=1, conventions=Conventions(decimal_comma=True)) as v:
+        assert v.verify("1000.99", "1000,99").correct
+        assert v.verify("1,22", "\\boxed{1.22}").correct
+        assert v.verify("1450000", "1,450,000").correct  # three digits: thousands
+        assert not v.verify("1, 22", "1.22").correct  # a comma and a space: a list
+    with Verifier(time_limit=2.0, workers=1) as v:  # off by default: a list
+        assert not v.verify("1000.99", "1000,99").correct
+
+
+def test_extraction_strict_and_set_relation_conventions():
+    latex = Conventions(extraction="latex")
+    with Verifier(time_limit=2.0, workers=1, conventions=latex) as v:
+        # LaTeX only: a number outside math delimiters, over several lines, is not read.
+        assert v.verify("$9$", "Answer $ \n 9 \n $").reason == "no answer found"
+        assert v.verify("$9$", "\\boxed{9}").correct
+    with Verifier(time_limit=2.0, workers=1, conventions=Conventions(extraction="expr")) as v:
+        assert v.verify("1000.99", "1000,99").correct  # math-verify's expr reads decimal commas
+    with Verifier(time_limit=2.0, workers=1, conventions=Conventions(strict=False)) as v:
+        assert v.verify("$f(x)$", "$f(y)$").correct
+    with Verifier(time_limit=2.0, workers=1) as v:
+        assert not v.verify("$f(x)$", "$f(y)$").correct
+    relation = Conventions(extraction="latex", set_relation=True)
+    with Verifier(time_limit=2.0, workers=1, conventions=relation) as v:
+        assert v.verify("$x \\in [-2,7]$", "$-2 \\le x \\le 7$").correct
 
 
 def test_precision_convention():
@@ -179,7 +219,15 @@ def test_box_runs():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("precision", -1), ("precision", 2.5), ("lists", "sorted"), ("fallback", "first number")],
+    [
+        ("precision", -1),
+        ("precision", 2.5),
+        ("lists", "sorted"),
+        ("fallback", "first number"),
+        ("extraction", "latex,expr"),
+        ("strict", "yes"),
+        ("decimal_comma", 1),
+    ],
 )
 def test_bad_conventions_name_their_field(field, value):
     with pytest.raises(ValueError, match=field):
