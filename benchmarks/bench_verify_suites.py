@@ -9,9 +9,9 @@ The suites are read at run time from their repositories (nothing of them is copi
   math-verify exactly so, in this process (compare_strings is parse with
   `LatexExtractionConfig(boxed_match_priority=0)` and/or `ExprExtractionConfig()`, then
   verify with float_rounding=precision). scaler's Verifier runs with the `math` world's
-  conventions and the case's precision (a scaler option, `Conventions.precision`). Cases whose
-  other settings scaler has no option for (latex-only or expr-only extraction, strict=False,
-  allow_set_relation_comp=True) are counted apart: the headline is on the rest.
+  conventions and the case's own settings mapped to scaler's options (`OPTIONS`:
+  match_types -> `Conventions.extraction`, precision, strict, allow_set_relation_comp ->
+  `set_relation`): every case runs through both, and is reported by its settings.
 - MATH's `is_equiv` tests (`HENDRYCKS_MATH_REPO`, modeling/math_equivalence_test.py): unittest
   methods setting `test_in`, `test_out` and asserting True or False. They are string checks of
   two answers; math-verify direct compares them with compare_strings' defaults.
@@ -34,7 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import machine
@@ -53,8 +53,14 @@ DEFAULTS = {
     "strict": True,
     "allow_set_relation_comp": False,
 }
-SCALER_OPTIONS = {"precision"}
-"""Settings of math-verify's tests that scaler has an option for (passed through)."""
+OPTIONS = {
+    "match_types": ("extraction", lambda kinds: "+".join(kinds)),
+    "precision": ("precision", lambda value: value),
+    "strict": ("strict", lambda value: value),
+    "allow_set_relation_comp": ("set_relation", lambda value: value),
+}
+"""Each setting of math-verify's compare_strings -> the scaler option (`Conventions` field) that
+does the same, and how its value maps."""
 
 
 @dataclass
@@ -205,23 +211,32 @@ def direct(case: Case) -> bool:
     )
 
 
-def scaler_settable(case: Case) -> bool:
-    """Whether every setting the case's test passes is a default or a scaler option."""
+def conventions_for(case: Case, base: Conventions) -> Conventions:
+    """`base` with the case's own compare_strings settings as scaler options."""
     settings = {k: v for k, v in case.settings.items() if k != "call"}
-    return all(k in SCALER_OPTIONS or DEFAULTS.get(k) == v for k, v in settings.items())
+    unknown = set(settings) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"{case.where}: settings with no scaler option: {sorted(unknown)}")
+    options = {OPTIONS[k][0]: OPTIONS[k][1](v) for k, v in settings.items()}
+    return replace(base, **options)
 
 
-def run_scaler(cases: list[Case], conventions: Conventions) -> tuple[list[bool], float]:
-    """scaler's verdicts, one Verifier per precision the cases ask for, and the seconds taken."""
+def settings_label(case: Case) -> str:
+    """The case's settings that are not compare_strings' defaults ("defaults" for none)."""
+    extra = {k: v for k, v in case.settings.items() if k != "call" and DEFAULTS.get(k) != v}
+    return ", ".join(f"{k}={v}" for k, v in sorted(extra.items())) or "defaults"
+
+
+def run_scaler(cases: list[Case], base: Conventions) -> tuple[list[bool], float]:
+    """scaler's verdicts, one Verifier per set of conventions the cases ask for, and the seconds
+    taken."""
     verdicts: dict[int, bool] = {}
     seconds = 0.0
-    by_precision: dict[int, list[int]] = {}
+    groups: dict[Conventions, list[int]] = {}
     for i, case in enumerate(cases):
-        precision = case.settings.get("precision", conventions.precision)
-        by_precision.setdefault(precision, []).append(i)
-    for precision, indices in sorted(by_precision.items()):
-        settings = {**conventions.__dict__, "precision": precision}
-        with Verifier(time_limit=5.0, workers=2, conventions=Conventions(**settings)) as v:
+        groups.setdefault(conventions_for(case, base), []).append(i)
+    for conventions, indices in groups.items():
+        with Verifier(time_limit=5.0, workers=2, conventions=conventions) as v:
             v.verify("1", "1")  # start the workers outside the timing
             start = time.perf_counter()
             results = v.verify_many((cases[i].gold, cases[i].pred) for i in indices)
@@ -277,32 +292,26 @@ def main() -> None:
     ):
         sys.exit(f"skipped: no math-verify repository at {MATH_VERIFY_REPO}; set MATH_VERIFY_REPO")
     cases, unreadable = math_verify_cases(MATH_VERIFY_REPO)
-    settable = [c for c in cases if scaler_settable(c)]
-    apart = [c for c in cases if not scaler_settable(c)]
+    kinds: dict[str, int] = {}
+    for case in cases:
+        kinds[settings_label(case)] = kinds.get(settings_label(case), 0) + 1
     print(
         f"math-verify suite: {len(cases)} cases read ({unreadable} parametrize entries not "
-        f"literals); {len(apart)} need settings scaler has no option for"
+        "literals); by settings: " + "; ".join(f"{k}: {n}" for k, n in kinds.items())
     )
-    report("math-verify suite, default settings and precision", settable, math)
-    kinds: dict[str, int] = {}
-    for case in apart:
-        extra = {k: v for k, v in case.settings.items() if DEFAULTS.get(k) != v}
-        key = ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))
-        kinds[key] = kinds.get(key, 0) + 1
-    print("\nleft out of the headline: " + "; ".join(f"{k}: {n}" for k, n in kinds.items()))
-    report(
-        "left-out cases anyway (math-verify with their settings, scaler with its own)",
-        apart,
-        math,
-    )
+    report("math-verify suite, each case with its own settings", cases, math)
+    for label in kinds:
+        group = [c for c in cases if settings_label(c) == label]
+        report(f"  of which {label}", group, math, show=False)
 
     hendrycks = hendrycks_cases(HENDRYCKS_MATH_REPO)
     if not hendrycks:
         print(f"\nMATH is_equiv suite: none at {HENDRYCKS_MATH_REPO}; set HENDRYCKS_MATH_REPO")
         return
-    report("MATH is_equiv suite (math world: bare lists are sets)", hendrycks, math)
-    ordered = Conventions(**{**math.__dict__, "lists": "ordered"})
-    report("MATH is_equiv suite with lists='ordered'", hendrycks, ordered, show=False)
+    report("MATH is_equiv suite (math world)", hendrycks, math)
+    report(
+        "MATH is_equiv suite with lists='set'", hendrycks, replace(math, lists="set"), show=False
+    )
 
 
 if __name__ == "__main__":
