@@ -77,6 +77,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
             "problem_id": p["id"],
             "correct": v["correct"],
             "reason": v["reason"],
+            "rule": v["rule"],
             "false_positive": v["false_positive"],
             "first_wrong_step": v["first_wrong_step"],
             "n_steps": p.get("n_steps"),

@@ -37,8 +37,9 @@ class Judge:
             self._verifier.close()
 
     def __call__(self, problems: Sequence[dict[str, Any]], texts: Sequence[str]) -> list[dict]:
-        """Per completion: extracted (str | None), correct, reason, false_positive (bool | None)
-        and first_wrong_step (int | None)."""
+        """Per completion: extracted (str | None), correct, reason, rule (str | None: the rule
+        that found the answer, runners.answers.RULES; None in the demo world), false_positive
+        (bool | None) and first_wrong_step (int | None)."""
         if self._verifier is None:
             return [_demo_verdict(p, t) for p, t in zip(problems, texts, strict=True)]
         verdicts = self._verifier.verify_many(
@@ -49,6 +50,7 @@ class Judge:
                 "extracted": v.extracted,
                 "correct": v.correct,
                 "reason": v.reason,
+                "rule": v.rule,
                 "false_positive": None,
                 "first_wrong_step": None,
             }
@@ -68,6 +70,7 @@ def _demo_verdict(problem: dict[str, Any], text: str) -> dict[str, Any]:
         "extracted": checked["answer"],
         "correct": checked["correct"],
         "reason": reason,
+        "rule": None,  # the demo checker reads its own answer line; no extraction rule
         "false_positive": checked["false_positive"],
         "first_wrong_step": checked["first_wrong_step"],
     }

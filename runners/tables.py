@@ -15,17 +15,20 @@ SAMPLE_COLUMNS = {
     "extracted": "string",
     "correct": "bool_",
     "reason": "string",
+    "rule": "string",
     "false_positive": "bool_",
     "first_wrong_step": "int64",
     "n_tokens": "int64",
     "text": "string",
 }
-"""`samples.parquet`: one row per judged completion (verify and evaluate stages)."""
+"""`samples.parquet`: one row per judged completion (verify and evaluate stages). `rule` is the
+extraction rule that found the answer (runners.answers.RULES; null in the demo world)."""
 
 PROBLEM_COLUMNS = {
     "problem_id": "int64",
     "correct": "bool_",
     "reason": "string",
+    "rule": "string",
     "false_positive": "bool_",
     "first_wrong_step": "int64",
     "n_steps": "int64",

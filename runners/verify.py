@@ -5,8 +5,8 @@ sample_id, the problem's fields and `solution`), written by the source or the sa
 Outputs:
 - `samples.parquet`, one row per candidate (runners.tables.SAMPLE_COLUMNS), loaded into the
   `samples` table;
-- `judged.jsonl`, every candidate with its verdict (`correct`, `false_positive`,
-  `first_wrong_step`, `extracted`): what the build and rollout stages read;
+- `judged.jsonl`, every candidate with its verdict (`correct`, `reason`, `rule`,
+  `false_positive`, `first_wrong_step`, `extracted`): what the build and rollout stages read;
 - `train.jsonl`, the solutions kept for training (`keep`), one row per solution with `id` = its
   problem id, in problem order; and `pool.json`, the number of problems (kept or not), which is
   what data sizes count.
@@ -88,7 +88,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 
 # Fields of a judged candidate that are not part of a training row.
 CANDIDATE_ONLY = ("problem_id", "sample_id", "n_tokens", "extracted", "correct", "reason",
-                  "false_positive", "first_wrong_step")  # fmt: skip
+                  "rule", "false_positive", "first_wrong_step")  # fmt: skip
 
 
 def data_metrics(world: str, judged: list[dict[str, Any]]) -> dict[str, Any]:

@@ -475,7 +475,7 @@ def _verify(args: argparse.Namespace) -> None:
         if args.jsonl is None:
             verdict = verifier.verify(args.gold, args.pred)
             word = "correct" if verdict.correct else "incorrect"
-            print(f"{word} {verdict.reason} extracted={verdict.extracted}")
+            print(f"{word} {verdict.reason} extracted={verdict.extracted} rule={verdict.rule}")
             return
         if not args.jsonl.is_file():
             raise SpecError("command line", "--jsonl", f"no file at {args.jsonl}")
@@ -497,7 +497,7 @@ def _verify(args: argparse.Namespace) -> None:
                 pairs.append(pair)
         for number, verdict in zip(numbers, verifier.verify_many(pairs), strict=True):
             out = {"line": number, "extracted": verdict.extracted}
-            out.update(correct=verdict.correct, reason=verdict.reason)
+            out.update(correct=verdict.correct, reason=verdict.reason, rule=verdict.rule)
             print(json.dumps(out))
         if bad:
             print(f"scaler: {args.jsonl}: {bad} bad lines skipped", file=sys.stderr)

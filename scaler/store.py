@@ -163,6 +163,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE multipliers ADD COLUMN method VARCHAR;
         """,
     ),
+    (
+        "006_verdict_rule",
+        """
+        ALTER TABLE samples ADD COLUMN rule VARCHAR;
+        ALTER TABLE eval_problems ADD COLUMN rule VARCHAR;
+        """,
+    ),
 ]
 
 # Per-row Parquet files a step may leave, and the table each is loaded into.

@@ -171,9 +171,11 @@ def test_cli_verify(cli):
     result = cli(["verify", "\\frac{1}{2}", "The answer is $0.5$."])
     assert result.code == 0
     # extracted is math-verify's normalised form of what it compared.
-    assert result.out.strip() == "correct equivalent extracted=\\frac{1}{2}"
+    assert result.out.strip() == "correct equivalent extracted=\\frac{1}{2} rule=final answer"
     result = cli(["verify", "3", "4"])
-    assert result.out.strip() == "incorrect mismatch extracted=4"
+    assert result.out.strip() == "incorrect mismatch extracted=4 rule=whole answer"
+    result = cli(["verify", "3", ""])
+    assert result.out.strip() == "incorrect no answer found extracted=None rule=None"
 
 
 def test_cli_verify_jsonl(cli, tmp_path):
@@ -188,12 +190,38 @@ def test_cli_verify_jsonl(cli, tmp_path):
     result = cli(["verify", "--jsonl", str(path)])
     assert result.code == 0
     out = [json.loads(line) for line in result.out.splitlines()]
-    assert [(o["line"], o["correct"], o["reason"], o["extracted"]) for o in out] == [
-        (1, True, "equivalent", "72"),
-        (4, False, "mismatch", "6"),
+    assert [(o["line"], o["correct"], o["reason"], o["extracted"], o["rule"]) for o in out] == [
+        (1, True, "equivalent", "72", "gsm8k marker"),
+        (4, False, "mismatch", "6", "final answer"),
     ]
     assert "line 2" in result.err and "line 3" in result.err and "2 bad lines" in result.err
 
 
 def test_cli_verify_needs_arguments(cli):
     assert cli(["verify", "3"]).code == 2
+
+
+def test_judge_rows_carry_the_rule(tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from runners.judge import Judge
+    from runners.tables import write_samples
+    from scaler.store import migrate
+
+    problems = [{"answer": "72"}, {"answer": "5"}, {"answer": "5"}]
+    texts = ["She sold 48 + 24 = 72 clips.\n#### 72", "It is \\boxed{5}.", ""]
+    with Judge("gsm8k", workers=1) as judge:
+        verdicts = judge(problems, texts)
+    assert [v["rule"] for v in verdicts] == ["gsm8k marker", "boxed", None]
+    rows = [{"problem_id": i, "sample_id": 0, **v} for i, v in enumerate(verdicts)]
+    write_samples(tmp_path / "samples.parquet", rows)
+    assert pq.read_table(tmp_path / "samples.parquet")["rule"].to_pylist()[:2] == [
+        "gsm8k marker",
+        "boxed",
+    ]
+    con = duckdb.connect()
+    migrate(con)
+    for table in ("samples", "eval_problems"):
+        columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+        assert "rule" in columns
