@@ -5,15 +5,20 @@ whether they are the same mathematical object. Both sides may be whole solutions
 answers. Where the answer is comes from runners/answers.py (`locate_answer`: the GSM8K marker,
 then the later of the last box run and the last final-answer statement, then a bare one-line
 answer, then the world's fallback); math-verify's own `parse` reads each place, with
-`LatexExtractionConfig(boxed_match_priority=0)` and `ExprExtractionConfig()`, the settings its
-own test suite uses. The conventions are math-verify's, pinned by the tests:
+`LatexExtractionConfig(boxed_match_priority=0)` and `ExprExtractionConfig()` by default, the
+settings its own test suite uses (`Conventions.extraction`, `strict` and `set_relation` are
+its other settings). The conventions are math-verify's but for lists, pinned by the tests:
 
 - numbers compare by value: `\\frac{1}{3}` matches `0.333333` (decimals are rounded to
   `Conventions.precision` places, 6 by default) but not `0.3333`; `2,125` and `25\\,000` are
   numbers; `90^\\circ` matches `90`; a trailing unit is dropped (`30\\text{ cm}^2` is 30);
 - intervals keep their brackets: `(1,2)` is not `[1,2]`;
-- tuples are ordered (`(1,2,3)` is not `(3,2,1)`), sets are not (`\\{1,2\\}` is `\\{2,1\\}`); a
-  bare list `1,-2` is a set (`Conventions.lists`), and several boxes in a row are one list;
+- tuples are ordered (`(1,2,3)` is not `(3,2,1)`), sets are not (`\\{1,2\\}` is `\\{2,1\\}`);
+  several boxes in a row are one list. A bare list keeps its order (`10, 4, -2` is not
+  `4, 10, -2`, as in MATH's is_equiv tests) unless the gold is written as a set: in set
+  notation, as several boxes, as the values of a variable (`n = \\boxed{1,-2}`) or as
+  assignments (`a_3 = 2, a_{37} = 19`); math-verify reads every list as a set, which
+  `Conventions(lists="set")` gives;
 - an assignment matches its value, both ways: `x=3` matches `3`, and gold `x=5` matches `5`;
 - text answers compare as text after LaTeX normalisation: `\\text{Evelyn}` matches `Evelyn`;
   words between values in a box (`2\\text{ hours and }15\\text{ minutes}`) make the answer
