@@ -57,7 +57,7 @@ _STATEMENT = re.compile(
 )
 _STATEMENT_LEAD = re.compile(r"^\**\s{0,5}(?:is\s{0,5})?:?\s{0,5}\**\s{0,5}")
 # Where a statement's sentence goes on past its answer: "28, so we are done", "5. Then".
-_SENTENCE_END = re.compile(r"[.;]\s|,\s{1,3}(?=[A-Za-z]{2,})")
+_SENTENCE_END = re.compile(r"[.;]\s|,\s{1,3}(?=[A-Za-z]{2,})(?!(?:and|or)\s{1,3}[-\d\\$(])")
 # Tokens a chat model emits at the end of its turn; what follows belongs to another turn.
 _END_OF_TURN = re.compile(
     r"<\|(?:im_end|im_start|eot_id|endoftext|end|end_of_text|eom_id)\|>|</s>|<eos>|<end_of_turn>"
@@ -126,7 +126,7 @@ def locate_answer(text: str, fallback: str = LAST_EXPRESSION) -> list[Candidate]
     if statement is not None:
         stated = [Candidate(text[statement.start() :], "extract", FINAL_ANSWER)]
         quoted = _quote(text, statement)
-        if quoted and not _has_words(quoted):
+        if quoted and not _has_words(connectors_as_commas(quoted)):
             # An answer without delimiters or words ("The answer is 3\\sqrt{13}.", "is 1,-2"):
             # math-verify's extraction sees LaTeX only inside delimiters, and would read a 3.
             stated.insert(0, Candidate(quoted, "boxed", FINAL_ANSWER))
@@ -321,8 +321,16 @@ def as_text(answer: str) -> str:
 
 
 def connectors_as_commas(answer: str) -> str:
-    """`3\\text{ or }5` -> `3, 5`: a connector in words between values makes a list."""
-    return _TEXT_COMMAND.sub(lambda m: ", " if _CONNECTOR.match(m.group(1)) else m.group(0), answer)
+    """`3\\text{ or }5`, `10, 4, and -2` -> `3, 5`, `10, 4, -2`: a connector in words between
+    values makes a list."""
+    answer = _TEXT_COMMAND.sub(
+        lambda m: ", " if _CONNECTOR.match(m.group(1)) else m.group(0), answer
+    )
+    return _BARE_CONNECTOR.sub(", ", answer)
+
+
+# `and`/`or` written without \text between two values: `1 and 2`, `10, 4, and -2`.
+_BARE_CONNECTOR = re.compile(r"(?<=[\d})\]])\s{0,3},?\s{1,3}(?:and|or)\s{1,3}(?=[-\d\\({\[.])")
 
 
 def drop_thousands_separators(text: str) -> str:
@@ -379,8 +387,9 @@ def math_gold(record: dict[str, Any]) -> str:
 
 
 def top_level_items(answer: str) -> list[str]:
-    """The items of a bare list (`3, 1, 2` -> ['3', '1', '2']), split at commas outside any
-    brackets; [answer] when it is one item or is itself bracketed (a tuple, set or interval)."""
+    """The items of a bare list (`3, 1, 2` -> ['3', '1', '2']), split at commas and semicolons
+    outside any brackets; [answer] when it is one item or is itself bracketed (a tuple, set or
+    interval)."""
     answer = answer.strip()
     if answer[:1] in "([{" or answer.startswith("\\{"):
         return [answer]
@@ -390,7 +399,7 @@ def top_level_items(answer: str) -> list[str]:
             depth += 1
         elif c in ")]}" and depth:
             depth -= 1
-        elif c == "," and depth == 0 and not _THOUSANDS.match(answer, i):
+        elif c in ",;" and depth == 0 and not _THOUSANDS.match(answer, i):
             items.append(answer[start:i].strip())
             start = i + 1
     items.append(answer[start:].strip())

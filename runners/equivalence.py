@@ -513,7 +513,9 @@ def _comparer(conventions: Conventions, max_chars: int, max_depth: int):
                 # math-verify joins the answers it found apart with " and " (`$21,16$ or $11$`
                 # reads `21,16 and 11`): items of the list too.
                 items = tuple(top_level_items(_AND_JOIN.sub(", ", shown)))
-                as_set = candidate.as_set or any("=" in item for item in items)
+                # Items that name what they are values of (`a_3 = 2, a_{37} = 19`), or a list
+                # written with semicolons (`-12;-11;-10`, math-verify's suite), are a set.
+                as_set = candidate.as_set or ";" in shown or any("=" in item for item in items)
                 return _Answer(parsed, shown, candidate.rule, items=items, as_set=as_set)
         # A marker whose answer math-verify cannot read is a failure; no expression at all in
         # a text without a marker is no answer.

@@ -104,6 +104,9 @@ LISTS = [
     ("10, 4, -2", "4, 10", False, "whole answer"),
     ("(10, 4, -2)", "(4, 10, -2)", False, "whole answer"),
     ("12, 13", "The final answer is $12$ and $13$.", True, "final answer"),
+    ("10, 4, -2", "The answer is 10, 4, and -2.", True, "final answer"),
+    ("10, 4, -2", "The answer is 4, 10, and -2.", False, "final answer"),
+    ("10, 4, -2", "\\boxed{10; 4; -2}", True, "boxed"),
     # ... unless the gold is written as a set: set notation, separate boxes, the values of a
     # variable, assignments.
     ("\\{10, 4, -2\\}", "\\boxed{(4, 10, -2)}", True, "boxed"),
@@ -113,6 +116,7 @@ LISTS = [
     ("\\boxed{a=4,\\,-8,\\,-10}", "\\boxed{-10,-8,4}", True, "boxed"),
     ("$a_3 = 2, a_{37} = 19$", "\\boxed{a_{37} = 19, \\quad a_3 = 2}", True, "boxed"),
     ("$21,16$ or $11$", "$21,16,11$", True, "last expression"),
+    ("-12;-11;-10", "\\boxed{\\{-10, -11, -12\\}}", True, "boxed"),
 ]
 
 WORDS_IN_BOX = [
