@@ -90,16 +90,35 @@ def _calibrated(
     variance_both = both.mean(axis=1).var()
     if n < 2 or variance_both <= 0:
         return both
-    if points.outcomes is not None:
+    if points.outcomes is not None and points.outcomes.shape[1] >= 2:
         target = _mean_variance_two_way(points.outcomes[group])
     else:
         target = points.error[group].var(ddof=1) / n
     if not np.isfinite(target):
         return both
-    # Scaled in log space, where the fits work: errors stay positive, and a ratio of variances
-    # carries over from the linear scale to first order.
-    log_centre = np.log(points.error[group].mean())
-    return np.exp(log_centre + np.sqrt(target / variance_both) * (np.log(both) - log_centre))
+    # Scaled where the errors cannot leave their range: in log space for a positive error, in
+    # log-odds for a score's error, which lies in [0, 1] (scaling in log space there took an
+    # error of 0.59 to an interval ending at 1.03). A ratio of variances carries over from the
+    # linear scale to first order either way.
+    to_scale, from_scale = _scale_for(points)
+    centre = to_scale(points.error[group].mean())
+    return from_scale(centre + np.sqrt(target / variance_both) * (to_scale(both) - centre))
+
+
+def _scale_for(points: Points):
+    """The transform in which resamples are scaled, and its inverse."""
+    if not points.higher_is_better:
+        return np.log, np.exp
+    edge = points.error_floor or 1e-9
+
+    def log_odds(error):
+        clipped = np.clip(error, edge, 1.0 - edge)
+        return np.log(clipped) - np.log1p(-clipped)
+
+    def from_log_odds(value):
+        return np.maximum(1.0 / (1.0 + np.exp(-value)), points.error_floor)
+
+    return log_odds, from_log_odds
 
 
 def _mean_variance_two_way(table: FloatArray) -> float:

@@ -56,6 +56,8 @@ _START_E_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 _START_ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
 _START_A_OFFSETS = (-1.0, 0.0, 1.0)
 _N_REFINED_STARTS = 4
+_POLISH_TOLERANCE = 1e-3
+_STATIONARY_GRADIENT = 1e-5
 
 # fit_warnings calls E "at its bound" when it is below this share of the smallest observed error:
 # the floor then changes no prediction in the data range and is not identified.
@@ -289,26 +291,41 @@ def _minimise(
         jac=True,
         method="L-BFGS-B",
         bounds=prepared.bounds[free],
-        options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-9},
+        options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-9},
     )
-    converged = bool(result.success)
+    converged = bool(result.success) or _at_stationary_point(result, prepared.bounds[free])
     if not converged:
-        # L-BFGS-B often ends "abnormally" in its line search at the optimum itself, where the
-        # loss is flat to rounding. A derivative-free polish tells the two apart: at an optimum
-        # it finds nothing lower; elsewhere its better point is kept.
+        # L-BFGS-B also ends "abnormally" in its line search at an optimum in a flat valley,
+        # where the gradient is not yet small. A derivative-free polish tells the two apart: at
+        # an optimum it lowers the loss by less than _POLISH_TOLERANCE of it (the valley lets it
+        # creep a little further); elsewhere its better point is kept.
         polish = minimize(
             lambda x: objective(x)[0],
             result.x,
             method="Nelder-Mead",
             bounds=prepared.bounds[free],
-            options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 2000},
+            options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 400},
         )
         improvement = float(result.fun) - float(polish.fun)
-        converged = improvement <= 1e-9 * max(abs(float(result.fun)), 1e-12) or bool(polish.success)
+        # The objective reads as a mean absolute log error: 1e-9 of it is nothing at all.
+        negligible = _POLISH_TOLERANCE * abs(float(result.fun)) + 1e-9
+        converged = improvement <= negligible or bool(polish.success)
         if improvement > 0:
             result = polish
     theta[free] = result.x
     return theta, float(result.fun) * delta, converged
+
+
+def _at_stationary_point(result: Any, bounds: list[tuple[float | None, float | None]]) -> bool:
+    """Whether the projected gradient vanishes: every component small, or pressing against
+    the bound its parameter sits on (the loss is scaled to O(1), see _minimise)."""
+    for x, g, (low, high) in zip(result.x, result.jac, bounds, strict=True):
+        held = (low is not None and x <= low and g > 0) or (
+            high is not None and x >= high and g < 0
+        )
+        if not held and abs(g) > _STATIONARY_GRADIENT:
+            return False
+    return True
 
 
 def _to_fit(

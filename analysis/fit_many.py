@@ -147,14 +147,14 @@ def fit_shared_many(
     in_arm: ArrayLike,
     *,
     start: SharedParams | None = None,
-    delta: float | None = None,
+    delta: ArrayLike | None = None,
 ) -> SharedParams:
     """Fit one arm and its baseline jointly, one pair per row of ``errors`` (n_curves, n_points):
     E, A and alpha shared, the arm's data worth m times the baseline's.
 
     ``sizes`` and ``in_arm`` (True for the arm's points, False for the baseline's) are
     (n_points,) or (n_curves, n_points). The objective is the plain forms': the mean Huber loss
-    of the log residuals over both curves' points.
+    of the log residuals over both curves' points; ``delta`` is one for all curves or one each.
     """
     err, size_arr = _checked(sizes, errors)
     marks = np.broadcast_to(np.asarray(in_arm, dtype=float), err.shape)
@@ -163,13 +163,14 @@ def fit_shared_many(
         known = np.stack(
             [np.broadcast_to(v, err.shape[0]) for v in (start.E, start.A, start.alpha, start.m)]
         )
+    deltas = None if delta is None else np.broadcast_to(np.asarray(delta, float), err.shape[:1])
     blocks = [
         _fit_block(
             size_arr[i : i + _BLOCK],
             err[i : i + _BLOCK],
             False,
             None if known is None else known[:, i : i + _BLOCK],
-            delta,
+            None if deltas is None else deltas[i : i + _BLOCK],
             in_arm=marks[i : i + _BLOCK],
         )
         for i in range(0, err.shape[0], _BLOCK)
@@ -223,7 +224,7 @@ def _fit_block(
     errors: FloatArray,
     fix_E_zero: bool,
     start: FloatArray | None,
-    delta: float | None,
+    delta: float | FloatArray | None,
     in_arm: FloatArray | None = None,
 ) -> tuple[FloatArray, ...]:
     """Fit a block of curves; ``start`` is (P, n_curves) rows E, A, alpha (and m), or None.
@@ -259,7 +260,7 @@ def _fit_block(
     if delta is None:
         final = _noise_scaled_deltas(theta, curves)
     else:
-        final = np.full(n_curves, float(delta))
+        final = np.broadcast_to(np.asarray(delta, dtype=float), (n_curves,)).copy()
     for factor in _PATH_FACTORS:
         path = np.minimum(final * factor, LEAST_SQUARES_DELTA)
         theta, *_ = _levenberg_marquardt(

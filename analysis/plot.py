@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analysis.fit import LogLinearFit
-
 from analysis.scaling import curve_form
 
 if TYPE_CHECKING:
@@ -213,6 +212,9 @@ def _multiplier_figure(
             shift = _DODGE ** (i - (len(arms) - 1) / 2)
             unbounded |= _draw_multipliers(ax, own, colors[arm], shift, top)
         ax.set_ylim(bottom, top)
+        # Set, not left to the data: where no multiplier is finite nothing sets the x range.
+        sizes = [m.size for m in multipliers]
+        ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
         _style_log_axes(ax)
         ax.set_xlabel("training problems (D)")
         ax.set_ylabel("effective data multiplier m(D)")

@@ -29,7 +29,7 @@ arm's fitted sizes or the matching baseline size is outside the baseline's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -290,6 +290,15 @@ def analyse(points: Points, settings: AnalysisSettings, data: str) -> ScalingAna
     """Fit every arm in every form, bootstrap, and compute the multipliers."""
     if settings.eval_set is None:  # points from elsewhere than a spec's run: name them test
         settings = settings.model_copy(update={"eval_set": "test"})
+    if (points.error <= 0).any():
+        from scaler.errors import SpecError
+
+        raise SpecError(
+            data,
+            "value",
+            "a perfect score (an error of 0) cannot be fitted on a log scale without the number "
+            "of eval problems behind it; give the eval size (--eval-size N fits it as 0.5 / N)",
+        )
     warnings = []
     resamples = settings.resamples if can_resample(points) else 0
     if settings.resamples and not resamples:
@@ -531,6 +540,8 @@ def _score_warnings(own: Points) -> list[str]:
             "every score is perfect: errors are fitted as 0.5 / eval problems, so the curve "
             "and its multipliers say nothing about the arm"
         ]
+    if own.higher_is_better and (own.error >= 1).all():
+        return ["every score is 0: there is no curve to fit, only the floor of the metric"]
     if own.higher_is_better and at_floor.any():
         return [
             f"{int(at_floor.sum())} of {len(own)} scores are perfect and fitted as "
@@ -744,69 +755,132 @@ def _shared_fits(
     draws: dict[str, ArmResamples],
     settings: AnalysisSettings,
 ) -> list[SharedFit]:
-    """Every arm with a curve, fitted jointly with its baseline (when that has one too)."""
-    out = []
+    """Every arm with a curve, fitted jointly with its baseline (when that has one too).
+
+    Pairs with the same number of points are fitted in one vectorised call, their resamples in
+    another: one call per pair would pay the optimiser's per-iteration overhead once each."""
+    pairs = []
     for name, arm in arms.items():
         base_name = baseline_of(name, settings)
-        if base_name == name or not arm.fits or base_name not in arms:
-            continue
-        if not arms[base_name].fits:
-            continue
-        out.append(_shared_fit(points, arm, arms[base_name], draws, settings))
-    return out
+        if base_name != name and arm.fits and base_name in arms and arms[base_name].fits:
+            pairs.append(_SharedPair.of(points, arm, arms[base_name], draws))
+    fits: dict[str, SharedFit] = {}
+    for n_points in sorted({pair.errors.size for pair in pairs}):
+        group = [pair for pair in pairs if pair.errors.size == n_points]
+        for pair, fit in zip(group, _fit_pairs(group, settings), strict=True):
+            fits[pair.arm.arm] = fit
+    return [fits[pair.arm.arm] for pair in pairs]
+
+
+@dataclass(frozen=True)
+class _SharedPair:
+    """An arm and its baseline as one set of points: the baseline's first, then the arm's."""
+
+    arm: ArmAnalysis
+    base: ArmAnalysis
+    sizes: FloatArray
+    errors: FloatArray
+    in_arm: FloatArray
+    resampled: FloatArray | None
+    """(resamples, points), in the same order; None without resamples."""
+
+    @classmethod
+    def of(
+        cls, points: Points, arm: ArmAnalysis, base: ArmAnalysis, draws: dict[str, ArmResamples]
+    ) -> _SharedPair:
+        own, baseline = points.of_arm(arm.arm), points.of_arm(base.arm)
+        resampled = None
+        if arm.arm in draws and base.arm in draws:
+            # The draws list each arm's models by size and seed; resample r of both arms redrew
+            # the same problems and seed slots, so they pair.
+            pair = (draws[base.arm], draws[arm.arm])
+            resampled = np.concatenate([d.errors for d in pair], axis=1)
+            sizes = np.concatenate([d.sizes for d in pair])
+            errors = np.concatenate([_by_slot(baseline), _by_slot(own)])
+        else:
+            sizes = np.concatenate([baseline.size, own.size])
+            errors = np.concatenate([baseline.error, own.error])
+        in_arm = np.r_[np.zeros(len(baseline)), np.ones(len(own))]
+        return cls(arm, base, sizes, errors, in_arm, resampled)
+
+
+def _by_slot(points: Points) -> FloatArray:
+    """An arm's errors in the order of its resample slots (size, then seed)."""
+    return points.error[np.lexsort((points.seed, points.size))]
+
+
+def _fit_pairs(pairs: list[_SharedPair], settings: AnalysisSettings) -> list[SharedFit]:
+    sizes = np.stack([pair.sizes for pair in pairs])
+    errors = np.stack([pair.errors for pair in pairs])
+    in_arm = np.stack([pair.in_arm for pair in pairs])
+    # Least squares first: its residuals set Huber's delta, as for the per-arm fits.
+    least_squares = fit_shared_many(sizes, errors, in_arm, delta=LEAST_SQUARES_DELTA)
+    deltas = delta_from_residuals(_shared_log_residuals(least_squares, sizes, errors, in_arm))
+    point = fit_shared_many(sizes, errors, in_arm, start=least_squares, delta=deltas)
+    intervals: list[dict[str, tuple[float, float]]] = [{} for _ in pairs]
+    refit_warnings: list[list[str]] = [[] for _ in pairs]
+    # The resamples are refitted when this is the form asked for: a second full bootstrap of
+    # every arm would double the time of an analysis that reads the per-arm forms.
+    if settings.form == SHARED and all(pair.resampled is not None for pair in pairs):
+        resamples = pairs[0].resampled.shape[0]  # type: ignore[union-attr]
+        refit = fit_shared_many(
+            np.repeat(sizes, resamples, axis=0),
+            np.concatenate([pair.resampled for pair in pairs]),  # type: ignore[misc]
+            np.repeat(in_arm, resamples, axis=0),
+            start=_repeat(point, resamples),
+            delta=np.repeat(deltas, resamples),
+        )
+        for i in range(len(pairs)):
+            rows = slice(i * resamples, (i + 1) * resamples)
+            for key in ("E", "A", "alpha", "m"):
+                low, high = interval(getattr(refit, key)[rows], settings.confidence)
+                intervals[i][key] = (float(low), float(high))
+            refit_warnings[i] = _refit_warnings(refit.converged[rows])
+    return [
+        _shared_fit(pair, point, i, float(deltas[i]), intervals[i], refit_warnings[i])
+        for i, pair in enumerate(pairs)
+    ]
+
+
+def _repeat(params: SharedParams, times: int) -> SharedParams:
+    return SharedParams(*(np.repeat(getattr(params, f.name), times) for f in fields(params)))
 
 
 def _shared_fit(
-    points: Points,
-    arm: ArmAnalysis,
-    base: ArmAnalysis,
-    draws: dict[str, ArmResamples],
-    settings: AnalysisSettings,
+    pair: _SharedPair,
+    point: SharedParams,
+    row: int,
+    delta: float,
+    intervals: dict[str, tuple[float, float]],
+    warnings: list[str],
 ) -> SharedFit:
-    own, baseline = points.of_arm(arm.arm), points.of_arm(base.arm)
-    sizes = np.concatenate([baseline.size, own.size])
-    errors = np.concatenate([baseline.error, own.error])
-    in_arm = np.concatenate([np.zeros(len(baseline)), np.ones(len(own))])
-    # Least squares first: its residuals set Huber's delta, as for the per-arm fits.
-    least_squares = fit_shared_many(sizes, errors, in_arm, delta=LEAST_SQUARES_DELTA)
-    delta = float(delta_from_residuals(_shared_log_residuals(least_squares, sizes, errors, in_arm)))
-    point = fit_shared_many(sizes, errors, in_arm, start=least_squares, delta=delta)
-    params = {
-        "E": float(point.E[0]), "A": float(point.A[0]),
-        "alpha": float(point.alpha[0]), "m": float(point.m[0]),
-    }  # fmt: skip
-    intervals: dict[str, tuple[float, float]] = {}
-    warnings = []
-    if arm.arm in draws and base.arm in draws:
-        # Resample r of both arms redrew the same problems and seed slots: they pair.
-        pair = (draws[base.arm], draws[arm.arm])
-        drawn_sizes = np.concatenate([d.sizes for d in pair])
-        drawn = np.concatenate([d.errors for d in pair], axis=1)
-        drawn_in_arm = np.r_[np.zeros(pair[0].sizes.size), np.ones(pair[1].sizes.size)]
-        refit = fit_shared_many(drawn_sizes, drawn, drawn_in_arm, start=point, delta=delta)
-        for key in params:
-            low, high = interval(getattr(refit, key), settings.confidence)
-            intervals[key] = (float(low), float(high))
-        warnings += _refit_warnings(refit.converged)
-    f_statistic, p_value = _shared_rejection(point, arm, base, sizes, errors, in_arm)
+    params = {key: float(getattr(point, key)[row]) for key in ("E", "A", "alpha", "m")}
+    f_statistic, p_value = _shared_rejection(
+        _shared_log_residuals(point, pair.sizes, pair.errors, pair.in_arm)[row], pair
+    )
+    warnings = list(warnings)
     if p_value is not None and p_value < SHARED_REJECTION_LEVEL:
         warnings.append(
             f"the data reject a shared exponent and floor (F = {f_statistic:.3g}, "
             f"p = {p_value:.2g}): the arm's curve has another shape, so its multiplier changes "
             "with D; read the per-arm forms' m(D) instead"
         )
-    if abs(math.log(params["m"])) >= LOG_M_BOUND * (1 - 1e-6):
-        warnings.append(f"m is at its bound ({params['m']:.3g}): the data do not pin it down")
-    if not point.converged[0]:
+    m_low, m_high = intervals.get("m", (params["m"], params["m"]))
+    if max(abs(math.log(v)) for v in (params["m"], m_low, m_high)) >= LOG_M_BOUND * (1 - 1e-6):
+        warnings.append(
+            f"m or its interval reaches its bound ({math.exp(LOG_M_BOUND):g}x either way): the "
+            "data do not pin the multiplier down"
+        )
+    if not point.converged[row]:
         warnings.append("the optimiser stopped before converging")
     return SharedFit(
-        arm=arm.arm,
-        baseline=base.arm,
+        arm=pair.arm.arm,
+        baseline=pair.base.arm,
         params=params,
         intervals=intervals,
-        loss=float(point.loss[0]),
+        loss=float(point.loss[row]),
         delta=delta,
-        converged=bool(point.converged[0]),
+        converged=bool(point.converged[row]),
         f_statistic=f_statistic,
         p_value=p_value,
         warnings=warnings,
@@ -816,30 +890,28 @@ def _shared_fit(
 def _shared_log_residuals(
     fit: SharedParams, sizes: FloatArray, errors: FloatArray, in_arm: FloatArray
 ) -> FloatArray:
-    """Log residuals of a one-curve shared fit at the points."""
-    predicted = np.where(in_arm > 0, fit.arm().predict(sizes)[0], fit.baseline().predict(sizes)[0])
+    """Log residuals of shared fits (one per row) at their points: (n_curves, n_points)."""
+    shift = np.where(in_arm > 0, fit.m[:, None], 1.0)
+    with np.errstate(over="ignore"):
+        predicted = fit.E[:, None] + fit.A[:, None] * (shift * sizes) ** -fit.alpha[:, None]
     return np.log(predicted) - np.log(errors)
 
 
 def _shared_rejection(
-    fit: SharedParams,
-    arm: ArmAnalysis,
-    base: ArmAnalysis,
-    sizes: FloatArray,
-    errors: FloatArray,
-    in_arm: FloatArray,
+    shared_residual: FloatArray, pair: _SharedPair
 ) -> tuple[float | None, float | None]:
     """F test of the shared curve (4 parameters) against separate power curves (6), on the
     sums of squared log residuals; None where too few points are left to test."""
     from scipy.stats import f as f_distribution
 
-    n = errors.size
+    n = pair.errors.size
     if n <= 6:
         return None, None
-    shared_rss = float((_shared_log_residuals(fit, sizes, errors, in_arm) ** 2).sum())
+    shared_rss = float((shared_residual**2).sum())
     separate_rss = 0.0
-    for analysis, mask in ((base, in_arm == 0), (arm, in_arm > 0)):
-        residual = np.log(analysis.fits["power"].fit.predict(sizes[mask])) - np.log(errors[mask])
+    for analysis, mask in ((pair.base, pair.in_arm == 0), (pair.arm, pair.in_arm > 0)):
+        fit = analysis.fits["power"].fit
+        residual = np.log(fit.predict(pair.sizes[mask])) - np.log(pair.errors[mask])
         separate_rss += float((residual**2).sum())
     if separate_rss <= 0:
         return None, None
