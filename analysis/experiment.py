@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from analysis.points import Points, load_points, read_points_csv
-from analysis.scaling import ScalingAnalysis, analyse
+from analysis.scaling import ScalingAnalysis, analyse, flat_params
 from scaler.errors import SpecError
 from scaler.layout import Layout, default_results_root
 from scaler.spec import AnalysisSettings
@@ -170,12 +170,8 @@ def analysis_frames(result: ScalingAnalysis) -> dict[str, Any]:
     import pandas as pd
 
     fits = [
-        {"arm": arm.arm, "form": form, **fit.params, **fit.quality, "formula": fit.formula}
-        | {
-            f"{k}_{end}": v
-            for k, bounds in fit.intervals.items()
-            for end, v in zip(("low", "high"), bounds, strict=True)
-        }
+        {"arm": arm.arm, "form": form, **flat_params(fit.params, fit.intervals), **fit.quality}
+        | {"formula": fit.formula}
         for arm in result.arms
         for form, fit in arm.fits.items()
     ]
@@ -187,12 +183,7 @@ def analysis_frames(result: ScalingAnalysis) -> dict[str, Any]:
         "multipliers": pd.DataFrame([vars(m) for m in result.multipliers]),
         "shared": pd.DataFrame(
             [
-                {"arm": f.arm, "baseline": f.baseline, **f.params}
-                | {
-                    f"{k}_{end}": v
-                    for k, ends in f.intervals.items()
-                    for end, v in zip(("low", "high"), ends, strict=True)
-                }
+                {"arm": f.arm, "baseline": f.baseline, **flat_params(f.params, f.intervals)}
                 | {"f_statistic": f.f_statistic, "p_value": f.p_value}
                 for f in result.shared
             ]

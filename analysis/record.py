@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from analysis.scaling import ScalingAnalysis, SharedFit
+from analysis.scaling import ScalingAnalysis, SharedFit, flat_params
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
 
@@ -111,9 +111,7 @@ def _fit_rows(key: str, analysis: ScalingAnalysis) -> list[dict[str, Any]]:
                 "formula": fit.formula,
                 "warnings": json.dumps(fit.warnings),
             }
-            row |= {name: _number(value) for name, value in fit.params.items()}
-            for name, (low, high) in fit.intervals.items():
-                row |= {f"{name}_low": _number(low), f"{name}_high": _number(high)}
+            row |= {k: _number(v) for k, v in flat_params(fit.params, fit.intervals).items()}
             row |= {name: _number(value) for name, value in fit.quality.items()}
             rows.append(row)
     return rows
@@ -131,10 +129,7 @@ def _shared_row(key: str, fit: SharedFit) -> dict[str, Any]:
         "converged": fit.converged,
         "warnings": json.dumps(fit.warnings),
     }
-    row |= {name: _number(value) for name, value in fit.params.items()}
-    for name, (low, high) in fit.intervals.items():
-        row |= {f"{name}_low": _number(low), f"{name}_high": _number(high)}
-    return row
+    return row | {k: _number(v) for k, v in flat_params(fit.params, fit.intervals).items()}
 
 
 def _arrow_table(rows: list[dict[str, Any]]):

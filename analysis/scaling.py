@@ -88,6 +88,16 @@ SHARED_REJECTION_LEVEL = 0.05
 CURVES, SINGLE_POINT = "curves", "single point"
 
 
+def flat_params(
+    params: dict[str, float], intervals: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Parameters and their interval ends as one row: ``alpha``, ``alpha_low``, ``alpha_high``."""
+    row = dict(params)
+    for name, (low, high) in intervals.items():
+        row |= {f"{name}_low": low, f"{name}_high": high}
+    return row
+
+
 def curve_form(form: str) -> str:
     """The per-arm form whose curves are drawn and banded for a multiplier form."""
     return "power" if form == SHARED else form

@@ -10,6 +10,9 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bench_orchestrator.py",
     "bench_fit.py",
+    "bench_multipliers.py",
+    "bench_verify.py",
+    "bench_verify_suites.py",  # skips, saying why, without the peers' repositories
     "bench_trl_vs_torch.py",
     "bench_demo.py",
     "bench_slurm.py",  # skips, saying why, where Slurm is missing; about 30 minutes where not
