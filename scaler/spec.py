@@ -61,10 +61,41 @@ class DemoWorld(GenerateConfig):
     name: Literal["demo"] = "demo"
 
 
+class AnswerConventions(Strict):
+    """`world.verify`: what counts as the same answer, each field overriding the world's default
+    (runners/equivalence.py `Conventions` and `WORLDS`; docs/verifier.md). Declared here, not
+    imported, so that reading a spec stays light; tests/test_spec.py checks the fields match."""
+
+    precision: int | None = Field(None, ge=0, le=15)
+    """Decimal places numbers are rounded to before comparing (0-15)."""
+    strip_units: bool | None = None
+    """Drop units and unit words after a value (`30\\text{ cm}^2` is 30)."""
+    percent: bool | None = None
+    """`X%` matches `X` as well as `X/100`."""
+    lists: Literal["ordered", "set"] | None = None
+    """A bare list keeps its order unless the gold is written as a set; "set": every list is."""
+    fallback: Literal["last expression", "last number", "none"] | None = None
+    """The answer of a text with no marker: the last expression, the last number, or none."""
+    extraction: Literal["latex+expr", "latex", "expr"] | None = None
+    """What math-verify looks for: LaTeX and plain expressions, LaTeX only, or plain only."""
+    strict: bool | None = None
+    """math-verify's strict: variables matter (`f(x)` is not `f(y)`), sets are not tuples."""
+    set_relation: bool | None = None
+    """An interval gold matches a chain of inequalities (`-2 \\le x \\le 7`)."""
+    decimal_comma: bool | None = None
+    """One number with a comma not followed by three digits (`1,22`) has a decimal comma."""
+
+    def overrides(self) -> dict[str, Any]:
+        """The conventions set here, by name; the rest are the world's defaults."""
+        return self.model_dump(exclude_none=True)
+
+
 class RealWorld(RealWorldSettings):
     """GSM8K or MATH problems read from files (or local `datasets` copies) named here."""
 
     name: Literal["gsm8k", "math"]
+    verify: AnswerConventions | None = None
+    """Answer conventions that differ from the world's defaults (docs/verifier.md)."""
 
 
 World = Annotated[DemoWorld | RealWorld, Field(discriminator="name")]
@@ -613,7 +644,7 @@ def _valid_keys(loc: list) -> list[str]:
     """The field names of the model at `loc` inside Spec, for 'unknown key' errors."""
     annotation: Any = Spec
     for part in loc:
-        model = _inner_model(annotation)
+        model = _inner_model(annotation, part)
         if not _is_model(model):
             return []
         if isinstance(part, str) and part in model.model_fields:
@@ -627,12 +658,13 @@ def _is_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseModel)
 
 
-def _inner_model(annotation: Any) -> Any:
-    """Unwrap list[M], dict[K, M], M | None down to the model class M, if there is one."""
+def _inner_model(annotation: Any, field: Any = None) -> Any:
+    """Unwrap list[M], dict[K, M], M | None down to the model class M, if there is one; of a
+    union of models (the worlds), the first that has `field`, else the first."""
     if _is_model(annotation):
         return annotation
-    for arg in typing.get_args(annotation):
-        inner = _inner_model(arg)
-        if _is_model(inner):
-            return inner
-    return annotation
+    models = [
+        inner for arg in typing.get_args(annotation) if _is_model(inner := _inner_model(arg, field))
+    ]
+    with_field = [model for model in models if field in model.model_fields]
+    return (with_field or models or [annotation])[0]

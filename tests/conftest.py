@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -44,6 +45,33 @@ SMALL_SPEC = {
 def write_spec(path: Path, spec: dict) -> Path:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def tiny_gsm8k_spec(tmp_path: Path, **world) -> Path:
+    """A GSM8K spec on 60 made-up training problems and 5 test ones; `world` adds to its world."""
+    for split, count in (("train", 60), ("test", 5)):
+        with (tmp_path / f"{split}.jsonl").open("w") as f:
+            for i in range(count):
+                record = {
+                    "question": f"What is {i} + 1?",
+                    "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}",
+                }
+                f.write(json.dumps(record) + "\n")
+    spec = {
+        "experiment": "g",
+        "world": {
+            "name": "gsm8k",
+            "train": str(tmp_path / "train.jsonl"),
+            "eval_files": {"test": str(tmp_path / "test.jsonl")},
+            "val_problems": 8,
+            **world,
+        },
+        "model": {"name_or_path": "gpt2"},
+        "sizes": [16],
+        "algorithms": ["sft", "rft", "per_step_dpo"],
+        "eval_sets": ["test"],
+    }
+    return write_spec(tmp_path / "g.yaml", spec)
 
 
 @pytest.fixture

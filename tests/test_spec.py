@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from conftest import SMALL_SPEC, write_spec
+from conftest import SMALL_SPEC, tiny_gsm8k_spec, write_spec
 from scaler.errors import SpecError
-from scaler.spec import Spec, load_spec
+from scaler.spec import AnswerConventions, Spec, load_spec
 
 
 def _variant(**changes) -> dict:
@@ -58,6 +58,8 @@ BAD_SPECS = [
     ({"analysis__eval_set": "val"}, "analysis.eval_set", "expected one of eval_sets"),
     ({"analysis__confidence": 1.5}, "analysis.confidence", "less than 1"),
     ({"analysis__sizes": [0]}, "analysis.sizes", "sizes > 0"),
+    # The demo world's checker knows every step: it has no answer conventions to set.
+    ({"world__verify": {"lists": "set"}}, "world.verify", "unknown key; valid keys: "),
 ]
 
 
@@ -191,3 +193,42 @@ def test_a_saved_spec_with_resources_loads_again(tmp_path):
     )
     again = Spec.model_validate(json.loads(spec.model_dump_json()))
     assert again.resources_for("train") == spec.resources_for("train")
+
+
+def test_world_verify_declares_exactly_the_verifiers_conventions():
+    import typing
+
+    from runners.equivalence import Conventions
+
+    declared = AnswerConventions.model_fields
+    assert list(declared) == Conventions.names()
+    types = typing.get_type_hints(Conventions)
+    for name, info in declared.items():
+        assert info.default is None, name
+        assert info.annotation == types[name] | None, name  # same type and allowed values
+    assert AnswerConventions().overrides() == {}
+
+
+BAD_CONVENTIONS = [
+    ({"lists": "bag"}, "world.verify.lists", "'ordered' or 'set'"),
+    ({"fallback": "last word"}, "world.verify.fallback", "'last expression', 'last number'"),
+    ({"extraction": "regex"}, "world.verify.extraction", "'latex+expr', 'latex' or 'expr'"),
+    ({"precision": 16}, "world.verify.precision", "less than or equal to 15"),
+    ({"percent": "maybe"}, "world.verify.percent", "valid boolean"),
+    ({"list": "set"}, "world.verify.list", "unknown key; valid keys: decimal_comma, extraction"),
+]
+
+
+@pytest.mark.parametrize("verify, field, words", BAD_CONVENTIONS)
+def test_bad_world_verify_names_its_field(tmp_path, verify, field, words):
+    path = tiny_gsm8k_spec(tmp_path, verify=verify)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert (caught.value.source, caught.value.field) == (str(path), field)
+    assert words in caught.value.message
+
+
+def test_world_verify_sets_only_what_it_names(tmp_path):
+    spec = load_spec(tiny_gsm8k_spec(tmp_path, verify={"lists": "set", "precision": 3}))
+    assert spec.world.verify.overrides() == {"lists": "set", "precision": 3}
+    assert load_spec(tiny_gsm8k_spec(tmp_path)).world.verify is None
