@@ -55,7 +55,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Literal
@@ -142,6 +142,27 @@ WORLDS = {
     "math": Conventions(fallback=LAST_EXPRESSION),
 }
 """Each real world's conventions (the demo world has its own checker, runners/demo_checker.py)."""
+
+
+VERIFIER_VERSION = 2
+"""The verifier's version, part of the id of every step that judges real-world answers (with
+the conventions it used): raise it when a change to this module or runners/answers.py can change
+a verdict, so cached verdicts are judged again (2: math-verify's own extraction, ordered lists)."""
+
+
+def verifier_identity(world: str, overrides: dict | None = None) -> dict:
+    """What a real world's verdicts depend on: VERIFIER_VERSION and the world's conventions with
+    `overrides` (the spec's `world.verify`) applied; the value of a stage config's `verifier`."""
+    conventions = replace(world_conventions(world), **(overrides or {}))
+    return {"version": VERIFIER_VERSION, "conventions": asdict(conventions)}
+
+
+def conventions_of(world: str, verifier: dict | None = None) -> Conventions:
+    """The conventions a stage judges by: its config's `verifier` (verifier_identity), or the
+    world's defaults when it has none."""
+    if verifier is None:
+        return world_conventions(world)
+    return Conventions(**verifier["conventions"])
 
 
 def world_conventions(world: str) -> Conventions:

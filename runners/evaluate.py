@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from runners import OMITTED_WHEN_NONE
 from runners.prompts import PromptConfig
 from runners.sampling import DecodingSettings
 
@@ -43,6 +44,9 @@ class Config(Settings):
     """Split of the world's folder to evaluate on."""
     world: str = "demo"
     """Which judge: the demo world's checker, or answer equivalence (gsm8k, math)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (as in training)."""
 
@@ -51,7 +55,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     from runners.judge import Judge
 
     # The judge's verifier forks its workers: start them before torch spins up threads.
-    with Judge(config.world) as judge:
+    with Judge(config.world, verifier=config.verifier) as judge:
         return _evaluate(config, inputs, out_dir, judge)
 
 

@@ -14,19 +14,30 @@ from collections.abc import Sequence
 from typing import Any
 
 from runners.answers import NO_ANSWER
-from runners.equivalence import EQUIVALENT, MISMATCH, Verifier, world_conventions
+from runners.equivalence import EQUIVALENT, MISMATCH, Verifier, conventions_of
 
 DEMO = "demo"
 
 
 class Judge:
-    def __init__(self, world: str, time_limit: float = 2.0, workers: int = 2):
+    """`verifier` is a stage config's `verifier` (runners.equivalence.verifier_identity: the
+    conventions a spec's `world.verify` gives); None judges by the world's defaults."""
+
+    def __init__(
+        self,
+        world: str,
+        time_limit: float = 2.0,
+        workers: int = 2,
+        verifier: dict[str, Any] | None = None,
+    ):
         self.world = world
         if world == DEMO:
+            if verifier is not None:
+                raise ValueError("verifier: the demo world's checker has no answer conventions")
             self._verifier = None
         else:
-            # Each real world's answer conventions (runners/equivalence.py WORLDS).
-            conventions = world_conventions(world)
+            # Each real world's answer conventions (runners/equivalence.py WORLDS), as overridden.
+            conventions = conventions_of(world, verifier)
             self._verifier = Verifier(time_limit, workers, conventions=conventions)
 
     def __enter__(self) -> Judge:

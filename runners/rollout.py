@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import Field
 
+from runners import OMITTED_WHEN_NONE
 from runners.prompts import PromptConfig
 from runners.sampling import DecodingSettings
 
@@ -44,6 +45,9 @@ class Settings(DecodingSettings):
 class Config(Settings):
     world: str = "demo"
     """Which judge and which step rule (see the module docstring)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (as in training)."""
 
@@ -57,7 +61,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     from runners.judge import Judge
 
     # The judge's verifier forks its workers: start them before torch spins up threads.
-    with Judge(config.world) as judge:
+    with Judge(config.world, verifier=config.verifier) as judge:
         return _roll_out(config, inputs, out_dir, judge)
 
 

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from runners import NO_EFFECT
+from runners import NO_EFFECT, OMITTED_WHEN_NONE
 from runners.model import ModelConfig
 from runners.prompts import PromptConfig
 
@@ -146,6 +146,9 @@ class Config(Settings):
     (chosen, rejected) pairs with the starting model (the `init` input) as the reference."""
     world: str = "demo"
     """Which judge scores validation: the demo world's checker or answer equivalence."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (the same in sampling and evaluation)."""
 
@@ -262,7 +265,7 @@ def run(
     from runners.judge import Judge
 
     # The judge's verifier forks its workers: start them before torch spins up threads.
-    with Judge(config.world) as judge:
+    with Judge(config.world, verifier=config.verifier) as judge:
         return _train(config, inputs, out_dir, checkpoint_dir, judge)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runners import NO_EFFECT
+from runners import NO_EFFECT, OMITTED_WHEN_NONE
 
 
 class Settings(BaseModel):
@@ -43,6 +43,9 @@ class Config(Settings):
     """Which solutions go into training: those judged correct, or all of them."""
     world: str = "demo"
     """Which judge: the demo world's step checker, or answer equivalence (gsm8k, math)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
@@ -52,7 +55,9 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 
     out_dir.mkdir(parents=True, exist_ok=True)
     candidates = read_jsonl(Path(inputs["candidates"]) / "candidates.jsonl")
-    with Judge(config.world, config.time_limit_s, config.workers) as judge:
+    with Judge(
+        config.world, config.time_limit_s, config.workers, verifier=config.verifier
+    ) as judge:
         verdicts = judge(candidates, [c["solution"] for c in candidates])
     rows = [
         {

@@ -35,8 +35,15 @@ def output_fields(config) -> dict[str, Any]:
 
     A field declared with `json_schema_extra={"affects_output": False}` (a logging interval, a
     batch size that only trades memory for speed) is left out, so changing it reuses the cache.
+    One declared with `json_schema_extra={"omitted_when_none": True}` is left out while it is
+    None: a field added to a stage keeps the ids of the configs that do not set it.
     """
-    return config.model_dump(mode="json", exclude=fields_without_effect(type(config)))
+    config_class = type(config)
+    dumped = config.model_dump(mode="json", exclude=fields_without_effect(config_class))
+    for name in fields_omitted_when_none(config_class):
+        if dumped.get(name, ...) is None:
+            del dumped[name]
+    return dumped
 
 
 @cache
@@ -48,3 +55,13 @@ def fields_without_effect(config_class) -> frozenset[str] | None:
         and info.json_schema_extra.get("affects_output") is False
     )
     return skip or None
+
+
+@cache
+def fields_omitted_when_none(config_class) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, info in config_class.model_fields.items()
+        if isinstance(info.json_schema_extra, dict)
+        and info.json_schema_extra.get("omitted_when_none") is True
+    )

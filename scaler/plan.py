@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from runners import build as build_stage
 from runners import evaluate, generate, prepare, rollout, sample, train, verify
 from runners import source as user_source
+from runners.equivalence import verifier_identity
 from runners.model import ModelConfig
 from scaler.fingerprint import content_hash, output_fields
 from scaler.spec import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
@@ -131,10 +132,12 @@ class _Grid:
         self.model_label = model_label_of(spec)
         world, prompt = spec.world.name, spec.prompt
         self.context = {"world": world, "prompt": prompt}
+        # What a judging stage's verdicts depend on besides the world: None in the demo world.
+        self.judged = {"world": world, "prompt": prompt, "verifier": verifier_of(spec)}
         # One config object per eval set, hashed once: it is the same in every cell.
         eval_settings = spec.stages.evaluate.model_dump()
         self.eval_configs = {
-            name: evaluate.Config(**eval_settings, split=name, **self.context)
+            name: evaluate.Config(**eval_settings, split=name, **self.judged)
             for name in spec.eval_sets
         }
         self.eval_hashes = {name: config_hash(c) for name, c in self.eval_configs.items()}
@@ -152,7 +155,7 @@ class _Grid:
             size=size,
             seed=seed,
             objective=objective,
-            **self.context,
+            **self.judged,
         )
         return self.add(Step("train", config, inputs, coords))
 
@@ -211,7 +214,7 @@ class _Grid:
             rolled = self.add(
                 Step(
                     "rollout",
-                    rollout.Config(**stages.rollout.model_dump(), **self.context),
+                    rollout.Config(**stages.rollout.model_dump(), **self.judged),
                     (("model", sft), ("data", data), ("samples", judged)),
                     coords,
                 )
@@ -292,7 +295,7 @@ def world_step(spec: Spec) -> Step:
         )
     paths = {"train": world.train, **world.eval_files}
     config = prepare.Config(
-        **world.model_dump(exclude={"name"}),
+        **world.model_dump(exclude={"name", "verify"}),
         kind=world.name,
         checksums={split: spec.checksum(path) for split, path in paths.items()},
         few_shot=spec.prompt.few_shot,
@@ -314,5 +317,20 @@ def source_step(spec: Spec, source: UserSource) -> Step:
 def verify_step(spec: Spec, keep: str, candidates: Step) -> Step:
     """Solutions (a user's, or a model's samples) judged against their gold answers; the kept
     ones train."""
-    config = verify.Config(**spec.stages.verify.model_dump(), keep=keep, world=spec.world.name)
+    config = verify.Config(
+        **spec.stages.verify.model_dump(),
+        keep=keep,
+        world=spec.world.name,
+        verifier=verifier_of(spec),
+    )
     return Step("verify", config, (("candidates", candidates),), candidates.coords)
+
+
+def verifier_of(spec: Spec) -> dict[str, Any] | None:
+    """The `verifier` of a stage that judges answers: a real world's conventions (its defaults
+    with the spec's `world.verify` applied) and the verifier's version, so that changing either
+    judges again; None in the demo world, whose checker knows every step."""
+    if isinstance(spec.world, DemoWorld):
+        return None
+    overrides = spec.world.verify.overrides() if spec.world.verify else {}
+    return verifier_identity(spec.world.name, overrides)

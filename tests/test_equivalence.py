@@ -225,3 +225,22 @@ def test_judge_rows_carry_the_rule(tmp_path):
     for table in ("samples", "eval_problems"):
         columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
         assert "rule" in columns
+
+
+def test_verifier_identity_is_the_worlds_conventions_with_overrides_and_the_version():
+    from dataclasses import asdict, replace
+
+    from runners.equivalence import (
+        VERIFIER_VERSION,
+        WORLDS,
+        conventions_of,
+        verifier_identity,
+    )
+
+    default = verifier_identity("gsm8k")
+    assert default == {"version": VERIFIER_VERSION, "conventions": asdict(WORLDS["gsm8k"])}
+    as_sets = verifier_identity("gsm8k", {"lists": "set"})
+    assert conventions_of("gsm8k", as_sets) == replace(WORLDS["gsm8k"], lists="set")
+    assert conventions_of("math") == WORLDS["math"]
+    with pytest.raises(ValueError, match="lists: 'bag'"):
+        verifier_identity("math", {"lists": "bag"})

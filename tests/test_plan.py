@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest import write_spec
+from conftest import tiny_gsm8k_spec, write_spec
 from scaler.fingerprint import canonical_json, content_hash
 from scaler.plan import expand
 from scaler.spec import load_spec
@@ -126,3 +126,45 @@ def test_plan_of_the_demo_spec(tmp_path):
     assert len(plan.steps) == 1 + 2 * len(spec.sizes) * len(spec.seeds)
     write_spec(tmp_path / "x.yaml", {"experiment": "x", "world": {"name": "demo"}, "sizes": [10]})
     assert len(expand(load_spec(tmp_path / "x.yaml")).steps) == 3
+
+
+def test_a_field_omitted_when_none_leaves_the_id_until_it_is_set():
+    from pydantic import BaseModel, Field
+
+    from runners import OMITTED_WHEN_NONE
+    from scaler.plan import config_hash
+
+    class Before(BaseModel):
+        lr: float = 0.1
+
+    class After(Before):
+        verifier: dict | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+
+    assert config_hash(After()) == config_hash(Before())
+    assert config_hash(After(verifier={"version": 2})) != config_hash(Before())
+    assert config_hash(After(verifier={"version": 2})) != config_hash(After(verifier={}))
+
+
+JUDGING = {"verify", "evaluate", "rollout", "train"}
+
+
+def test_world_verify_conventions_change_the_ids_of_steps_that_judge(tmp_path):
+    default = expand(load_spec(tiny_gsm8k_spec(tmp_path)))
+    as_sets = expand(load_spec(tiny_gsm8k_spec(tmp_path, verify={"lists": "set"})))
+    same = expand(load_spec(tiny_gsm8k_spec(tmp_path, verify={"lists": "ordered"})))
+    stages = {step.stage for step in default.steps}
+    assert JUDGING <= stages
+    for stage in stages:
+        assert set(_ids(same, stage).values()) == set(_ids(default, stage).values()), stage
+        changed = _ids(as_sets, stage) != _ids(default, stage)
+        assert changed == (stage != "prepare"), stage  # the rest read a judging step's output
+    verifiers = {
+        step.stage: step.config.verifier for step in as_sets.steps if step.stage in JUDGING
+    }
+    assert all(verifiers[stage]["conventions"]["lists"] == "set" for stage in JUDGING)
+    assert verifiers["verify"]["conventions"]["fallback"] == "last number"  # gsm8k's default
+
+
+def test_the_demo_world_has_no_verifier_in_its_configs(small_spec):
+    plan = _plan(small_spec)
+    assert all(getattr(step.config, "verifier", None) is None for step in plan.steps)

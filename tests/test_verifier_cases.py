@@ -241,3 +241,18 @@ def test_bad_conventions_name_their_field(field, value):
 def test_unknown_world_is_a_clear_error():
     with pytest.raises(ValueError, match="'demo' has no answer conventions"):
         world_conventions("demo")
+
+
+def test_a_judge_built_with_lists_set_reads_every_list_as_a_set():
+    from runners.equivalence import verifier_identity
+    from runners.judge import Judge
+
+    problems, texts = [{"answer": "10, 4, -2"}], ["The answer is 4, 10, -2."]
+    with Judge("math", workers=1, verifier=verifier_identity("math", {"lists": "set"})) as judge:
+        assert [v["correct"] for v in judge(problems, texts)] == [True]
+    with Judge("math", workers=1, verifier=verifier_identity("math")) as judge:
+        assert [(v["correct"], v["reason"]) for v in judge(problems, texts)] == [
+            (False, "mismatch")
+        ]
+    with pytest.raises(ValueError, match="demo world"):
+        Judge("demo", verifier=verifier_identity("math"))
