@@ -90,7 +90,7 @@ def fit_power_law_many(
     *,
     fix_E_zero: bool = False,
     start: PowerLawParams | None = None,
-    delta: float | None = None,
+    delta: ArrayLike | None = None,
 ) -> PowerLawParams:
     """Fit one curve per row of ``errors`` (n_curves, n_points).
 
@@ -99,23 +99,8 @@ def fit_power_law_many(
     start grid for every curve. ``delta`` is Huber's, as in fit_power_law: given (the point
     fit's, for its resamples) or set per curve from the residuals of a least-squares fit.
     """
-    err, size_arr = _checked(sizes, errors)
-    known = None
-    if start is not None:
-        known = np.stack(
-            [np.broadcast_to(v, err.shape[0]) for v in (start.E, start.A, start.alpha)]
-        )
-    blocks = [
-        _fit_block(
-            size_arr[i : i + _BLOCK],
-            err[i : i + _BLOCK],
-            fix_E_zero,
-            None if known is None else known[:, i : i + _BLOCK],
-            delta,
-        )
-        for i in range(0, err.shape[0], _BLOCK)
-    ]
-    return PowerLawParams(*(np.concatenate(parts) for parts in zip(*blocks, strict=True)))
+    starts = None if start is None else (start.E, start.A, start.alpha)
+    return PowerLawParams(*_fit_blocks(sizes, errors, fix_E_zero, starts, delta))
 
 
 @dataclass(frozen=True)
@@ -131,14 +116,11 @@ class SharedParams:
     loss: FloatArray
     converged: np.ndarray
 
-    def baseline(self) -> PowerLawParams:
-        return PowerLawParams(self.E, self.A, self.alpha, self.loss, self.converged)
-
-    def arm(self) -> PowerLawParams:
-        """The arm's curve as a plain power law: A * (m D)^-alpha = (A m^-alpha) D^-alpha."""
+    def predict(self, sizes: ArrayLike, in_arm: ArrayLike) -> FloatArray:
+        """Each pair's error at its points (n_curves, n_points): the arm's data count m times."""
+        shift = np.where(np.asarray(in_arm) > 0, self.m[:, None], 1.0)
         with np.errstate(over="ignore"):
-            arm_A = self.A * self.m**-self.alpha
-        return PowerLawParams(self.E, arm_A, self.alpha, self.loss, self.converged)
+            return self.E[:, None] + self.A[:, None] * (shift * sizes) ** -self.alpha[:, None]
 
 
 def fit_shared_many(
@@ -156,26 +138,39 @@ def fit_shared_many(
     (n_points,) or (n_curves, n_points). The objective is the plain forms': the mean Huber loss
     of the log residuals over both curves' points; ``delta`` is one for all curves or one each.
     """
+    starts = None if start is None else (start.E, start.A, start.alpha, start.m)
+    return SharedParams(*_fit_blocks(sizes, errors, False, starts, delta, in_arm))
+
+
+def _fit_blocks(
+    sizes: ArrayLike,
+    errors: ArrayLike,
+    fix_E_zero: bool,
+    start: tuple[Any, ...] | None,
+    delta: ArrayLike | None,
+    in_arm: ArrayLike | None = None,
+) -> list[FloatArray]:
+    """The curves fitted in blocks of _BLOCK; one array per returned field (see _fit_block).
+
+    ``start`` holds E, A, alpha (and m), each one for all curves or one per curve; ``delta``
+    likewise."""
     err, size_arr = _checked(sizes, errors)
-    marks = np.broadcast_to(np.asarray(in_arm, dtype=float), err.shape)
-    known = None
-    if start is not None:
-        known = np.stack(
-            [np.broadcast_to(v, err.shape[0]) for v in (start.E, start.A, start.alpha, start.m)]
-        )
-    deltas = None if delta is None else np.broadcast_to(np.asarray(delta, float), err.shape[:1])
+    n_curves = err.shape[0]
+    known = None if start is None else np.stack([np.broadcast_to(v, n_curves) for v in start])
+    deltas = None if delta is None else np.broadcast_to(np.asarray(delta, float), (n_curves,))
+    marks = None if in_arm is None else np.broadcast_to(np.asarray(in_arm, float), err.shape)
     blocks = [
         _fit_block(
-            size_arr[i : i + _BLOCK],
-            err[i : i + _BLOCK],
-            False,
-            None if known is None else known[:, i : i + _BLOCK],
-            None if deltas is None else deltas[i : i + _BLOCK],
-            in_arm=marks[i : i + _BLOCK],
+            size_arr[rows],
+            err[rows],
+            fix_E_zero,
+            None if known is None else known[:, rows],
+            None if deltas is None else deltas[rows],
+            in_arm=None if marks is None else marks[rows],
         )
-        for i in range(0, err.shape[0], _BLOCK)
+        for rows in (slice(i, i + _BLOCK) for i in range(0, n_curves, _BLOCK))
     ]
-    return SharedParams(*(np.concatenate(parts) for parts in zip(*blocks, strict=True)))
+    return [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
 
 
 def _checked(sizes: ArrayLike, errors: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -224,7 +219,7 @@ def _fit_block(
     errors: FloatArray,
     fix_E_zero: bool,
     start: FloatArray | None,
-    delta: float | FloatArray | None,
+    delta: FloatArray | None,
     in_arm: FloatArray | None = None,
 ) -> tuple[FloatArray, ...]:
     """Fit a block of curves; ``start`` is (P, n_curves) rows E, A, alpha (and m), or None.

@@ -29,7 +29,7 @@ arm's fitted sizes or the matching baseline size is outside the baseline's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -387,25 +387,16 @@ def _analyse_arm(
             fit=fit,
         )
     drawn = curve_form(settings.form)
-    means, mean_warnings = _means(own, draws, settings.confidence)
-    analysis = ArmAnalysis(
-        arm=arm,
-        facets={name: own.facet_of(arm, name) for name in own.facets},
-        n_points=len(own),
-        sizes=tuple(np.unique(sizes).tolist()),
-        means=means,
-        fits=fits,
-        band=_band(own, fits[drawn], refits.get(drawn), settings.confidence),
-        warnings=_score_warnings(own) + mean_warnings,
-    )
-    return analysis, refits
+    band = _band(own, fits[drawn], refits.get(drawn), settings.confidence)
+    return replace(_single_size_arm(points, arm, draws, settings), fits=fits, band=band), refits
 
 
 def _single_size_arm(
     points: Points, arm: str, draws: ArmResamples | None, settings: AnalysisSettings
 ) -> ArmAnalysis:
-    """An arm measured at one size (a paper's "method X at full data" row): its mean with an
-    interval, no curve; its multiplier inverts the baseline's curve (see _single_point)."""
+    """An arm without a curve: its means with intervals and its points' warnings. An arm
+    measured at one size (a paper's "method X at full data" row) stays so; its multiplier
+    inverts the baseline's curve (see _single_point). _analyse_arm adds the fits."""
     own = points.of_arm(arm)
     means, mean_warnings = _means(own, draws, settings.confidence)
     return ArmAnalysis(
@@ -901,10 +892,7 @@ def _shared_log_residuals(
     fit: SharedParams, sizes: FloatArray, errors: FloatArray, in_arm: FloatArray
 ) -> FloatArray:
     """Log residuals of shared fits (one per row) at their points: (n_curves, n_points)."""
-    shift = np.where(in_arm > 0, fit.m[:, None], 1.0)
-    with np.errstate(over="ignore"):
-        predicted = fit.E[:, None] + fit.A[:, None] * (shift * sizes) ** -fit.alpha[:, None]
-    return np.log(predicted) - np.log(errors)
+    return np.log(fit.predict(sizes, in_arm)) - np.log(errors)
 
 
 def _shared_rejection(
