@@ -25,7 +25,7 @@ from analysis.points import Points, load_points, read_points_csv
 from analysis.scaling import ScalingAnalysis, analyse, flat_params
 from scaler.errors import SpecError
 from scaler.layout import Layout, default_results_root
-from scaler.spec import AnalysisSettings
+from scaler.spec.schema import AnalysisSettings
 
 
 def open_experiment(name: str, results: str | Path | None = None) -> Experiment:

@@ -19,7 +19,7 @@ Starts: each curve starts from the best of a small grid (scored in one pass) or,
 known nearby optimum (the full-data fit, for resamples of the same data), whichever has the
 lower loss. The iteration then follows a continuation in delta: least squares first (smooth,
 quick into the right basin), then 27, 9 and 3 times the final delta, then the objective itself
-to tolerance. tests/test_fit.py checks the optima against L-BFGS-B's on the same curves.
+to tolerance. tests/test_analysis/test_fit.py checks the optima against L-BFGS-B's on the same curves.
 """
 
 from __future__ import annotations

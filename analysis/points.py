@@ -29,7 +29,7 @@ import numpy as np
 from analysis.fit import FloatArray
 from scaler.errors import SpecError
 from scaler.layout import Layout
-from scaler.spec import Algorithm, arm_name
+from scaler.spec.schema import Algorithm, arm_name
 
 METRIC_COLUMNS = {"accuracy": "correct", "pass_at_k": "pass_at_k", "maj_at_k": "maj_at_k"}
 """Metric -> the eval_problems column holding its per-problem outcome."""

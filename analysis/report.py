@@ -38,8 +38,8 @@ from analysis.scaling import (
     ScalingAnalysis,
 )
 from scaler.errors import ScalerError
-from scaler.job import read_json
 from scaler.layout import Layout
+from scaler.run.job import read_json
 
 _PARAM_NAMES = {"alpha": "α"}
 _FIGURE_SUFFIXES = (".svg", ".png")  # preferred first
@@ -306,7 +306,7 @@ def _plan_and_spec(layout: Layout) -> str:
 
 def _plan_text(layout: Layout, spec: dict[str, Any], spec_path: Path) -> str:
     from scaler.plan import expand
-    from scaler.spec import Spec
+    from scaler.spec.schema import Spec
     from scaler.status import describe_plan
 
     try:

@@ -3,7 +3,7 @@
 Design
 ------
 :func:`analyse` takes :class:`~analysis.points.Points` and the spec's
-:class:`~scaler.spec.AnalysisSettings` and returns a :class:`ScalingAnalysis`, a plain frozen
+:class:`~scaler.spec.schema.AnalysisSettings` and returns a :class:`ScalingAnalysis`, a plain frozen
 record that the printer, the DuckDB writer, the plots and the report all read; nothing here does
 I/O.
 
@@ -61,7 +61,7 @@ from analysis.fit_many import (
     params_from_fits,
 )
 from analysis.points import Points
-from scaler.spec import AnalysisSettings
+from scaler.spec.schema import AnalysisSettings
 
 FORMS = ("power", "power_e0", "log_linear")
 """The forms fitted to each arm alone."""

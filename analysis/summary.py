@@ -10,7 +10,7 @@ from analysis.scaling import (
     SINGLE_POINT,
     ScalingAnalysis,
 )
-from scaler.table import format_table
+from scaler.text import format_table
 
 METRIC_LABELS = {"accuracy": "accuracy", "pass_at_k": "pass@k", "maj_at_k": "maj@k"}
 

@@ -38,7 +38,7 @@ def main() -> None:
 
     from scaler.layout import Layout
     from scaler.store import query
-    from scaler.table import format_table
+    from scaler.text import format_table
 
     columns, rows = query(
         Layout(ROOT / "results" / "demo"),

@@ -24,13 +24,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from common import machine, median_seconds  # noqa: E402
-from runners import evaluate, train  # noqa: E402
-from scaler.execute import execute  # noqa: E402
-from scaler.executors import InlineExecutor, LocalExecutor  # noqa: E402
-from scaler.job import StepJob, run_step  # noqa: E402
+from runners.stages import evaluate, train  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
 from scaler.plan import expand  # noqa: E402
-from scaler.spec import Resources, Spec  # noqa: E402
+from scaler.run.executors import InlineExecutor, LocalExecutor  # noqa: E402
+from scaler.run.job import StepJob, run_step  # noqa: E402
+from scaler.run.local import execute  # noqa: E402
+from scaler.spec.schema import Resources, Spec  # noqa: E402
 
 GRID = {
     "experiment": "bench",
@@ -122,7 +122,7 @@ def bench_local_overhead(count: int = 8) -> None:
         start = time.perf_counter()
         pending = [executor.submit(job, Resources()) for job in jobs[:2]]
         queue = jobs[2:]
-        while pending:  # two at a time, as scaler.execute runs them
+        while pending:  # two at a time, as scaler.run.local runs them
             for handle in [h for h in pending if h.done()]:
                 handle.result()
                 pending.remove(handle)

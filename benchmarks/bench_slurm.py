@@ -39,12 +39,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import noop_runner  # noqa: E402
 from common import machine  # noqa: E402
-from scaler.job import StepJob  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
 from scaler.plan import Plan, Step  # noqa: E402
-from scaler.slurm import Slurm, missing_commands  # noqa: E402
-from scaler.slurm_run import cancel_experiment, follow, submit_plan, submitted_tasks  # noqa: E402
-from scaler.spec import ExecutorSettings, Resources  # noqa: E402
+from scaler.run.job import StepJob  # noqa: E402
+from scaler.slurm.cluster import Slurm, missing_commands  # noqa: E402
+from scaler.slurm.follow import cancel_experiment, follow, submit_plan, submitted_tasks  # noqa: E402
+from scaler.spec.schema import ExecutorSettings, Resources  # noqa: E402
 from scaler.stages import STAGES, Stage  # noqa: E402
 
 CHAIN = ("a", "b", "c", "d")

@@ -1,4 +1,4 @@
-"""Training throughput: trl's SFTTrainer (as runners/train.py configures it) vs a bare torch loop.
+"""Training throughput: trl's SFTTrainer (as runners/stages/train.py sets it up) vs a bare loop.
 
 Same process, same model architecture and initialisation, same tokenized data, same batch size
 and optimiser (AdamW, constant learning rate). Both are timed after a few warm-up steps; each is
@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from runners import generate, train
+    from runners.stages import generate, train
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -58,8 +58,8 @@ def trl_dataset_and_tokenizer(config, data: Path):
     """The prompt/completion examples and the tokenizer."""
     from datasets import Dataset
 
-    from runners.data_files import read_jsonl
-    from runners.tokenizer import load_tokenizer
+    from runners.readers import read_jsonl
+    from runners.worlds.demo_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(data / "tokenizer")
     rows = read_jsonl(data / "train.jsonl", limit=config.size)
@@ -73,7 +73,7 @@ def time_trl(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.train import trainer_arguments
+    from runners.stages.train import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     marks: dict[str, float] = {}
@@ -108,7 +108,7 @@ def time_bare_torch(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.train import trainer_arguments
+    from runners.stages.train import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     with tempfile.TemporaryDirectory() as out:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import machine
-from runners.equivalence import Conventions, Verifier, world_conventions
+from runners.judging.equivalence import Conventions, Verifier, world_conventions
 
 MIRRORS = Path("/work/.mirror")
 MATH_VERIFY_REPO = Path(

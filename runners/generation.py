@@ -1,13 +1,13 @@
 """Batched greedy decoding shared by training (validation) and the evaluate stage.
 
-A thin wrapper over `runners.sampling.sample` with a greedy config, kept for its callers.
+A thin wrapper over `runners.decoding.sample` with a greedy config, kept for its callers.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runners.sampling import SamplingConfig, sample
+from runners.decoding import SamplingConfig, sample
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

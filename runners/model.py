@@ -66,7 +66,7 @@ def build_model(
 def load_tokenizer_for(config: ModelConfig, data_dir: Path) -> PreTrainedTokenizerBase:
     """The demo world's word-level tokenizer (written by its generate step), or the pretrained
     model's, left-padded for batched generation and with a pad token."""
-    from runners.tokenizer import load_tokenizer
+    from runners.worlds.demo_tokenizer import load_tokenizer
 
     if config.name_or_path is None:
         return load_tokenizer(data_dir / "tokenizer")

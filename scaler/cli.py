@@ -240,7 +240,7 @@ def _existing_layout(args: argparse.Namespace) -> Layout:
 
 def _load(args: argparse.Namespace):
     from scaler.plan import expand
-    from scaler.spec import load_spec
+    from scaler.spec.load import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     return spec, expand(spec), _layout(args, spec.experiment)
@@ -254,10 +254,10 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from scaler.execute import execute
-    from scaler.executors import make_executor
     from scaler.fingerprint import content_hash
-    from scaler.job import write_json
+    from scaler.run.executors import make_executor
+    from scaler.run.job import write_json
+    from scaler.run.local import execute
     from scaler.store import collect
 
     spec, plan, layout = _load(args)
@@ -276,7 +276,7 @@ def _run(args: argparse.Namespace) -> None:
         # The spec may differ in what does not change a step (its analysis: section).
         write_json(layout.root / "spec.json", spec_json)
     elif name == "slurm":
-        from scaler.slurm_run import run_on_slurm
+        from scaler.slurm.follow import run_on_slurm
 
         report = run_on_slurm(plan, layout, spec, spec_hash, detach=args.detach)
         if report is None:
@@ -305,8 +305,8 @@ def _raise_if_failed(layout: Layout, report) -> None:
 
 def _refuse_if_queued_on_slurm(layout: Layout) -> None:
     """Never run a step here while a Slurm job holds it."""
-    from scaler.slurm import Slurm, missing_commands
-    from scaler.slurm_run import queued_steps
+    from scaler.slurm.cluster import Slurm, missing_commands
+    from scaler.slurm.follow import queued_steps
 
     if missing_commands():
         return
@@ -320,7 +320,7 @@ def _refuse_if_queued_on_slurm(layout: Layout) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from scaler.slurm_run import experiment_status
+    from scaler.slurm.follow import experiment_status
 
     layout = _layout(args, args.experiment)
     if not (layout.root / "spec.json").is_file():
@@ -331,8 +331,8 @@ def _status(args: argparse.Namespace) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> None:
-    from scaler.slurm import Slurm
-    from scaler.slurm_run import cancel_experiment, submitted_tasks
+    from scaler.slurm.cluster import Slurm
+    from scaler.slurm.follow import cancel_experiment, submitted_tasks
 
     layout = _layout(args, args.experiment)
     if not submitted_tasks(layout):
@@ -356,7 +356,7 @@ def _query(args: argparse.Namespace) -> None:
     import duckdb
 
     from scaler.store import query
-    from scaler.table import format_table
+    from scaler.text import format_table
 
     layout = _existing_layout(args)
     try:
@@ -463,7 +463,7 @@ def _report(args: argparse.Namespace) -> None:
 def _verify(args: argparse.Namespace) -> None:
     import json
 
-    from runners.equivalence import Verifier
+    from runners.judging.equivalence import Verifier
 
     if args.time_limit <= 0 or args.workers < 1:
         raise SpecError("command line", "--time-limit/--workers", "expected values > 0")

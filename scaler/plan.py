@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runners import build as build_stage
-from runners import evaluate, generate, prepare, rollout, sample, train, verify
-from runners import source as user_source
-from runners.equivalence import verifier_identity
+from runners.judging.equivalence import verifier_identity
 from runners.model import ModelConfig
+from runners.stages import build as build_stage
+from runners.stages import evaluate, generate, prepare, rollout, sample, train, verify
+from runners.stages import source as user_source
 from scaler.fingerprint import content_hash, output_fields
-from scaler.spec import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
+from scaler.spec.schema import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
 from scaler.stages import STAGES
 
 

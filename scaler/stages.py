@@ -26,14 +26,14 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("generate", "runners.generate", 1),
-        Stage("prepare", "runners.prepare", 1),
-        Stage("source", "runners.source", 1),
-        Stage("verify", "runners.verify", 2),
-        Stage("train", "runners.train", 2),
-        Stage("sample", "runners.sample", 1),
-        Stage("rollout", "runners.rollout", 1),
-        Stage("build", "runners.build", 1),
-        Stage("evaluate", "runners.evaluate", 2),
+        Stage("generate", "runners.stages.generate", 1),
+        Stage("prepare", "runners.stages.prepare", 1),
+        Stage("source", "runners.stages.source", 1),
+        Stage("verify", "runners.stages.verify", 2),
+        Stage("train", "runners.stages.train", 2),
+        Stage("sample", "runners.stages.sample", 1),
+        Stage("rollout", "runners.stages.rollout", 1),
+        Stage("build", "runners.stages.build", 1),
+        Stage("evaluate", "runners.stages.evaluate", 2),
     )
 }

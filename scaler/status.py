@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from scaler.fingerprint import fields_without_effect, output_fields
-from scaler.job import read_json
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
-from scaler.table import format_table
+from scaler.run.job import read_json
+from scaler.text import format_table
 
 
 def step_states(plan: Plan, layout: Layout) -> dict[str, str]:

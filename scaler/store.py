@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from scaler.errors import ScalerError
-from scaler.job import read_json
 from scaler.layout import Layout
+from scaler.run.job import read_json
 
 MIGRATIONS: list[tuple[str, str]] = [
     (

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from scaler.cli import main
-from scaler.slurm import missing_commands
+from scaler.slurm.cluster import missing_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SCALER_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -1,0 +1,177 @@
+"""Stage `evaluate`: greedy pass@1 of a trained model on a split, and pass@k / maj@k when sampled.
+
+Inputs: `model` (a train step's folder, holding `model/`) and `data` (the world's folder). The
+greedy completion of every problem is judged (the demo world's step checker, or answer
+equivalence on real data); with `samples: k`, k more completions per problem at `temperature`
+give pass@k (any of the k correct) and maj@k (the most frequent extracted answer is correct; ties
+go to the answer seen first).
+
+Outputs: `problems.parquet` (runners.files.PROBLEM_COLUMNS, one row per problem) and, when
+sampled, `samples.parquet` (one row per sample).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from runners import OMITTED_WHEN_NONE
+from runners.decoding import DecodingSettings
+from runners.prompts import PromptConfig
+
+
+class Settings(DecodingSettings):
+    """Decoding settings: greedy pass@1, and k samples per problem for pass@k and maj@k."""
+
+    samples: int = Field(0, ge=0)
+    """k: sampled completions per problem for pass@k and maj@k; 0 for greedy only."""
+
+    @model_validator(mode="after")
+    def _majority_needs_samples(self) -> Settings:
+        if self.samples == 1:
+            raise ValueError("samples=1 gives no majority vote: use 0 (greedy) or k >= 2")
+        return self
+
+
+class Config(Settings):
+    """Decoding settings plus which split, judged how, prompted how."""
+
+    split: str = "test"
+    """Split of the world's folder to evaluate on."""
+    world: str = "demo"
+    """Which judge: the demo world's checker, or answer equivalence (gsm8k, math)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.judging.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
+    prompt: PromptConfig = PromptConfig()
+    """How a problem is shown to the model (as in training)."""
+
+
+def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+    from runners.judging.judge import Judge
+
+    # The judge's verifier forks its workers: start them before torch spins up threads.
+    with Judge(config.world, verifier=config.verifier) as judge:
+        return _evaluate(config, inputs, out_dir, judge)
+
+
+def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
+    from runners.decoding import load_sampler, sample
+    from runners.files import PROBLEM_COLUMNS, write_samples, write_table
+    from runners.prompts import render_prompt
+    from runners.readers import read_jsonl
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(inputs["model"]) / "model"
+    data_dir = Path(inputs["data"])
+    problems = read_jsonl(data_dir / f"{config.split}.jsonl")
+    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    loaded, tokenizer = load_sampler(config.backend, model_dir)
+    prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
+
+    greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]
+    verdicts = judge(problems, [c.text for c in greedy])
+    rows = [
+        {
+            "problem_id": p["id"],
+            "correct": v["correct"],
+            "reason": v["reason"],
+            "rule": v["rule"],
+            "false_positive": v["false_positive"],
+            "first_wrong_step": v["first_wrong_step"],
+            "n_steps": p.get("n_steps"),
+            "pred_answer": v["extracted"],
+            "gold_answer": p["answer"],
+            "output": c.text,
+            "n_tokens": c.n_tokens,
+        }
+        for p, v, c in zip(problems, verdicts, greedy, strict=True)
+    ]
+    metrics = _greedy_metrics(problems, verdicts, greedy)
+    if config.samples:
+        drawn = sample(config.sampling(config.samples), prompts, **loaded)
+        sample_rows = _judge_samples(judge, problems, drawn)
+        write_samples(out_dir / "samples.parquet", sample_rows)
+        by_problem = defaultdict(list)
+        for sample_row in sample_rows:
+            by_problem[sample_row["problem_id"]].append(sample_row)
+        for row in rows:
+            row |= _vote(by_problem[row["problem_id"]])
+        metrics |= {
+            "k": config.samples,
+            "pass_at_k": _mean(row["pass_at_k"] for row in rows),
+            "maj_at_k": _mean(row["maj_at_k"] for row in rows),
+            "sample_accuracy": _mean(r["correct"] for r in sample_rows),
+        }
+    write_table(out_dir / "problems.parquet", PROBLEM_COLUMNS, rows)
+    return metrics | {"wall_s": time.perf_counter() - started}
+
+
+def _greedy_metrics(problems: list[dict], verdicts: list[dict], greedy: list) -> dict[str, Any]:
+    n = len(problems)
+    correct = sum(v["correct"] for v in verdicts)
+    metrics: dict[str, Any] = {
+        "accuracy": correct / n,
+        "n": n,
+        "mean_tokens": _mean(c.n_tokens for c in greedy),
+    }
+    if "n_steps" in problems[0]:  # the demo world's step truth
+        metrics["false_positive_rate"] = sum(v["false_positive"] for v in verdicts) / max(
+            correct, 1
+        )
+        metrics["all_steps_valid_rate"] = (
+            sum(v["correct"] and v["first_wrong_step"] is None for v in verdicts) / n
+        )
+        by_steps: dict[str, list[int]] = {}
+        for p, v in zip(problems, verdicts, strict=True):
+            by_steps.setdefault(str(p["n_steps"]), []).append(int(v["correct"]))
+        metrics["accuracy_by_steps"] = {k: sum(c) / len(c) for k, c in sorted(by_steps.items())}
+    return metrics
+
+
+def _judge_samples(judge, problems: list[dict], drawn: list[list[Any]]) -> list[dict[str, Any]]:
+    flat = [(p, i, c) for p, completions in zip(problems, drawn, strict=True)
+            for i, c in enumerate(completions)]  # fmt: skip
+    verdicts = judge([p for p, _, _ in flat], [c.text for _, _, c in flat])
+    return [
+        {"problem_id": p["id"], "sample_id": i, **v, "n_tokens": c.n_tokens, "text": c.text}
+        for (p, i, c), v in zip(flat, verdicts, strict=True)
+    ]
+
+
+def _vote(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """pass@k and maj@k of one problem's k judged samples."""
+    answers = Counter(_normalise(s["extracted"]) for s in samples if s["extracted"] is not None)
+    majority = answers.most_common(1)[0][0] if answers else None
+    voted = next(
+        (
+            s
+            for s in samples
+            if s["extracted"] is not None and _normalise(s["extracted"]) == majority
+        ),
+        None,
+    )
+    return {
+        "n_samples": len(samples),
+        "n_correct": sum(s["correct"] for s in samples),
+        "pass_at_k": any(s["correct"] for s in samples),
+        "maj_at_k": bool(voted and voted["correct"]),
+    }
+
+
+def _normalise(answer: str) -> str:
+    """Votes count answers equal up to spacing, `$` and thousands separators; answers equal
+    only symbolically (0.5 and 1/2) vote apart."""
+    from runners.judging.answers import drop_thousands_separators
+
+    return drop_thousands_separators(answer.replace(" ", "").replace("$", ""))
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0

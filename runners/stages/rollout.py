@@ -1,0 +1,142 @@
+"""Stage `rollout`: the Q-value of every step prefix of the learner's incorrect samples.
+
+Inputs: `model` (a train step: the policy that rolls out, the SFT model), `data` (the world's
+folder) and `samples` (a verify step of that model's samples: `judged.jsonl`).
+
+For each problem, the first `negatives_per_problem` incorrect samples are cut into steps (the
+demo world: after every ";"; real worlds: after every line, lines of fewer than 8 characters
+merged into the next). From every prefix but the whole negative (the bare problem, then one
+step more each time) `rollouts` x `best_of` continuations are sampled and judged; identical
+prefixes (the bare problem, above all) are rolled out once. Q of a prefix is the share of its
+rollouts that reach the right answer. With `best_of` K > 1 the rollouts are taken K at a time
+and a group succeeds when any of its K does: Q is then the value of the best-of-K policy. The
+whole negative has Q = 0: it is incorrect.
+
+Output: `negatives.jsonl`, one row per negative: problem_id, sample_id, prompt, `steps` (pieces that
+concatenate back to the sample), `q` (Q_0..Q_n), `continuation` (per prefix, the first rollout
+that succeeded, or null) and `first_wrong_step` (the demo world's truth, 0-based; null
+elsewhere). The build stage turns them into per-step DPO pairs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from runners import OMITTED_WHEN_NONE
+from runners.decoding import DecodingSettings
+from runners.prompts import PromptConfig
+
+
+class Settings(DecodingSettings):
+    """How Q-values are estimated."""
+
+    rollouts: int = Field(4, ge=1)
+    """M: rollouts per prefix (groups of `best_of` when best_of > 1)."""
+    best_of: int = Field(1, ge=1)
+    """K: a rollout succeeds when any of K samples does (the best-of-K policy's value)."""
+    negatives_per_problem: int = Field(1, ge=1)
+    """Incorrect samples of one problem rolled out (the first ones)."""
+
+
+class Config(Settings):
+    world: str = "demo"
+    """Which judge and which step rule (see the module docstring)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.judging.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
+    prompt: PromptConfig = PromptConfig()
+    """How a problem is shown to the model (as in training)."""
+
+
+def step_rule(world: str) -> tuple[str, int]:
+    """(separator, fewest non-space characters of a step) by which a world's solutions are cut."""
+    return (";", 0) if world == "demo" else ("\n", 8)
+
+
+def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+    from runners.judging.judge import Judge
+
+    # The judge's verifier forks its workers: start them before torch spins up threads.
+    with Judge(config.world, verifier=config.verifier) as judge:
+        return _roll_out(config, inputs, out_dir, judge)
+
+
+def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
+    from runners.credit import q_value, split_steps
+    from runners.decoding import load_sampler
+    from runners.prompts import render_prompt
+    from runners.readers import read_jsonl, write_jsonl
+    from runners.stages.sample import sample_texts
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(inputs["data"])
+    judged = read_jsonl(Path(inputs["samples"]) / "judged.jsonl")
+    negatives = choose_negatives(judged, config.negatives_per_problem)
+    separator, min_chars = step_rule(config.world)
+    for negative in negatives:
+        negative["steps"] = split_steps(negative["solution"], separator, min_chars)
+
+    # Every distinct (problem, prefix) once.
+    prefixes: dict[tuple[int, str], dict[str, Any]] = {}
+    for negative in negatives:
+        for i in range(len(negative["steps"])):
+            key = (negative["problem_id"], "".join(negative["steps"][:i]))
+            prefixes.setdefault(key, negative)
+    loaded, tokenizer = load_sampler(config.backend, Path(inputs["model"]) / "model")
+    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    keys = list(prefixes)
+    prompts = [
+        render_prompt(config.prompt, prefixes[key]["prompt"], exemplars, tokenizer) + key[1]
+        for key in keys
+    ]
+    per_prefix = config.rollouts * config.best_of
+    drawn = sample_texts(config.world, config.sampling(per_prefix), prompts, loaded)
+    flat = [(key, text) for key, texts in zip(keys, drawn, strict=True) for text, _ in texts]
+    verdicts = judge([prefixes[key] for key, _ in flat], [key[1] + text for key, text in flat])
+    outcomes: dict[tuple[int, str], list[bool]] = {key: [] for key in keys}
+    continuation: dict[tuple[int, str], str | None] = dict.fromkeys(keys)
+    for (key, text), verdict in zip(flat, verdicts, strict=True):
+        outcomes[key].append(verdict["correct"])
+        if verdict["correct"] and continuation[key] is None:
+            continuation[key] = text
+
+    rows = []
+    for negative in negatives:
+        steps = negative["steps"]
+        keys_of = [(negative["problem_id"], "".join(steps[:i])) for i in range(len(steps))]
+        rows.append(
+            {
+                "problem_id": negative["problem_id"],
+                "sample_id": negative["sample_id"],
+                "prompt": negative["prompt"],
+                "steps": steps,
+                "q": [q_value(outcomes[k], config.best_of) for k in keys_of] + [0.0],
+                "continuation": [continuation[k] for k in keys_of],
+                "first_wrong_step": negative.get("first_wrong_step"),
+            }
+        )
+    write_jsonl(out_dir / "negatives.jsonl", rows)
+    return {
+        "negatives": len(rows),
+        "prefixes": len(keys),
+        "rollouts": len(flat),
+        "rollout_accuracy": sum(v["correct"] for v in verdicts) / max(len(verdicts), 1),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def choose_negatives(judged: list[dict[str, Any]], per_problem: int) -> list[dict[str, Any]]:
+    """The first `per_problem` incorrect samples of each problem, in sample order."""
+    taken: dict[int, int] = {}
+    chosen = []
+    for sample in sorted(judged, key=lambda s: (s["problem_id"], s["sample_id"])):
+        if sample["correct"] or taken.get(sample["problem_id"], 0) >= per_problem:
+            continue
+        taken[sample["problem_id"]] = taken.get(sample["problem_id"], 0) + 1
+        chosen.append(sample)
+    return chosen

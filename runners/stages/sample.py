@@ -1,0 +1,112 @@
+"""Stage `sample`: k completions per training problem from a model, for the verify stage.
+
+Inputs: `data` (the world's folder: tokenizer, few-shot exemplars), `problems` (a folder whose
+`train.jsonl` holds the problems to sample on, in id order: the world's, or a verified source's)
+and `model` (a train step's folder) unless `name_or_path` names a checkpoint to sample as it is.
+The first `problems` problems are sampled: a sampler's one pass over the largest data size
+serves every smaller size, which is a prefix of it.
+
+Outputs: `candidates.jsonl` (each problem's fields, its `solution` replaced by the sample, with
+`problem_id`, `sample_id` and `n_tokens`). Its metrics say what the samples cost: the
+sampler's parameters, tokens and sampling FLOPs (2 * parameters * tokens).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from runners.decoding import DecodingSettings
+from runners.prompts import PromptConfig
+
+
+class Settings(DecodingSettings):
+    """How the learner samples its own solutions (RFT, DPO, per-step DPO); also the default for
+    samplers named as sources."""
+
+    samples: int = Field(4, ge=1)
+    """k: samples per problem."""
+
+
+class Config(Settings):
+    problems: int = Field(1000, ge=1)
+    """Problems sampled: the first `problems` of the `problems` input."""
+    name_or_path: str | None = None
+    """A checkpoint (Hub id or folder) to sample from as it is; None: the `model` input's."""
+    world: str = "demo"
+    """The world: demo-world samples are written as its completions are (after a space)."""
+    prompt: PromptConfig = PromptConfig()
+    """How a problem is shown to the model (as in training and evaluation)."""
+
+
+def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+    from runners.decoding import load_sampler
+    from runners.model import count_parameters
+    from runners.prompts import render_prompt
+    from runners.readers import read_jsonl, write_jsonl
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(inputs["data"])
+    problems = first_row_per_problem(Path(inputs["problems"]), config.problems)
+    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    # A checkpoint sampled as it is, or the model of the train step given as input.
+    checkpoint = config.name_or_path or Path(inputs["model"]) / "model"
+    loaded, tokenizer = load_sampler(config.backend, checkpoint)
+    prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
+    drawn = sample_texts(config.world, config.sampling(config.samples), prompts, loaded)
+    candidates = [
+        {
+            **{k: v for k, v in problem.items() if k != "id"},
+            "problem_id": problem["id"],
+            "sample_id": sample_id,
+            "solution": text,
+            "n_tokens": n_tokens,
+        }
+        for problem, completions in zip(problems, drawn, strict=True)
+        for sample_id, (text, n_tokens) in enumerate(completions)
+    ]
+    write_jsonl(out_dir / "candidates.jsonl", candidates)
+    params = count_parameters(loaded.get("model"), checkpoint)
+    tokens = sum(c["n_tokens"] for c in candidates)
+    return {
+        "problems": len(problems),
+        "samples": config.samples,
+        "params": params,
+        "tokens": tokens,
+        "mean_tokens": tokens / max(len(candidates), 1),
+        "sampling_flops": 2.0 * params * tokens,
+        "flops_per_problem": 2.0 * params * tokens / max(len(problems), 1),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def first_row_per_problem(folder: Path, count: int) -> list[dict[str, Any]]:
+    """The problems with id < count of `folder/train.jsonl`, one row each (the first)."""
+    from runners.readers import read_prefix
+
+    rows, pool = read_prefix(folder, count)
+    if count > pool:
+        raise ValueError(f"{count} problems asked for, but {folder} holds {pool}")
+    first: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["id"], row)
+    return list(first.values())
+
+
+def sample_texts(
+    world: str, sampling: Any, prompts: list[str], loaded: dict[str, Any]
+) -> list[list[tuple[str, int]]]:
+    """(text, n_tokens) of every sample of every prompt; demo-world texts start with a space,
+    as its teacher's completions do (its word-level decoder drops the leading one)."""
+    from runners.decoding import sample
+
+    drawn = sample(sampling, prompts, **loaded)
+    demo = world == "demo"
+    return [
+        [(" " + c.text.lstrip() if demo else c.text, c.n_tokens) for c in completions]
+        for completions in drawn
+    ]

@@ -1,0 +1,124 @@
+"""Stage `verify`: judge candidate solutions against their gold answers; keep the training data.
+
+Input `candidates`: a folder with `candidates.jsonl` (one row per solution: problem_id,
+sample_id, the problem's fields and `solution`), written by the source or the sample stage.
+Outputs:
+- `samples.parquet`, one row per candidate (runners.files.SAMPLE_COLUMNS), loaded into the
+  `samples` table;
+- `judged.jsonl`, every candidate with its verdict (`correct`, `reason`, `rule`,
+  `false_positive`, `first_wrong_step`, `extracted`): what the build and rollout stages read;
+- `train.jsonl`, the solutions kept for training (`keep`), one row per solution with `id` = its
+  problem id, in problem order; and `pool.json`, the number of problems (kept or not), which is
+  what data sizes count.
+
+Data metrics (Bansal et al. 2024), over the problems judged: coverage@k (share with a correct
+solution), diversity@k (distinct correct reasoning paths per problem, runners.reasoning_paths), the
+pass rate, the false-positive rate (correct answers through a wrong step: exact in the demo world,
+empty elsewhere) and mean tokens per sample when the sampler counted them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runners import NO_EFFECT, OMITTED_WHEN_NONE
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_limit_s: float = Field(2.0, gt=0)
+    """Limit per answer comparison; an answer over it is judged incorrect ('time limit')."""
+    workers: int = Field(2, ge=1, json_schema_extra=NO_EFFECT)
+    """Verifier processes."""
+
+
+class Config(Settings):
+    keep: Literal["correct", "all"] = "correct"
+    """Which solutions go into training: those judged correct, or all of them."""
+    world: str = "demo"
+    """Which judge: the demo world's step checker, or answer equivalence (gsm8k, math)."""
+    verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """A real world's answer conventions and verifier version (runners.judging.equivalence
+    `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
+
+
+def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+    from runners.files import write_samples
+    from runners.judging.judge import Judge
+    from runners.readers import read_jsonl, write_jsonl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    candidates = read_jsonl(Path(inputs["candidates"]) / "candidates.jsonl")
+    with Judge(
+        config.world, config.time_limit_s, config.workers, verifier=config.verifier
+    ) as judge:
+        verdicts = judge(candidates, [c["solution"] for c in candidates])
+    rows = [
+        {
+            "problem_id": c["problem_id"],
+            "sample_id": c["sample_id"],
+            **v,
+            "n_tokens": c.get("n_tokens"),
+            "text": c["solution"],
+        }
+        for c, v in zip(candidates, verdicts, strict=True)
+    ]
+    write_samples(out_dir / "samples.parquet", rows)
+    judged = [c | v for c, v in zip(candidates, verdicts, strict=True)]
+    write_jsonl(out_dir / "judged.jsonl", judged)
+    kept = [
+        {"id": c["problem_id"], **{k: v for k, v in c.items() if k not in CANDIDATE_ONLY}}
+        for c in judged
+        if config.keep == "all" or c["correct"]
+    ]
+    kept.sort(key=lambda row: row["id"])
+    write_jsonl(out_dir / "train.jsonl", kept)
+    problems = len({c["problem_id"] for c in candidates})
+    (out_dir / "pool.json").write_text(json.dumps({"problems": problems}))
+    return {
+        "candidates": len(candidates),
+        "kept": len(kept),
+        "problems": problems,
+        "problems_with_kept": len({row["id"] for row in kept}),
+        **data_metrics(config.world, judged),
+        "reasons": dict(Counter(v["reason"] for v in verdicts)),
+    }
+
+
+# Fields of a judged candidate that are not part of a training row.
+CANDIDATE_ONLY = ("problem_id", "sample_id", "n_tokens", "extracted", "correct", "reason",
+                  "rule", "false_positive", "first_wrong_step")  # fmt: skip
+
+
+def data_metrics(world: str, judged: list[dict[str, Any]]) -> dict[str, Any]:
+    """coverage@k, diversity@k, pass rate, false-positive rate and mean tokens of judged samples
+    (k = the largest number of samples of one problem)."""
+    from runners.reasoning_paths import solution_path
+
+    by_problem: dict[int, list[dict[str, Any]]] = {}
+    for sample in judged:
+        by_problem.setdefault(sample["problem_id"], []).append(sample)
+    paths = [
+        {solution_path(world, s, s["solution"]) for s in samples if s["correct"]}
+        for samples in by_problem.values()
+    ]
+    correct = [s for s in judged if s["correct"]]
+    # Known only in the demo world; elsewhere the column stays empty.
+    judged_fp = [s["false_positive"] for s in correct if s["false_positive"] is not None]
+    tokens = [s["n_tokens"] for s in judged if s.get("n_tokens") is not None]
+    n = max(len(by_problem), 1)
+    return {
+        "k": max((len(samples) for samples in by_problem.values()), default=0),
+        "correct": len(correct),
+        "pass_rate": len(correct) / max(len(judged), 1),
+        "coverage_at_k": sum(bool(p) for p in paths) / n,
+        "diversity_at_k": sum(len(p) for p in paths) / n,
+        "false_positive_rate": sum(judged_fp) / len(judged_fp) if judged_fp else None,
+        "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
+    }

@@ -1,0 +1,139 @@
+"""The one module that talks to Slurm: submitit for submission, and batched calls of squeue,
+sacct, scancel and scontrol. What to submit is decided in scaler.slurm.render (pure).
+
+submitit writes each task's pickled StepJob, sbatch script and logs under `<folder>/`; a task
+runs `RequeueableStep()(job)` with the submitting interpreter, so the cluster needs the same
+Python environment on a shared file system (as every submitit user has).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaler.errors import SubmissionError
+from scaler.run.job import RequeueableStep, StepJob
+
+COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "srun")
+ACTIVE_STATES = frozenset(
+    "PENDING RUNNING REQUEUED REQUEUE_HOLD REQUEUE_FED RESIZING SUSPENDED COMPLETING "
+    "CONFIGURING STOPPED SIGNALING STAGE_OUT".split()
+)
+"""squeue states of a job that still holds its step: it may yet run or is running."""
+
+
+def missing_commands() -> list[str]:
+    """The Slurm commands not on PATH (empty where scaler can submit)."""
+    return [command for command in COMMANDS if shutil.which(command) is None]
+
+
+@dataclass(frozen=True)
+class JobState:
+    state: str
+    """Slurm's job state, first word only ("CANCELLED by 0" -> "CANCELLED")."""
+    reason: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class Slurm:
+    def __init__(self, folder: Path, max_timeouts: int = 3):
+        self.folder = folder
+        """submitit's folder: pickles, sbatch scripts and logs of every task."""
+        self.max_timeouts = max_timeouts
+        """How often submitit requeues a task that reached its time limit."""
+
+    def limits(self) -> tuple[int, int]:
+        """(MaxArraySize, MaxJobCount): tasks one array may hold (indices 0..MaxArraySize-1),
+        and job records the controller holds, every array task counting as one."""
+        config = {}
+        for line in _run(["scontrol", "show", "config"]).splitlines():
+            key, _, value = line.partition("=")
+            config[key.strip()] = value.strip()
+        # Slurm's defaults when a value is missing.
+        return int(config.get("MaxArraySize", 1001)), int(config.get("MaxJobCount", 10000))
+
+    def check(self, parameters: dict[str, Any], what: str) -> None:
+        """Ask sbatch (`--test-only`, nothing submitted) whether it accepts these resources."""
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "check.sh"
+            script.write_text(sbatch_script(parameters, Path(folder), tasks=1, command="true"))
+            try:
+                _run(["sbatch", "--test-only", str(script)])
+            except SubmissionError as error:
+                raise SubmissionError(f"{what}: sbatch refuses these resources: {error}") from None
+
+    def submit(self, parameters: dict[str, Any], jobs: list[StepJob]) -> list[str]:
+        """Submit `jobs` as one array (one sbatch call); return each task's job id."""
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=self.max_timeouts)
+        executor.update_parameters(**parameters)
+        try:
+            with executor.batch():
+                handles = [executor.submit(RequeueableStep(), job) for job in jobs]
+        except submitit.core.utils.FailedJobError as error:  # sbatch refused the array
+            lines = str(error).strip().splitlines()
+            raise SubmissionError(
+                f"sbatch refused {len(jobs)} {jobs[0].stage} steps: {lines[-1] if lines else ''}"
+            ) from None
+        return [handle.job_id for handle in handles]
+
+    def queue(self) -> dict[str, JobState]:
+        """This user's jobs that slurmctld knows, one entry per array task: pending, running,
+        and ended within the last MinJobAge (300 s by default), with their final state."""
+        output = _run(["squeue", "--me", "-h", "--array", "--states=all", "--format=%i|%T|%r"])
+        states = {}
+        for line in output.splitlines():
+            task, state, reason = line.strip().split("|", 2)
+            states[task] = JobState(state, reason)
+        return states
+
+    def accounting(self, tasks: list[str]) -> dict[str, JobState]:
+        """The final state of tasks that ended before squeue's memory, from one sacct call."""
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        jobs = sorted({task.split("_")[0] for task in tasks})
+        if not jobs:
+            return {}
+        output = _run(
+            ["sacct", "-X", "--parsable2", "-o", "JobID,State,Reason", "-j", ",".join(jobs)]
+        )
+        return {
+            task: JobState(info["State"].split()[0], info.get("Reason", ""))
+            for task, info in SlurmInfoWatcher().read_info(output).items()
+        }
+
+    def cancel(self, jobs: list[str]) -> None:
+        if jobs:
+            _run(["scancel", *jobs])
+
+    def stderr_path(self, task: str) -> Path:
+        from submitit.core.utils import JobPaths
+
+        return JobPaths(self.folder, job_id=task, task_id=0).stderr
+
+
+def sbatch_script(parameters: dict[str, Any], folder: Path, tasks: int, command: str) -> str:
+    """The sbatch script submitit writes for these parameters (for checks and golden tests)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    map_count = tasks if tasks > 1 else None
+    return _make_sbatch_string(command=command, folder=folder, map_count=map_count, **parameters)
+
+
+def _run(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SubmissionError(f"{command[0]} failed: {error}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise SubmissionError(lines[-1] if lines else f"{' '.join(command[:2])} failed")
+    return done.stdout

@@ -1,0 +1,466 @@
+"""Running a plan on Slurm: submit the whole DAG at once, follow it, say where it stands, cancel.
+
+What was submitted is appended to `slurm/jobs.jsonl` (one line per sbatch call: its steps and
+their task ids) right after each call, under a file lock, so a re-run, `scaler status` and
+`scaler cancel` know which job holds which step. A step is *queued* while the scheduler (one
+`squeue` per look) still holds its latest task; it is never submitted twice. What is done is
+still read from the step folders only.
+
+Following: steps that end without a result are told apart by their final state (from squeue,
+or sacct for jobs that ended more than MinJobAge ago). A failure (FAILED,
+TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) is submitted again up to `executor.retries` times; a
+step cancelled before it ran because an input failed (`kill-on-invalid-dep`) is submitted again
+when its inputs are done or coming again, and skipped when one failed for good; a step someone
+cancelled is reported, not retried.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scaler.errors import ScalerError, StepFailed, SubmissionError
+from scaler.layout import Layout
+from scaler.plan import Plan, Step
+from scaler.provenance import run_provenance
+from scaler.run.job import read_json, write_json
+from scaler.run.local import ERROR_TAIL_LINES, RunReport, coords_text, headline, make_job
+from scaler.slurm.cluster import JobState, Slurm, missing_commands
+from scaler.slurm.render import dependency_ids, group_arrays, resource_parameters, sbatch_parameters
+from scaler.spec.schema import ExecutorSettings, Spec
+
+SACCT_GRACE_S = 60.0
+"""How long a finished task may be missing from sacct (slurmdbd lags) before it counts as lost."""
+
+
+# ---------------------------------------------------------------------------- job records
+
+
+def _records_path(layout: Layout) -> Path:
+    return layout.slurm / "jobs.jsonl"
+
+
+def submitted_tasks(layout: Layout) -> dict[str, str]:
+    """Step name -> the task (`<job>` or `<job>_<index>`) of its latest submission."""
+    path = _records_path(layout)
+    if not path.is_file():
+        return {}
+    tasks: dict[str, str] = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                tasks.update(zip(record["steps"], record["tasks"], strict=True))
+    return tasks
+
+
+def _append_record(layout: Layout, stage: str, steps: list[str], tasks: list[str]) -> None:
+    record = {"at": time.time(), "stage": stage, "steps": steps, "tasks": tasks}
+    with open(_records_path(layout), "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+
+@contextmanager
+def _submission_lock(layout: Layout) -> Iterator[None]:
+    """One submitter per experiment at a time, so two runs never submit the same step."""
+    layout.slurm.mkdir(parents=True, exist_ok=True)
+    with open(layout.slurm / "submit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def queued_steps(layout: Layout, slurm: Slurm) -> dict[str, str]:
+    """Step name -> task, for the steps the scheduler still holds (pending or running)."""
+    tasks = submitted_tasks(layout)
+    if not tasks:
+        return {}
+    queue = slurm.queue()
+    return {step: task for step, task in tasks.items() if _active(queue, task)}
+
+
+def _active(queue: dict[str, JobState], task: str | None) -> bool:
+    return task in queue and queue[task].active
+
+
+def ended_states(slurm: Slurm, queue: dict[str, JobState], tasks: list[str]) -> dict[str, JobState]:
+    """How each of these ended tasks ended: from the queue when slurmctld still remembers it,
+    else from accounting (one sacct call). A task in neither is left out."""
+    states = {task: queue[task] for task in tasks if task in queue}
+    older = [task for task in tasks if task not in queue]
+    return states | (slurm.accounting(older) if older else {})
+
+
+# ---------------------------------------------------------------------------- submission
+
+
+@dataclass
+class Submitted:
+    arrays: list[tuple[str, str, int]] = field(default_factory=list)
+    """(stage, job id, tasks) per sbatch call."""
+    queued: dict[str, str] = field(default_factory=dict)
+    """Steps that were already queued or running, left as they were."""
+
+
+def submit_plan(
+    plan: Plan,
+    layout: Layout,
+    slurm: Slurm,
+    settings: ExecutorSettings,
+    *,
+    spec_hash: str = "",
+    spec_json: dict | None = None,
+    only: set[str] | None = None,
+) -> Submitted:
+    """Submit every step of `plan` (or of `only`) that is neither done nor queued. Refusals
+    (a changed spec under queued steps, resources sbatch refuses, a plan over MaxJobCount) come
+    before anything is written."""
+    todo, _ = _to_submit(plan, layout, slurm, only)
+    max_array_size, max_jobs = slurm.limits()
+    if len(todo) >= max_jobs:
+        raise SubmissionError(
+            f"{len(todo)} steps to submit, but this cluster holds at most {max_jobs} jobs "
+            f"(MaxJobCount; every array task counts): run a part of the grid first"
+        )
+    if only is None:  # a new submission: ask sbatch about each stage's resources first
+        for stage in {step.stage: None for step in todo}:
+            slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
+    with _submission_lock(layout):
+        # Again under the lock: another run may have submitted some of these meanwhile.
+        todo, queued = _to_submit(plan, layout, slurm, only)
+        array_size = min(settings.max_array_size or max_array_size, max_array_size)
+        arrays = group_arrays(todo, queued, plan.resources, array_size)
+        if spec_json is not None:  # what `scaler status` expands
+            write_json(layout.root / "spec.json", spec_json)
+        provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
+        result = Submitted(queued=queued)
+        job_ids: list[str] = []
+        for array in arrays:
+            after = dependency_ids(array, job_ids)
+            parameters = sbatch_parameters(
+                array, plan.experiment, settings.array_parallelism, after
+            )
+            jobs = [make_job(step, plan, layout, provenance) for step in array.steps]
+            try:
+                tasks = slurm.submit(parameters, jobs)
+            except SubmissionError as error:
+                if not job_ids:
+                    raise
+                raise ScalerError(
+                    f"{error}; the {len(job_ids)} jobs submitted before it stay queued, and "
+                    f"`scaler run` again submits the rest"
+                ) from None
+            _append_record(layout, array.stage, [step.name for step in array.steps], tasks)
+            job_ids.append(tasks[0].split("_")[0])
+            result.arrays.append((array.stage, job_ids[-1], len(tasks)))
+        return result
+
+
+def _to_submit(
+    plan: Plan, layout: Layout, slurm: Slurm, only: set[str] | None
+) -> tuple[list[Step], dict[str, str]]:
+    """The steps to submit and the steps already queued; refuses to orphan queued steps."""
+    queued = queued_steps(layout, slurm)
+    orphans = sorted(queued.keys() - {step.name for step in plan.steps})
+    if orphans:
+        raise SubmissionError(
+            f"{len(orphans)} queued or running steps of {plan.experiment} are not in this "
+            f"spec (e.g. {orphans[0]}): the spec changed under them. Wait for them "
+            f"(scaler status {plan.experiment}) or cancel them (scaler cancel "
+            f"{plan.experiment}) first"
+        )
+    done = layout.done_names()
+    todo = [
+        step
+        for step in plan.steps
+        if step.name not in done and step.name not in queued and (only is None or step.name in only)
+    ]
+    return todo, queued
+
+
+def describe_submission(submitted: Submitted) -> str:
+    queued = len(submitted.queued)
+    if not submitted.arrays:
+        return f"nothing new to submit: {queued} steps are already queued or running"
+    jobs = ", ".join(
+        f"{stage} {job}" + (f" ({tasks} tasks)" if tasks > 1 else "")
+        for stage, job, tasks in submitted.arrays
+    )
+    steps = sum(tasks for _, _, tasks in submitted.arrays)
+    also = f"; {queued} steps were already queued or running" if queued else ""
+    return f"submitted {steps} steps in {len(submitted.arrays)} jobs: {jobs}{also}"
+
+
+# ---------------------------------------------------------------------------- following
+
+
+def follow(
+    plan: Plan,
+    layout: Layout,
+    slurm: Slurm,
+    settings: ExecutorSettings,
+    *,
+    spec_hash: str = "",
+    say: Callable[[str], None] = print,
+) -> RunReport:
+    """Wait until every step of `plan` is done or has failed for good; resubmit what may run."""
+    follower = _Follower(plan, layout, slurm, settings, say)
+    started = time.time()
+    while follower.watching:
+        time.sleep(settings.poll_s)
+        if _cancelled_since(layout, started):
+            say(f"stopped: scaler cancel {plan.experiment} was run")
+            follower.report.skipped += follower.watching
+            break
+        again = follower.look()
+        if again:
+            submit_plan(plan, layout, slurm, settings, spec_hash=spec_hash, only=again)
+    if follower.report.skipped:
+        say(f"  {len(follower.report.skipped)} step(s) not run: an input failed or was cancelled")
+    return follower.report
+
+
+class _Follower:
+    """What one `scaler run` knows while it follows its jobs."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        layout: Layout,
+        slurm: Slurm,
+        settings: ExecutorSettings,
+        say: Callable[[str], None],
+    ) -> None:
+        self.layout, self.slurm, self.retries, self.say = layout, slurm, settings.retries, say
+        self.steps = {step.name: step for step in plan.steps}
+        done = layout.done_names()
+        self.report = RunReport(already_done=len(done & self.steps.keys()))
+        self.watching = [name for name in self.steps if name not in done]
+        """Steps neither done nor given up, in plan order."""
+        self.total = len(self.watching)
+        self.attempts: Counter[str] = Counter()
+        self.given_up: set[str] = set()
+        self.missing_since: dict[str, float] = {}
+        self.last_counts = ""
+
+    def look(self) -> set[str]:
+        """One look at the queue and the folders; returns the steps to submit again."""
+        tasks = submitted_tasks(self.layout)
+        queue = self.slurm.queue()  # before the folders: a step not queued now is done or ended
+        done = self.layout.done_names()
+        for name in [name for name in self.watching if name in done]:
+            self.report.ran.append(name)
+            step = self.steps[name]
+            self.say(f"[{self._progress()}] done {name} {coords_text(step)}{self._result(step)}")
+        self.watching = [name for name in self.watching if name not in done]
+        ended = [name for name in self.watching if not _active(queue, tasks.get(name))]
+        again = self._judge(ended, tasks, queue) if ended else set()
+        self.watching = [name for name in self.watching if name not in self.given_up]
+        counts = _queue_counts(self.watching, tasks, queue)
+        if counts and counts != self.last_counts:
+            self.say(f"  {counts}")
+            self.last_counts = counts
+        return again
+
+    def _judge(self, ended: list[str], tasks: dict[str, str], queue: dict) -> set[str]:
+        states = ended_states(self.slurm, queue, [tasks[name] for name in ended if name in tasks])
+        again: set[str] = set()
+        for name in ended:  # plan order: inputs are judged before the steps that need them
+            step, task = self.steps[name], tasks.get(name, "")
+            state = states.get(task)
+            if state is None:  # accounting may lag behind for a moment
+                first_missing = self.missing_since.setdefault(name, time.time())
+                if time.time() - first_missing < SACCT_GRACE_S:
+                    continue
+                state = JobState("LOST", "in neither squeue nor sacct")
+            self.missing_since.pop(name, None)
+            verdict = _verdict(step, state, self.attempts, self.retries, self.given_up)
+            if verdict == "again":
+                again.add(name)
+                if self.attempts[name]:
+                    retry = f"retry {self.attempts[name]} of {self.retries}"
+                    self.say(f"  {name} {state.state}: submitting it again ({retry})")
+                continue
+            self.given_up.add(name)
+            if verdict == "skipped":
+                self.report.skipped.append(name)
+                continue
+            log = self.slurm.stderr_path(task) if task else None
+            self.report.failed.append(_failure(step, self.layout, log, _ended(task, state)))
+            where = f"{name} {coords_text(step)}"
+            self.say(f"[{self._progress()}] {verdict.upper()} {where}: {state.state}")
+        return again
+
+    def _progress(self) -> str:
+        report = self.report
+        finished = len(report.ran) + len(report.failed) + len(report.skipped)
+        return f"{finished:>{len(str(self.total))}}/{self.total}"
+
+    def _result(self, step: Step) -> str:
+        folder = self.layout.step_dir(step.stage, step.name)
+        wall = read_json(folder / "provenance.json").get("wall_s", 0.0)
+        return f" {wall:.1f}s{headline(read_json(folder / 'result.json')['metrics'])}"
+
+
+def _verdict(
+    step: Step, state: JobState, attempts: Counter[str], retries: int, given_up: set[str]
+) -> str:
+    """What to do with a step whose job ended without a result: again, failed, cancelled,
+    or skipped."""
+    if state.state == "CANCELLED" and "Dependency" in state.reason:
+        # Cancelled before it ran, by kill-on-invalid-dep: an input of its array failed. It
+        # runs again unless one of its own inputs failed for good.
+        inputs = [needed.name for _, needed in step.inputs]
+        return "skipped" if any(name in given_up for name in inputs) else "again"
+    if state.state == "CANCELLED":
+        return "cancelled"
+    attempts[step.name] += 1
+    return "again" if attempts[step.name] <= retries else "failed"
+
+
+def _cancelled_since(layout: Layout, started: float) -> bool:
+    marker = layout.slurm / "cancelled"
+    return marker.is_file() and marker.stat().st_mtime >= started
+
+
+def _queue_counts(watching: list[str], tasks: dict[str, str], queue: dict) -> str:
+    states = Counter(
+        "running" if queue[tasks[name]].state == "RUNNING" else "queued"
+        for name in watching
+        if _active(queue, tasks.get(name))
+    )
+    return ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+
+
+def _failure(step: Step, layout: Layout, log: Path | None, ended: str) -> StepFailed:
+    """The error of a failed step: its traceback when the step wrote one, else its job log."""
+    error_file = layout.failed_dir(step.stage, step.name) / "error.txt"
+    for source in (error_file, log):
+        if source is not None and source.is_file():
+            lines = source.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
+            if lines:
+                return StepFailed(step.name, str(source), "\n".join(lines))
+    return StepFailed(step.name, str(log or layout.slurm), ended)
+
+
+def _ended(task: str, state: JobState) -> str:
+    reason = f" ({state.reason})" if state.reason not in ("", "None") else ""
+    return f"job {task} ended {state.state}{reason}"
+
+
+# ---------------------------------------------------------------------------- cancel
+
+
+def cancel_experiment(layout: Layout, slurm: Slurm) -> tuple[int, list[str]]:
+    """Cancel every queued or running job of the experiment: (steps, job ids)."""
+    layout.slurm.mkdir(parents=True, exist_ok=True)
+    (layout.slurm / "cancelled").write_text(f"{time.time()}\n")
+    queued = queued_steps(layout, slurm)
+    jobs = sorted({task.split("_")[0] for task in queued.values()}, key=int)
+    slurm.cancel(jobs)
+    return len(queued), jobs
+
+
+# ---------------------------------------------------------------------------- the commands
+
+
+def run_on_slurm(
+    plan: Plan,
+    layout: Layout,
+    spec: Spec,
+    spec_hash: str,
+    *,
+    detach: bool,
+    say: Callable[[str], None] = print,
+) -> RunReport | None:
+    """`scaler run --executor slurm`: submit, then follow unless `detach` (then None)."""
+    missing = missing_commands()
+    if missing:
+        raise SubmissionError(
+            f"no Slurm here ({', '.join(missing)} not on PATH); use --executor local"
+        )
+    settings = spec.executor
+    slurm = Slurm(layout.slurm_logs, settings.max_timeouts)
+    submitted = submit_plan(
+        plan, layout, slurm, settings, spec_hash=spec_hash, spec_json=spec.model_dump(mode="json")
+    )
+    say(describe_submission(submitted))
+    if detach:
+        say(f"see progress: scaler status {plan.experiment}; stop: scaler cancel {plan.experiment}")
+        return None
+    try:
+        return follow(plan, layout, slurm, settings, spec_hash=spec_hash, say=say)
+    except KeyboardInterrupt:
+        say(f"stopped following; the jobs stay queued (scaler status {plan.experiment})")
+        raise
+
+
+STATUS_COLUMNS = ("done", "running", "queued", "failed", "cancelled", "not submitted")
+SHOWN_FAILURES = 10
+
+
+def experiment_status(layout: Layout) -> str:
+    """`scaler status`: per stage, how many steps are in each state; failures with log tails."""
+    from scaler.plan import expand
+    from scaler.text import format_table
+
+    spec = Spec.model_validate(read_json(layout.root / "spec.json"))
+    plan = expand(spec)
+    states, failures = step_states(plan, layout)
+    rows = []
+    for stage, steps in plan.by_stage().items():
+        counts = Counter(states[step.name] for step in steps)
+        rows.append([stage, len(steps), *(counts[column] for column in STATUS_COLUMNS)])
+    totals = Counter(states.values())
+    lines = [
+        f"{plan.experiment}: {len(plan.steps)} steps; "
+        + ", ".join(f"{totals[c]} {c}" for c in STATUS_COLUMNS if totals[c]),
+        "",
+        format_table(["stage", "steps", *STATUS_COLUMNS], rows),
+    ]
+    for failure in failures[:SHOWN_FAILURES]:
+        tail = "\n".join("  | " + line for line in failure.tail.splitlines())
+        lines += ["", f"FAILED {failure.step_name}", f"  log: {failure.log_path}", tail]
+    if len(failures) > SHOWN_FAILURES:
+        lines.append(f"... and {len(failures) - SHOWN_FAILURES} more failed steps")
+    return "\n".join(lines)
+
+
+def step_states(plan: Plan, layout: Layout) -> tuple[dict[str, str], list[StepFailed]]:
+    """Each step's state, from its folder, its latest job (one squeue) and, for jobs that ended
+    without a result, one sacct; plus the error of each failed step."""
+    tasks = submitted_tasks(layout)
+    slurm = Slurm(layout.slurm_logs) if tasks and not missing_commands() else None
+    queue = slurm.queue() if slurm else {}
+    done, failed_dirs = layout.done_names(), layout.failed_names()
+    states: dict[str, str] = {}
+    ended: list[Step] = []
+    for step in plan.steps:
+        task = tasks.get(step.name)
+        if step.name in done:
+            states[step.name] = "done"
+        elif _active(queue, task):
+            states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
+        elif task and slurm:
+            ended.append(step)
+        else:
+            states[step.name] = "failed" if step.name in failed_dirs else "not submitted"
+    how = ended_states(slurm, queue, [tasks[s.name] for s in ended]) if slurm and ended else {}
+    ended_names = {step.name for step in ended}
+    failures = []
+    for step in plan.steps:
+        task = tasks.get(step.name, "")
+        state = how.get(task, JobState("UNKNOWN"))
+        if step.name in ended_names:
+            cancelled = state.state == "CANCELLED" and step.name not in failed_dirs
+            states[step.name] = "cancelled" if cancelled else "failed"
+        if states[step.name] == "failed":
+            log = slurm.stderr_path(task) if slurm and task else None
+            failures.append(_failure(step, layout, log, _ended(task, state)))
+    return states, failures

@@ -1,0 +1,6 @@
+"""The experiment spec: its models (`schema`) and how a YAML file becomes one (`load`)."""
+
+from scaler.spec.load import load_spec
+from scaler.spec.schema import Spec
+
+__all__ = ["Spec", "load_spec"]

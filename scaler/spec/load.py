@@ -1,0 +1,173 @@
+"""Loading a spec: OmegaConf reads the YAML, merges `key=value` overrides and resolves
+interpolations (nothing in a spec is executed); `Spec` validates; every problem becomes one
+`SpecError` naming the file, the field path and what was expected, before anything is written.
+The data files the spec names are hashed here, so a step's id follows their content.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from runners.readers import count_records, fingerprint
+from scaler.errors import SpecError
+from scaler.spec.schema import SOURCE_KINDS, WORLD_NAMES, DemoWorld, RealWorld, Spec, UserSource
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+    """Load, merge overrides, resolve and validate; raise SpecError on the first problem."""
+    source = str(path)
+    raw = _load_raw(Path(path), list(overrides))
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as error:
+        raise _spec_error(source, error) from None
+    _fingerprint_data(spec, source)
+    _check_sizes_fit_pool(spec, source)
+    return spec
+
+
+def data_paths(spec: Spec) -> dict[str, str]:
+    """Field path in the spec -> each data file or folder it names."""
+    paths = {}
+    if isinstance(spec.world, RealWorld):
+        paths["world.train"] = spec.world.train
+        paths |= {f"world.eval_files.{name}": path for name, path in spec.world.eval_files.items()}
+    for i, source in enumerate(spec.sources):
+        if isinstance(source, UserSource):
+            paths[f"sources.{i}.path"] = source.path
+    return paths
+
+
+def _fingerprint_data(spec: Spec, source: str) -> None:
+    """Hash every data file the spec names; a missing one is a SpecError naming its field."""
+    for field, path in data_paths(spec).items():
+        if path in spec._checksums:
+            continue
+        if not Path(path).exists():
+            raise SpecError(source, field, f"no such file or folder: {path}")
+        try:
+            spec._checksums[path] = fingerprint(Path(path))
+        except OSError as error:
+            raise SpecError(source, field, f"cannot read {path}: {error}") from None
+
+
+def _load_raw(path: Path, overrides: list[str]) -> dict:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    source = str(path)
+    if not path.is_file():
+        raise SpecError(source, "", "no such spec file")
+    try:
+        config = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+        raise SpecError(source, "", f"not valid YAML: {_one_line(error)}") from None
+    if not OmegaConf.is_dict(config):
+        raise SpecError(source, "", "expected a mapping of keys at the top level")
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise SpecError("command line", item, "expected an override of the form key=value")
+    try:
+        cli = OmegaConf.from_dotlist(overrides)
+    except (OmegaConfBaseException, YAMLError, ValueError) as error:
+        raise SpecError("command line", " ".join(overrides), _one_line(error)) from None
+    try:
+        merged = OmegaConf.merge(config, cli)
+        return OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, YAMLError, ValueError) as error:
+        raise SpecError(source, _omegaconf_key(error), _one_line(error)) from None
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _omegaconf_key(error: Exception) -> str:
+    return str(getattr(error, "full_key", "") or "")
+
+
+def _check_sizes_fit_pool(spec: Spec, source: str) -> None:
+    """Sizes beyond the training pool fail here when the pool is known before running: the demo
+    world's train_pool, a JSONL training file's records less those held out. A user source's
+    pool is known after verification; its train steps check it."""
+    if isinstance(spec.world, DemoWorld):
+        pool, what = spec.world.train_pool, f"world.train_pool={spec.world.train_pool}"
+    elif "teacher" in spec.sources and (records := count_records(Path(spec.world.train))):
+        held = spec.world.val_problems + spec.prompt.few_shot
+        pool = records - held
+        what = f"the {records} records of {spec.world.train} less {held} held out"
+    else:
+        return
+    too_big = [size for size in spec.sizes if size > pool]
+    if too_big:
+        raise SpecError(source, "sizes", f"{too_big} exceed {what}; use smaller sizes")
+
+
+def _spec_error(source: str, error: ValidationError) -> SpecError:
+    first = error.errors()[0]
+    loc = [part for part in first["loc"] if not _is_union_tag(part)]
+    field = ".".join(str(part) for part in loc)
+    more = error.error_count() - 1
+    if first["type"] == "extra_forbidden":
+        valid = _valid_keys(loc[:-1])
+        message = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif first["type"] == "value_error":
+        message = first["msg"].removeprefix("Value error, ")
+    elif first["type"] == "union_tag_invalid":
+        ctx = first["ctx"]
+        message = f"unknown {field} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
+    else:
+        message = f"{first['msg']} (got {first['input']!r})"
+    if not field and first["type"] == "value_error":
+        # A check across fields names the field it is about: "sources.1.train_size: ...".
+        named = re.match(r"([\w.\[\]-]+): (.*)", message, re.DOTALL)
+        if named:
+            field, message = named.groups()
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return SpecError(source, field or "(top level)", message)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # Discriminated unions put the tag (the world's name, the kind of source) into the error
+    # location, and a bad dict key is located at "<dict>.[key]".
+    return part in WORLD_NAMES or part in SOURCE_KINDS or part == "[key]"
+
+
+def _valid_keys(loc: list) -> list[str]:
+    """The field names of the model at `loc` inside Spec, for 'unknown key' errors."""
+    annotation: Any = Spec
+    for part in loc:
+        model = _inner_model(annotation, part)
+        if not _is_model(model):
+            return []
+        if isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        # Otherwise `part` is a list index or a dict key: the model inside stays the same.
+    model = _inner_model(annotation)
+    return sorted(model.model_fields) if _is_model(model) else []
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _inner_model(annotation: Any, field: Any = None) -> Any:
+    """Unwrap list[M], dict[K, M], M | None down to the model class M, if there is one; of a
+    union of models (the worlds), the first that has `field`, else the first."""
+    if _is_model(annotation):
+        return annotation
+    models = [
+        inner for arg in typing.get_args(annotation) if _is_model(inner := _inner_model(arg, field))
+    ]
+    with_field = [model for model in models if field in model.model_fields]
+    return (with_field or models or [annotation])[0]
