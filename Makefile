@@ -53,6 +53,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check scaler runners analysis tests benchmarks
 	$(BIN)/ruff format --check scaler runners analysis tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) results/*/
