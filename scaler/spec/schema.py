@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from analysis.settings import AnalysisSettings, arm_name
 from runners.compute_budget import samples_per_problem
 from runners.model import ModelConfig, tiny_parameter_count
 from runners.prompts import PromptConfig
@@ -300,49 +301,6 @@ class ExecutorSettings(Strict):
     max_timeouts: int = Field(
         3, ge=0, description="Slurm: requeues of a step at its time limit (preemption is free)."
     )
-
-
-Metric = Literal["accuracy", "pass_at_k", "maj_at_k"]
-"""accuracy: greedy pass@1; pass_at_k / maj_at_k: of the k samples of stages.evaluate.samples."""
-
-FitForm = Literal["power", "power_e0", "log_linear", "shared"]
-"""power: err = E + A*D^-alpha; power_e0: the same with E = 0; log_linear: Yuan's a + b*ln D;
-shared: each arm fitted jointly with its baseline, err_arm = E + A*(m*D)^-alpha (m a parameter)."""
-
-
-class AnalysisSettings(Strict):
-    """How `scaler fit`, `plot` and `report` read the results; their flags override these."""
-
-    metric: Metric = Field("accuracy", description="The score fitted (as error, 1 - score).")
-    eval_set: str | None = Field(
-        None, description="Which evaluation set is fitted; default: the first of eval_sets."
-    )
-    baseline: str | None = Field(
-        None,
-        description="Arm the multipliers are over, e.g. sft or teacher:sft; "
-        "default: each source's sft arm.",
-    )
-    form: FitForm = Field("power", description="The fitted form the multipliers use.")
-    sizes: list[int] | None = Field(
-        None, description="Data sizes at which multipliers are reported; default: the grid's."
-    )
-    resamples: int = Field(
-        1000, ge=0, description="Bootstrap resamples (seeds and eval problems); 0: none."
-    )
-    confidence: float = Field(0.9, gt=0, lt=1, description="Level of the intervals.")
-    seed: int = Field(0, description="Seed of the bootstrap's random draws.")
-
-    @field_validator("sizes")
-    @classmethod
-    def _sizes_positive(cls, sizes: list[int] | None) -> list[int] | None:
-        if sizes is not None and (not sizes or any(size <= 0 for size in sizes)):
-            raise ValueError(f"sizes must be a non-empty list of sizes > 0, got {sizes}")
-        return sizes
-
-
-def arm_name(source: str, algorithm: str, n_sources: int) -> str:
-    """An arm is named by its algorithm alone when the grid has one source."""
-    return algorithm if n_sources == 1 else f"{source}:{algorithm}"
 
 
 def _unique(values: list, what: str) -> list:
