@@ -27,7 +27,7 @@ from scaler.status import describe_plan
 from scaler.store import connect
 from synthetic_points import synthetic_points
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZES = (250, 500, 1000, 2000)
 SEEDS = 2
 PROBLEMS = 200
