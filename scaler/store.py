@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners.files import ROW_FILES
 from scaler.errors import ScalerError
 from scaler.layout import Layout
 from scaler.run.job import read_json
@@ -172,12 +173,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-# Per-row Parquet files a step may leave, and the table each is loaded into.
-ROW_FILES = {
-    "problems.parquet": "eval_problems",
-    "samples.parquet": "samples",
-    "pits.parquet": "pits",
-}
+# ROW_FILES (runners.files): the per-row Parquet files a step may leave, and the table each is
+# loaded into; the migrations' tables hold their columns (runners.files.ROW_COLUMNS).
 
 COORDINATES = ("world", "model", "source", "algorithm", "size", "seed", "eval_set")
 PROVENANCE = ("started_at", "ended_at", "wall_s", "host", "git_commit", "git_dirty", "spec_hash")
