@@ -24,7 +24,8 @@ from pathlib import Path
 
 from common import machine, median_seconds
 from runners.judging.answers import gsm8k_gold, math_gold
-from runners.judging.equivalence import PATHOLOGICAL, Verifier, world_conventions
+from runners.judging.conventions import world_conventions
+from runners.judging.equivalence import PATHOLOGICAL, Verifier
 
 DATA = Path(os.environ.get("SCALER_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 REPEATS = 3

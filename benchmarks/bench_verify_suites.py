@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import machine
-from runners.judging.equivalence import Conventions, Verifier, world_conventions
+from runners.judging.conventions import Conventions, world_conventions
+from runners.judging.equivalence import Verifier
 
 MIRRORS = Path("/work/.mirror")
 MATH_VERIFY_REPO = Path(

@@ -1,8 +1,10 @@
 """Sampling completions: one interface over transformers' `generate` and vLLM.
 
 `sample(config, prompts, ...)` returns `config.n` completions per prompt, in prompt order,
-each cut before its first stop string. The transformers backend runs anywhere (CPU tests, a
-model being trained, in memory); vLLM loads a saved checkpoint on a GPU and is much faster.
+each cut before its first stop string; `greedy_completions` (training's validation) and
+`sample_texts` (the sample and rollout stages) are its two common uses. The transformers
+backend runs anywhere (CPU tests, a model being trained, in memory); vLLM loads a saved
+checkpoint on a GPU and is much faster.
 What vLLM is given is computed by pure functions (`vllm_sampling_kwargs`,
 `vllm_engine_kwargs`), tested without vLLM or a GPU.
 
@@ -150,6 +152,31 @@ def sample(
     if saved:
         model, tokenizer = load_for_generation(model_path)
     return _sample_transformers(config, prompts, model, tokenizer)
+
+
+def greedy_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    batch_size: int,
+    max_new_tokens: int,
+) -> list[str]:
+    """The greedy completion of every prompt of a model in memory, decoded without special
+    tokens (training's validation)."""
+    config = SamplingConfig(max_tokens=max_new_tokens, batch_size=batch_size)
+    return [c.text for [c] in sample(config, prompts, model=model, tokenizer=tokenizer)]
+
+
+def sample_texts(
+    world: str, sampling: SamplingConfig, prompts: list[str], loaded: dict[str, Any]
+) -> list[list[tuple[str, int]]]:
+    """(text, n_tokens) of every sample of every prompt, each text written as the world's
+    solutions are (runners.worlds.World.sampled_text); `loaded` is what load_sampler gives."""
+    from runners import worlds
+
+    sampled_text = worlds.world(world).sampled_text
+    drawn = sample(sampling, prompts, **loaded)
+    return [[(sampled_text(c.text), c.n_tokens) for c in completions] for completions in drawn]
 
 
 def vllm_sampling_kwargs(config: SamplingConfig) -> dict[str, Any]:

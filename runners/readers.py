@@ -191,38 +191,3 @@ def check_unchanged(path: Path, expected_sha256: str) -> None:
             f"{path} changed since it was planned (sha256 {actual[:12]}, planned "
             f"{expected_sha256[:12]}); run `scaler run` again to plan with the new content"
         )
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-
-
-def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The first `limit` rows (all when None) of a JSONL file this project wrote."""
-    rows = []
-    with path.open() as f:
-        for line in f:
-            if limit is not None and len(rows) >= limit:
-                break
-            rows.append(json.loads(line))
-    return rows
-
-
-def read_prefix(folder: Path, size: int) -> tuple[list[dict[str, Any]], int]:
-    """The rows of `folder/train.jsonl` whose problem `id` is below `size` (a problem may have
-    several solutions, one row each, in id order), and how many problems the pool holds:
-    `pool.json`'s count where a stage wrote one, else one problem per row."""
-    rows = []
-    with (folder / "train.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            if row["id"] >= size:
-                break
-            rows.append(row)
-    pool_file = folder / "pool.json"
-    if pool_file.is_file():
-        return rows, json.loads(pool_file.read_text())["problems"]
-    with (folder / "train.jsonl").open("rb") as f:
-        return rows, sum(1 for _ in f)

@@ -4,9 +4,9 @@ the same sequence of equations.
 GSM8K-style solutions carry calculator annotations (`<<48/2=24>>`): their equations are those.
 Elsewhere a solution's equations are its runs of numbers and operators around an `=`, reduced
 to numbers, operators and `=` (spaces, `$` and thousands commas dropped, `×`/`÷` written
-`*`/`/`), so rewording the prose around the same computation does not make a new path. The
-demo world has exact step truth and its own key (runners.judging.demo_checker.path_key).
-Pure Python.
+`*`/`/`), so rewording the prose around the same computation does not make a new path: the
+real worlds' key (runners.worlds.real). The demo world has exact step truth and its own key
+(runners.judging.demo_checker.path_key). Pure Python.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runners.judging.answers import drop_thousands_separators
+from runners.judging.answer_text import drop_thousands_separators
 
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _KEEP = set("0123456789+-*/=().^")
@@ -47,13 +47,3 @@ def distinct_paths(
             seen.add(path)
             kept.append(index)
     return kept
-
-
-def solution_path(world: str, problem: dict[str, Any], text: str) -> tuple[str, ...]:
-    """The reasoning path of a solution: the demo world's exact equations, else
-    `reasoning_path`."""
-    if world == "demo":
-        from runners.judging.demo_checker import path_key
-
-        return path_key(problem, text)
-    return reasoning_path(text)

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runners.judging.equivalence import verifier_identity
+from runners.judging.conventions import verifier_identity
 from runners.model import ModelConfig
 from runners.stages import build as build_stage
-from runners.stages import evaluate, generate, prepare, rollout, sample, train, verify
+from runners.stages import check_inputs, evaluate, generate, prepare, rollout, sample, train, verify
 from runners.stages import source as user_source
 from scaler.fingerprint import content_hash, output_fields
 from scaler.spec.schema import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
@@ -146,6 +146,7 @@ class _Grid:
         self.dpo_settings = spec.stages.dpo_train.model_dump()
 
     def add(self, step: Step) -> Step:
+        check_wiring(step)
         return self.steps.setdefault(step.id, step)
 
     def train(self, model, settings, size, seed, inputs, coords, objective="sft") -> Step:
@@ -237,6 +238,13 @@ class _Grid:
         steps = tuple(self.steps.values())
         resources = {stage: spec.resources_for(stage) for stage in STAGES}
         return Plan(spec.experiment, steps, cells_served(steps), resources)
+
+
+def check_wiring(step: Step) -> None:
+    """Raise ValueError unless `step` wires the input roles its stage declares (each required one,
+    no other) to steps whose stages write the files each role reads."""
+    wired = {role: STAGES[source.stage].outputs for role, source in step.inputs}
+    check_inputs(step.stage, STAGES[step.stage].inputs, wired)
 
 
 def cells_served(steps: tuple[Step, ...]) -> dict[str, int]:

@@ -1,7 +1,9 @@
 """The stages a plan is made of, and where their runners live.
 
-A runner module exposes `Config` (a frozen pydantic model) and `run(config, inputs, out_dir)`.
-Importing it must stay light: heavy libraries are imported inside `run`. `version` is part of
+A runner module exposes `Config` (a frozen pydantic model), `run(config, inputs, out_dir)` and
+its contract: `INPUTS` (the input roles it reads, runners.stages.Input) and `OUTPUTS` (the files
+it writes, runners.files), which scaler.plan checks every step against. Importing it must stay
+light: heavy libraries are imported inside `run`. `version` is part of
 every step id: bump it when a runner's output changes for the same config, and every step of that
 stage (and everything downstream) runs again.
 """
@@ -21,6 +23,16 @@ class Stage:
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
+
+    @property
+    def inputs(self) -> tuple:
+        """The input roles the runner declares (runners.stages.Input)."""
+        return tuple(self.load().INPUTS)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The files the runner declares it writes (runners.files)."""
+        return tuple(self.load().OUTPUTS)
 
 
 STAGES: dict[str, Stage] = {

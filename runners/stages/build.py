@@ -6,7 +6,7 @@ below `size`) and `pool.json` (`size` problems), which the train stage reads lik
 - `rft` (Yuan et al. 2023): the original positives (input `positives`: the world's or a
   source's training rows) plus the correct samples (input `samples`, and any `pool_<name>`
   inputs: other samplers' verified samples, Yuan's union) whose reasoning path is new for the
-  problem (runners.reasoning_paths; `dedup: false` keeps every correct sample).
+  problem (the world's `path_key`, runners.worlds; `dedup: false` keeps every correct sample).
 - `dpo`: pairs of a correct and an incorrect sample of the same problem (input `samples`),
   `pairs_per_problem` at most, in sample order.
 - `per_step_dpo` (Setlur et al. 2024): from the rollout stage's Q-values (input `rollouts`),
@@ -31,6 +31,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runners.credit import PitRule
+from runners.files import JUDGED, NEGATIVES, PITS, POOL, TRAIN
+from runners.stages import Input
+
+# Which roles a kind reads: rft `positives`, `samples` and any `pool_<name>`; dpo `samples`;
+# per_step_dpo `rollouts`.
+INPUTS = (
+    Input("positives", reads=(TRAIN,), required=False),
+    Input("samples", reads=(JUDGED,), required=False),
+    Input("pool_", reads=(JUDGED,), required=False, prefix=True),
+    Input("rollouts", reads=(NEGATIVES,), required=False),
+)
+OUTPUTS = (TRAIN, POOL, PITS)
+"""PITS: per_step_dpo only."""
 
 
 class RftSettings(BaseModel):
@@ -72,7 +85,8 @@ class Config(BaseModel):
     size: int = Field(ge=1)
     """Problems: rows for problem ids below it."""
     world: str = "demo"
-    """How reasoning paths are read (runners.reasoning_paths.solution_path)."""
+    """How reasoning paths are read (runners.worlds.World.path_key) and whether the true pit
+    is known."""
     dedup: bool = True
     """rft: see RftSettings."""
     pairs_per_problem: int = Field(1, ge=1)
@@ -82,48 +96,41 @@ class Config(BaseModel):
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
-    from runners.readers import write_jsonl
+    from runners.files import write_jsonl, write_pool
 
     out_dir.mkdir(parents=True, exist_ok=True)
     builder = {"rft": _rft, "dpo": _dpo, "per_step_dpo": _per_step_dpo}[config.kind]
     rows, metrics = builder(config, inputs, out_dir)
     rows.sort(key=lambda row: row["id"])
-    write_jsonl(out_dir / "train.jsonl", rows)
-    (out_dir / "pool.json").write_text(json.dumps({"problems": config.size}))
+    write_jsonl(out_dir / TRAIN, rows)
+    write_pool(out_dir, config.size)
     return {"examples": len(rows), "problems_with_examples": len({r["id"] for r in rows})} | metrics
 
 
 def _judged(folder: Path, size: int) -> list[dict[str, Any]]:
-    from runners.readers import read_jsonl
+    from runners.files import read_jsonl
 
-    return [s for s in read_jsonl(folder / "judged.jsonl") if s["problem_id"] < size]
-
-
-def _training_row(sample: dict[str, Any]) -> dict[str, Any]:
-    from runners.stages.verify import CANDIDATE_ONLY
-
-    return {"id": sample["problem_id"]} | {
-        k: v for k, v in sample.items() if k not in CANDIDATE_ONLY
-    }
+    return [s for s in read_jsonl(folder / JUDGED) if s["problem_id"] < size]
 
 
 def _rft(config: Config, inputs: dict[str, Path], out_dir: Path) -> tuple[list, dict]:
-    from runners.readers import read_prefix
-    from runners.reasoning_paths import solution_path
+    from runners import worlds
+    from runners.files import read_prefix, training_row
 
+    path_key = worlds.world(config.world).path_key
     positives, _ = read_prefix(Path(inputs["positives"]), config.size)
     pooled = ["samples", *sorted(role for role in inputs if role.startswith("pool_"))]
     samples = [s for role in pooled for s in _judged(Path(inputs[role]), config.size)]
     correct = [s for s in samples if s["correct"]]
-    seen = {(row["id"], solution_path(config.world, row, row["solution"])) for row in positives}
+    seen = {(row["id"], path_key(row, row["solution"])) for row in positives}
     kept = []
     for sample in correct:
-        key = (sample["problem_id"], solution_path(config.world, sample, sample["solution"]))
+        key = (sample["problem_id"], path_key(sample, sample["solution"]))
         if not config.dedup or key not in seen:
             seen.add(key)
             kept.append(sample)
     judged_fp = [s["false_positive"] for s in kept if s["false_positive"] is not None]
-    return [*positives, *map(_training_row, kept)], {
+    return [*positives, *map(training_row, kept)], {
         "positives": len(positives),
         "samples": len(samples),
         "correct_samples": len(correct),
@@ -154,11 +161,12 @@ def _dpo(config: Config, inputs: dict[str, Path], out_dir: Path) -> tuple[list, 
 
 
 def _per_step_dpo(config: Config, inputs: dict[str, Path], out_dir: Path) -> tuple[list, dict]:
+    from runners import worlds
     from runners.credit import first_pit, per_step_pair
-    from runners.files import PIT_COLUMNS, write_table
-    from runners.readers import read_jsonl
+    from runners.files import PIT_COLUMNS, read_jsonl, write_table
 
-    negatives = read_jsonl(Path(inputs["rollouts"]) / "negatives.jsonl")
+    knows_step_truth = worlds.world(config.world).knows_step_truth
+    negatives = read_jsonl(Path(inputs["rollouts"]) / NEGATIVES)
     negatives = [n for n in negatives if n["problem_id"] < config.size]
     rows, pits = [], []
     for negative in negatives:
@@ -169,9 +177,7 @@ def _per_step_dpo(config: Config, inputs: dict[str, Path], out_dir: Path) -> tup
             pair = per_step_pair(steps, pit, [c for c in [negative["continuation"][pit - 1]] if c])
         if pair is not None:
             rows.append({"id": negative["problem_id"], "prompt": negative["prompt"], **pair})
-        truth = (
-            true_pit(negative["first_wrong_step"], len(steps)) if config.world == "demo" else None
-        )
+        truth = true_pit(negative["first_wrong_step"], len(steps)) if knows_step_truth else None
         pits.append(
             {
                 "problem_id": negative["problem_id"],
@@ -185,7 +191,7 @@ def _per_step_dpo(config: Config, inputs: dict[str, Path], out_dir: Path) -> tup
                 "paired": pair is not None,
             }
         )
-    write_table(out_dir / "pits.parquet", PIT_COLUMNS, pits)
+    write_table(out_dir / PITS, PIT_COLUMNS, pits)
     return rows, {
         "negatives": len(negatives),
         "pairs": len(rows),

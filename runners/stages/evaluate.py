@@ -21,7 +21,13 @@ from pydantic import Field, model_validator
 
 from runners import OMITTED_WHEN_NONE
 from runners.decoding import DecodingSettings
+from runners.files import MODEL, PROBLEMS, SAMPLES
 from runners.prompts import PromptConfig
+from runners.stages import Input
+
+INPUTS = (Input("model", reads=(MODEL,)), Input("data"))
+OUTPUTS = (PROBLEMS, SAMPLES)
+"""SAMPLES: when sampled (`samples` > 0)."""
 
 
 class Settings(DecodingSettings):
@@ -61,17 +67,22 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 
 def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
     from runners.decoding import load_sampler, sample
-    from runners.files import PROBLEM_COLUMNS, write_samples, write_table
+    from runners.files import (
+        PROBLEM_COLUMNS,
+        model_dir,
+        read_exemplars,
+        read_jsonl,
+        split_file,
+        write_samples,
+        write_table,
+    )
     from runners.prompts import render_prompt
-    from runners.readers import read_jsonl
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_dir = Path(inputs["model"]) / "model"
-    data_dir = Path(inputs["data"])
-    problems = read_jsonl(data_dir / f"{config.split}.jsonl")
-    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
-    loaded, tokenizer = load_sampler(config.backend, model_dir)
+    problems = read_jsonl(Path(inputs["data"]) / split_file(config.split))
+    exemplars = read_exemplars(inputs["data"], config.prompt.few_shot)
+    loaded, tokenizer = load_sampler(config.backend, model_dir(inputs["model"]))
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
 
     greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]
@@ -96,7 +107,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     if config.samples:
         drawn = sample(config.sampling(config.samples), prompts, **loaded)
         sample_rows = _judge_samples(judge, problems, drawn)
-        write_samples(out_dir / "samples.parquet", sample_rows)
+        write_samples(out_dir / SAMPLES, sample_rows)
         by_problem = defaultdict(list)
         for sample_row in sample_rows:
             by_problem[sample_row["problem_id"]].append(sample_row)
@@ -108,7 +119,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
             "maj_at_k": _mean(row["maj_at_k"] for row in rows),
             "sample_accuracy": _mean(r["correct"] for r in sample_rows),
         }
-    write_table(out_dir / "problems.parquet", PROBLEM_COLUMNS, rows)
+    write_table(out_dir / PROBLEMS, PROBLEM_COLUMNS, rows)
     return metrics | {"wall_s": time.perf_counter() - started}
 
 
@@ -167,7 +178,7 @@ def _vote(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def _normalise(answer: str) -> str:
     """Votes count answers equal up to spacing, `$` and thousands separators; answers equal
     only symbolically (0.5 and 1/2) vote apart."""
-    from runners.judging.answers import drop_thousands_separators
+    from runners.judging.answer_text import drop_thousands_separators
 
     return drop_thousands_separators(answer.replace(" ", "").replace("$", ""))
 

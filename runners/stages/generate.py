@@ -16,9 +16,12 @@ from typing import Any
 
 from pydantic import Field
 
-from runners.readers import write_jsonl
+from runners.files import TEST, TOKENIZER, TRAIN, VAL, split_file, write_jsonl
 from runners.worlds.demo import WorldConfig, make_problem, make_split
 from runners.worlds.demo_tokenizer import save_tokenizer
+
+INPUTS = ()
+OUTPUTS = (TRAIN, VAL, TEST, TOKENIZER)
 
 
 class Config(WorldConfig):
@@ -47,8 +50,8 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     seen |= {p["prompt"] for p in val}
     test = _unseen(world, config.seed, "test", config.test_problems, seen)
     for name, problems in (("train", train), ("val", val), ("test", test)):
-        write_jsonl(out_dir / f"{name}.jsonl", problems)
-    save_tokenizer(world, out_dir / "tokenizer")
+        write_jsonl(out_dir / split_file(name), problems)
+    save_tokenizer(world, out_dir / TOKENIZER)
     return {
         "train": len(train),
         "val": len(val),

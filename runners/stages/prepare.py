@@ -20,14 +20,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runners import NO_EFFECT
+from runners.files import FEWSHOT, TRAIN, VAL, split_file, write_jsonl
 from runners.readers import (
     check_bad_records,
     check_unchanged,
     gsm8k_problem,
     math_problem,
     read_problems,
-    write_jsonl,
 )
+
+INPUTS = ()
+OUTPUTS = (TRAIN, VAL, FEWSHOT)
+"""And `<name>.jsonl` for each eval set."""
 
 
 class Settings(BaseModel):
@@ -95,7 +99,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     train_prompts = {p["prompt"] for p in parts["train"]}
     metrics: dict[str, Any] = {}
     for name, problems in parts.items():
-        write_jsonl(out_dir / f"{name}.jsonl", [{"id": i, **p} for i, p in enumerate(problems)])
+        write_jsonl(out_dir / split_file(name), [{"id": i, **p} for i, p in enumerate(problems)])
         metrics[name] = len(problems)
         if name in loaded:
             # Contamination check: eval questions that also appear word for word in train.

@@ -3,17 +3,18 @@
 Inputs: `model` (a train step: the policy that rolls out, the SFT model), `data` (the world's
 folder) and `samples` (a verify step of that model's samples: `judged.jsonl`).
 
-For each problem, the first `negatives_per_problem` incorrect samples are cut into steps (the
-demo world: after every ";"; real worlds: after every line, lines of fewer than 8 characters
-merged into the next). From every prefix but the whole negative (the bare problem, then one
-step more each time) `rollouts` x `best_of` continuations are sampled and judged; identical
-prefixes (the bare problem, above all) are rolled out once. Q of a prefix is the share of its
+For each problem, the first `negatives_per_problem` incorrect samples are cut into steps by the
+world's rule (runners.worlds.World.step_separator: the demo world after every ";", real worlds
+after every line, lines of fewer than 8 characters merged into the next). From every prefix
+but the whole negative (the bare problem, then one step more each time) `rollouts` x `best_of`
+continuations are sampled and judged; identical prefixes (the bare problem, above all) are
+rolled out once. Q of a prefix is the share of its
 rollouts that reach the right answer. With `best_of` K > 1 the rollouts are taken K at a time
 and a group succeeds when any of its K does: Q is then the value of the best-of-K policy. The
 whole negative has Q = 0: it is incorrect.
 
-Output: `negatives.jsonl`, one row per negative: problem_id, sample_id, prompt, `steps` (pieces that
-concatenate back to the sample), `q` (Q_0..Q_n), `continuation` (per prefix, the first rollout
+Output: `negatives.jsonl`, one row per negative: problem_id, sample_id, prompt, `steps` (pieces
+that concatenate back to the sample), `q` (Q_0..Q_n), `continuation` (per prefix, the first rollout
 that succeeded, or null) and `first_wrong_step` (the demo world's truth, 0-based; null
 elsewhere). The build stage turns them into per-step DPO pairs.
 """
@@ -28,7 +29,16 @@ from pydantic import Field
 
 from runners import OMITTED_WHEN_NONE
 from runners.decoding import DecodingSettings
+from runners.files import JUDGED, MODEL, NEGATIVES
 from runners.prompts import PromptConfig
+from runners.stages import Input
+
+INPUTS = (
+    Input("model", reads=(MODEL,)),
+    Input("data"),
+    Input("samples", reads=(JUDGED,)),
+)
+OUTPUTS = (NEGATIVES,)
 
 
 class Settings(DecodingSettings):
@@ -52,11 +62,6 @@ class Config(Settings):
     """How a problem is shown to the model (as in training)."""
 
 
-def step_rule(world: str) -> tuple[str, int]:
-    """(separator, fewest non-space characters of a step) by which a world's solutions are cut."""
-    return (";", 0) if world == "demo" else ("\n", 8)
-
-
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
     from runners.judging.judge import Judge
 
@@ -66,20 +71,19 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
 
 
 def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> dict[str, Any]:
+    from runners import worlds
     from runners.credit import q_value, split_steps
-    from runners.decoding import load_sampler
-    from runners.prompts import render_prompt
-    from runners.readers import read_jsonl, write_jsonl
-    from runners.stages.sample import sample_texts
+    from runners.files import read_jsonl, write_jsonl
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(inputs["data"])
-    judged = read_jsonl(Path(inputs["samples"]) / "judged.jsonl")
+    world = worlds.world(config.world)
+    judged = read_jsonl(Path(inputs["samples"]) / JUDGED)
     negatives = choose_negatives(judged, config.negatives_per_problem)
-    separator, min_chars = step_rule(config.world)
     for negative in negatives:
-        negative["steps"] = split_steps(negative["solution"], separator, min_chars)
+        negative["steps"] = split_steps(
+            negative["solution"], world.step_separator, world.min_step_chars
+        )
 
     # Every distinct (problem, prefix) once.
     prefixes: dict[tuple[int, str], dict[str, Any]] = {}
@@ -87,23 +91,7 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         for i in range(len(negative["steps"])):
             key = (negative["problem_id"], "".join(negative["steps"][:i]))
             prefixes.setdefault(key, negative)
-    loaded, tokenizer = load_sampler(config.backend, Path(inputs["model"]) / "model")
-    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
-    keys = list(prefixes)
-    prompts = [
-        render_prompt(config.prompt, prefixes[key]["prompt"], exemplars, tokenizer) + key[1]
-        for key in keys
-    ]
-    per_prefix = config.rollouts * config.best_of
-    drawn = sample_texts(config.world, config.sampling(per_prefix), prompts, loaded)
-    flat = [(key, text) for key, texts in zip(keys, drawn, strict=True) for text, _ in texts]
-    verdicts = judge([prefixes[key] for key, _ in flat], [key[1] + text for key, text in flat])
-    outcomes: dict[tuple[int, str], list[bool]] = {key: [] for key in keys}
-    continuation: dict[tuple[int, str], str | None] = dict.fromkeys(keys)
-    for (key, text), verdict in zip(flat, verdicts, strict=True):
-        outcomes[key].append(verdict["correct"])
-        if verdict["correct"] and continuation[key] is None:
-            continuation[key] = text
+    outcomes, continuation = _roll_out_prefixes(config, inputs, prefixes, judge)
 
     rows = []
     for negative in negatives:
@@ -120,14 +108,48 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
                 "first_wrong_step": negative.get("first_wrong_step"),
             }
         )
-    write_jsonl(out_dir / "negatives.jsonl", rows)
+    write_jsonl(out_dir / NEGATIVES, rows)
+    rolled = [outcome for outcomes_of in outcomes.values() for outcome in outcomes_of]
     return {
         "negatives": len(rows),
-        "prefixes": len(keys),
-        "rollouts": len(flat),
-        "rollout_accuracy": sum(v["correct"] for v in verdicts) / max(len(verdicts), 1),
+        "prefixes": len(prefixes),
+        "rollouts": len(rolled),
+        "rollout_accuracy": sum(rolled) / max(len(rolled), 1),
         "wall_s": time.perf_counter() - started,
     }
+
+
+Prefix = tuple[int, str]
+"""(problem id, the steps of a negative before the one rolled out from, joined)."""
+
+
+def _roll_out_prefixes(
+    config: Config, inputs: dict[str, Path], prefixes: dict[Prefix, dict[str, Any]], judge
+) -> tuple[dict[Prefix, list[bool]], dict[Prefix, str | None]]:
+    """Per prefix, whether each of its rollouts reached the right answer, and the first that
+    did (None when none did)."""
+    from runners.decoding import load_sampler, sample_texts
+    from runners.files import model_dir, read_exemplars
+    from runners.prompts import render_prompt
+
+    loaded, tokenizer = load_sampler(config.backend, model_dir(inputs["model"]))
+    exemplars = read_exemplars(inputs["data"], config.prompt.few_shot)
+    keys = list(prefixes)
+    prompts = [
+        render_prompt(config.prompt, prefixes[key]["prompt"], exemplars, tokenizer) + key[1]
+        for key in keys
+    ]
+    per_prefix = config.rollouts * config.best_of
+    drawn = sample_texts(config.world, config.sampling(per_prefix), prompts, loaded)
+    flat = [(key, text) for key, texts in zip(keys, drawn, strict=True) for text, _ in texts]
+    verdicts = judge([prefixes[key] for key, _ in flat], [key[1] + text for key, text in flat])
+    outcomes: dict[Prefix, list[bool]] = {key: [] for key in keys}
+    continuation: dict[Prefix, str | None] = dict.fromkeys(keys)
+    for (key, text), verdict in zip(flat, verdicts, strict=True):
+        outcomes[key].append(verdict["correct"])
+        if verdict["correct"] and continuation[key] is None:
+            continuation[key] = text
+    return outcomes, continuation
 
 
 def choose_negatives(judged: list[dict[str, Any]], per_problem: int) -> list[dict[str, Any]]:

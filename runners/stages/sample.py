@@ -20,7 +20,16 @@ from typing import Any
 from pydantic import Field
 
 from runners.decoding import DecodingSettings
+from runners.files import CANDIDATES, MODEL, TRAIN
 from runners.prompts import PromptConfig
+from runners.stages import Input
+
+INPUTS = (
+    Input("data"),
+    Input("problems", reads=(TRAIN,)),
+    Input("model", reads=(MODEL,), required=False),
+)
+OUTPUTS = (CANDIDATES,)
 
 
 class Settings(DecodingSettings):
@@ -37,24 +46,24 @@ class Config(Settings):
     name_or_path: str | None = None
     """A checkpoint (Hub id or folder) to sample from as it is; None: the `model` input's."""
     world: str = "demo"
-    """The world: demo-world samples are written as its completions are (after a space)."""
+    """The world: samples are written as its solutions are (runners.worlds.World.sampled_text:
+    the demo world's after a space)."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (as in training and evaluation)."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
-    from runners.decoding import load_sampler
+    from runners.decoding import load_sampler, sample_texts
+    from runners.files import first_row_per_problem, model_dir, read_exemplars, write_jsonl
     from runners.model import count_parameters
     from runners.prompts import render_prompt
-    from runners.readers import read_jsonl, write_jsonl
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(inputs["data"])
     problems = first_row_per_problem(Path(inputs["problems"]), config.problems)
-    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    exemplars = read_exemplars(inputs["data"], config.prompt.few_shot)
     # A checkpoint sampled as it is, or the model of the train step given as input.
-    checkpoint = config.name_or_path or Path(inputs["model"]) / "model"
+    checkpoint = config.name_or_path or model_dir(inputs["model"])
     loaded, tokenizer = load_sampler(config.backend, checkpoint)
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
     drawn = sample_texts(config.world, config.sampling(config.samples), prompts, loaded)
@@ -69,7 +78,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         for problem, completions in zip(problems, drawn, strict=True)
         for sample_id, (text, n_tokens) in enumerate(completions)
     ]
-    write_jsonl(out_dir / "candidates.jsonl", candidates)
+    write_jsonl(out_dir / CANDIDATES, candidates)
     params = count_parameters(loaded.get("model"), checkpoint)
     tokens = sum(c["n_tokens"] for c in candidates)
     return {
@@ -82,31 +91,3 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         "flops_per_problem": 2.0 * params * tokens / max(len(problems), 1),
         "wall_s": time.perf_counter() - started,
     }
-
-
-def first_row_per_problem(folder: Path, count: int) -> list[dict[str, Any]]:
-    """The problems with id < count of `folder/train.jsonl`, one row each (the first)."""
-    from runners.readers import read_prefix
-
-    rows, pool = read_prefix(folder, count)
-    if count > pool:
-        raise ValueError(f"{count} problems asked for, but {folder} holds {pool}")
-    first: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        first.setdefault(row["id"], row)
-    return list(first.values())
-
-
-def sample_texts(
-    world: str, sampling: Any, prompts: list[str], loaded: dict[str, Any]
-) -> list[list[tuple[str, int]]]:
-    """(text, n_tokens) of every sample of every prompt; demo-world texts start with a space,
-    as its teacher's completions do (its word-level decoder drops the leading one)."""
-    from runners.decoding import sample
-
-    drawn = sample(sampling, prompts, **loaded)
-    demo = world == "demo"
-    return [
-        [(" " + c.text.lstrip() if demo else c.text, c.n_tokens) for c in completions]
-        for completions in drawn
-    ]

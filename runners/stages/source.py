@@ -23,14 +23,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runners import NO_EFFECT
+from runners.files import BAD_RECORDS, CANDIDATES, write_jsonl
 from runners.readers import (
     BadRecord,
     check_bad_records,
     check_unchanged,
     read_problems,
     user_problem,
-    write_jsonl,
 )
+
+INPUTS = ()
+OUTPUTS = (CANDIDATES, BAD_RECORDS)
 
 DEFAULT_FIELDS = {"prompt": "question", "solution": "solution", "answer": "answer"}
 
@@ -83,7 +86,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         else:
             same.append(record)
     bad.sort(key=lambda b: b.row)
-    write_jsonl(out_dir / "bad_records.jsonl", [{"row": b.row, "problem": b.problem} for b in bad])
+    write_jsonl(out_dir / BAD_RECORDS, [{"row": b.row, "problem": b.problem} for b in bad])
     check_bad_records(path, bad, total, config.max_bad_fraction)
     questions = list(by_question.values())
     random.Random(f"source:{config.seed}").shuffle(questions)
@@ -92,7 +95,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         for problem_id, solutions in enumerate(questions)
         for sample_id, record in enumerate(solutions)
     ]
-    write_jsonl(out_dir / "candidates.jsonl", candidates)
+    write_jsonl(out_dir / CANDIDATES, candidates)
     return {
         "records": total,
         "bad_records": len(bad),

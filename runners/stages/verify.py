@@ -12,14 +12,13 @@ Outputs:
   what data sizes count.
 
 Data metrics (Bansal et al. 2024), over the problems judged: coverage@k (share with a correct
-solution), diversity@k (distinct correct reasoning paths per problem, runners.reasoning_paths), the
+solution), diversity@k (distinct correct reasoning paths per problem, the world's `path_key`), the
 pass rate, the false-positive rate (correct answers through a wrong step: exact in the demo world,
 empty elsewhere) and mean tokens per sample when the sampler counted them.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runners import NO_EFFECT, OMITTED_WHEN_NONE
+from runners.files import CANDIDATES, JUDGED, POOL, SAMPLES, TRAIN
+from runners.stages import Input
+
+INPUTS = (Input("candidates", reads=(CANDIDATES,)),)
+OUTPUTS = (SAMPLES, JUDGED, TRAIN, POOL)
 
 
 class Settings(BaseModel):
@@ -49,12 +53,11 @@ class Config(Settings):
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
-    from runners.files import write_samples
+    from runners.files import read_jsonl, training_row, write_jsonl, write_pool, write_samples
     from runners.judging.judge import Judge
-    from runners.readers import read_jsonl, write_jsonl
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    candidates = read_jsonl(Path(inputs["candidates"]) / "candidates.jsonl")
+    candidates = read_jsonl(Path(inputs["candidates"]) / CANDIDATES)
     with Judge(
         config.world, config.time_limit_s, config.workers, verifier=config.verifier
     ) as judge:
@@ -69,18 +72,14 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         }
         for c, v in zip(candidates, verdicts, strict=True)
     ]
-    write_samples(out_dir / "samples.parquet", rows)
+    write_samples(out_dir / SAMPLES, rows)
     judged = [c | v for c, v in zip(candidates, verdicts, strict=True)]
-    write_jsonl(out_dir / "judged.jsonl", judged)
-    kept = [
-        {"id": c["problem_id"], **{k: v for k, v in c.items() if k not in CANDIDATE_ONLY}}
-        for c in judged
-        if config.keep == "all" or c["correct"]
-    ]
+    write_jsonl(out_dir / JUDGED, judged)
+    kept = [training_row(c) for c in judged if config.keep == "all" or c["correct"]]
     kept.sort(key=lambda row: row["id"])
-    write_jsonl(out_dir / "train.jsonl", kept)
+    write_jsonl(out_dir / TRAIN, kept)
     problems = len({c["problem_id"] for c in candidates})
-    (out_dir / "pool.json").write_text(json.dumps({"problems": problems}))
+    write_pool(out_dir, problems)
     return {
         "candidates": len(candidates),
         "kept": len(kept),
@@ -91,21 +90,17 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     }
 
 
-# Fields of a judged candidate that are not part of a training row.
-CANDIDATE_ONLY = ("problem_id", "sample_id", "n_tokens", "extracted", "correct", "reason",
-                  "rule", "false_positive", "first_wrong_step")  # fmt: skip
-
-
 def data_metrics(world: str, judged: list[dict[str, Any]]) -> dict[str, Any]:
     """coverage@k, diversity@k, pass rate, false-positive rate and mean tokens of judged samples
     (k = the largest number of samples of one problem)."""
-    from runners.reasoning_paths import solution_path
+    from runners import worlds
 
+    path_key = worlds.world(world).path_key
     by_problem: dict[int, list[dict[str, Any]]] = {}
     for sample in judged:
         by_problem.setdefault(sample["problem_id"], []).append(sample)
     paths = [
-        {solution_path(world, s, s["solution"]) for s in samples if s["correct"]}
+        {path_key(s, s["solution"]) for s in samples if s["correct"]}
         for samples in by_problem.values()
     ]
     correct = [s for s in judged if s["correct"]]

@@ -26,6 +26,9 @@ Why this shape:
 - Problem i is a pure function of (seed, split, i): the training set of size N is a prefix of
   the one of size 2N, so data sizes compare without resampling noise.
 
+`DEMO` is this world as the stages see it (runners.worlds.World): its checker judges every step,
+steps end at ";", and reasoning paths are the exact equations a solution computes.
+
 Pure Python: the orchestrator imports this module to validate specs.
 """
 
@@ -33,9 +36,12 @@ from __future__ import annotations
 
 import random
 import string
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from runners.worlds import Verdicts, World
 
 LABELS = tuple(string.ascii_uppercase)
 OPERATORS = ("+", "-", "*")
@@ -120,6 +126,46 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
     rng = random.Random(f"demo-world:{seed}:{split}:{index}")
     n_steps = rng.randint(world.min_steps, world.max_steps)
 
+    nodes = _unknowns(world, n_steps, rng)
+    order = list(nodes)
+    if world.listing == "shuffled":
+        rng.shuffle(order)
+    else:
+        uses = {
+            n: [x for x in operands if not isinstance(x, str)]
+            for n, (_, *operands) in nodes.items()
+        }
+        order = _random_valid_order(uses, order, rng)
+    label = {node: LABELS[position] for position, node in enumerate(order)}
+    definitions = {
+        label[node]: [op] + [x if isinstance(x, str) else label[x] for x in (left, right)]
+        for node, (op, left, right) in ((n, nodes[n]) for n in order)
+    }
+    values = _values(definitions, world.modulus)
+    target = label[0]
+    prompt = " , ".join(
+        f"{left} {op} {right} = {name}" for name, (op, left, right) in definitions.items()
+    )
+    problem: dict[str, Any] = {
+        "prompt": f"{prompt} . find {target}",
+        "answer": str(values[target]),
+        "target": target,
+        "definitions": definitions,
+        "values": values,
+        "needed": [label[n] for n in range(n_steps)],
+        "n_steps": n_steps,
+        "modulus": world.modulus,
+    }
+    steps, teacher_false_positive = _teacher_steps(world, problem, rng)
+    problem["solution"] = " " + f" {STEP_SEPARATOR} ".join(steps + [f"answer {problem['answer']}"])
+    problem["teacher_false_positive"] = teacher_false_positive
+    return problem
+
+
+def _unknowns(world: WorldConfig, n_steps: int, rng: random.Random) -> dict[int, list[Any]]:
+    """Node -> [operator, left, right], an operand a number (str) or another node (int): a random
+    binary tree of `n_steps` unknowns (node 0 is asked for), then the distractors."""
+
     def number() -> str:
         return str(rng.randrange(world.modulus))
 
@@ -141,46 +187,19 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
             rng.randrange(extra) if rng.random() < world.operand_reuse else number()
             for _ in range(2)
         ]
+    return nodes
 
-    order = list(nodes)
-    if world.listing == "shuffled":
-        rng.shuffle(order)
-    else:
-        uses = {
-            n: [x for x in operands if not isinstance(x, str)]
-            for n, (_, *operands) in nodes.items()
-        }
-        order = _random_valid_order(uses, order, rng)
-    label = {node: LABELS[position] for position, node in enumerate(order)}
-    definitions = {
-        label[node]: [op] + [x if isinstance(x, str) else label[x] for x in (left, right)]
-        for node, (op, left, right) in ((n, nodes[n]) for n in order)
-    }
+
+def _values(definitions: dict[str, list[str]], modulus: int) -> dict[str, int]:
+    """Every unknown's value, each computed once its operands are known."""
     values: dict[str, int] = {}
     while len(values) < len(definitions):
         for name, (op, left, right) in definitions.items():
             if name not in values and all(is_number(x) or x in values for x in (left, right)):
                 values[name] = apply(
-                    op, operand_value(left, values), operand_value(right, values), world.modulus
+                    op, operand_value(left, values), operand_value(right, values), modulus
                 )
-    target = label[0]
-    prompt = " , ".join(
-        f"{left} {op} {right} = {name}" for name, (op, left, right) in definitions.items()
-    )
-    problem: dict[str, Any] = {
-        "prompt": f"{prompt} . find {target}",
-        "answer": str(values[target]),
-        "target": target,
-        "definitions": definitions,
-        "values": values,
-        "needed": [label[n] for n in range(n_steps)],
-        "n_steps": n_steps,
-        "modulus": world.modulus,
-    }
-    steps, teacher_false_positive = _teacher_steps(world, problem, rng)
-    problem["solution"] = " " + f" {STEP_SEPARATOR} ".join(steps + [f"answer {problem['answer']}"])
-    problem["teacher_false_positive"] = teacher_false_positive
-    return problem
+    return values
 
 
 def _random_valid_order(
@@ -276,3 +295,30 @@ def count_valid_orders(problem: dict[str, Any]) -> int:
 def make_split(world: WorldConfig, seed: int, split: str, count: int) -> list[dict[str, Any]]:
     """The first `count` problems of a split, each tagged with its index as `id`."""
     return [{"id": i, **make_problem(world, seed, split, i)} for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Demo(World):
+    name: str = "demo"
+    knows_step_truth: bool = True
+    step_separator: str = STEP_SEPARATOR
+    min_step_chars: int = 0
+
+    def sampled_text(self, text: str) -> str:
+        # The teacher's completions start with a space; the word-level decoder drops it.
+        return " " + text.lstrip()
+
+    def path_key(self, problem: dict[str, Any], text: str) -> tuple[str, ...]:
+        from runners.judging.demo_checker import path_key
+
+        return path_key(problem, text)
+
+    def judge(self, time_limit: float, workers: int, verifier: dict | None) -> Verdicts:
+        from runners.judging.judge import StepJudge
+
+        if verifier is not None:
+            raise ValueError("verifier: the demo world's checker has no answer conventions")
+        return StepJudge()
+
+
+DEMO = Demo()

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SMALL_SPEC, open_db, write_spec
 from runners.credit import q_value
-from runners.readers import read_jsonl, write_jsonl
+from runners.files import read_jsonl, write_jsonl
 from runners.stages import build, rollout
 from runners.stages.verify import data_metrics
 from runners.worlds.demo import WorldConfig, make_problem, render_step

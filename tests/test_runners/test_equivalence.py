@@ -12,7 +12,8 @@ import pytest
 from test_answers import records
 
 from runners.judging.answers import gsm8k_gold, math_gold
-from runners.judging.equivalence import PATHOLOGICAL, REASONS, Verifier
+from runners.judging.comparison import REASONS
+from runners.judging.equivalence import PATHOLOGICAL, Verifier
 
 LIMIT = 2.0
 
@@ -230,7 +231,7 @@ def test_judge_rows_carry_the_rule(tmp_path):
 def test_verifier_identity_is_the_worlds_conventions_with_overrides_and_the_version():
     from dataclasses import asdict, replace
 
-    from runners.judging.equivalence import (
+    from runners.judging.conventions import (
         VERIFIER_VERSION,
         WORLDS,
         conventions_of,

@@ -17,7 +17,8 @@ import pytest
 from tiny_hf_model import DATA, gsm8k_texts, make_tiny_model
 
 from conftest import ROOT, open_db, write_spec
-from runners.readers import fingerprint, read_jsonl
+from runners.files import read_jsonl
+from runners.readers import fingerprint
 from runners.stages import prepare, source, train, verify
 
 GSM8K = DATA / "gsm8k"

@@ -16,12 +16,12 @@ from runners.decoding import (
     Completion,
     SamplingConfig,
     completion_from_tokens,
+    greedy_completions,
     load_for_generation,
     sample,
     vllm_engine_kwargs,
     vllm_sampling_kwargs,
 )
-from runners.generation import greedy_completions
 from scaler.fingerprint import output_fields
 
 PROMPTS = [
@@ -233,7 +233,7 @@ def test_greedy_is_deterministic_and_equals_plain_generate(tiny):
     assert [len(samples) for samples in first] == [1] * len(PROMPTS)
     reference = plain_greedy(model, tokenizer, PROMPTS, 12)
     assert [s[0].text for s in first] == reference
-    # runners.generation.greedy_completions (used by training) is the same decoding.
+    # runners.decoding.greedy_completions (used by training) is the same decoding.
     assert greedy_completions(model, tokenizer, PROMPTS, 2, 12) == reference
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from runners.judging.answers import last_box_run, locate_answer
-from runners.judging.equivalence import Conventions, Verifier, world_conventions
+from runners.judging.conventions import Conventions, world_conventions
+from runners.judging.equivalence import Verifier
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +245,7 @@ def test_unknown_world_is_a_clear_error():
 
 
 def test_a_judge_built_with_lists_set_reads_every_list_as_a_set():
-    from runners.judging.equivalence import verifier_identity
+    from runners.judging.conventions import verifier_identity
     from runners.judging.judge import Judge
 
     problems, texts = [{"answer": "10, 4, -2"}], ["The answer is 4, 10, -2."]

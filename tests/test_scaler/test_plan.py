@@ -168,3 +168,67 @@ def test_world_verify_conventions_change_the_ids_of_steps_that_judge(tmp_path):
 def test_the_demo_world_has_no_verifier_in_its_configs(small_spec):
     plan = _plan(small_spec)
     assert all(getattr(step.config, "verifier", None) is None for step in plan.steps)
+
+
+# --- contracts: the roles a plan wires are the ones each stage declares ----------------------
+
+
+def _every_spec(tmp_path):
+    """The demo specs (every algorithm, sampler sources) and a real-world one."""
+    from conftest import ROOT
+
+    demos = [ROOT / "specs" / f"{name}.yaml" for name in ("demo", "bansal-demo", "setlur-demo")]
+    return [*demos, tiny_gsm8k_spec(tmp_path)]
+
+
+def test_every_step_of_the_demo_and_real_plans_wires_what_its_stage_declares(tmp_path):
+    from scaler.plan import check_wiring
+    from scaler.stages import STAGES
+
+    stages = set()
+    for path in _every_spec(tmp_path):
+        for step in expand(load_spec(path)).steps:
+            check_wiring(step)  # expand checked it too; this says what is checked
+            declared = STAGES[step.stage].inputs
+            assert all(any(d.matches(role) for d in declared) for role, _ in step.inputs)
+            stages.add(step.stage)
+    assert stages >= {"generate", "prepare", "sample", "verify", "rollout", "build", "train"}
+
+
+def test_every_stage_declares_its_inputs_and_outputs():
+    from runners.stages import Input
+    from scaler.stages import STAGES
+
+    for stage in STAGES.values():
+        assert all(isinstance(d, Input) for d in stage.inputs), stage.name
+        assert stage.outputs and all(isinstance(name, str) for name in stage.outputs), stage.name
+
+
+def _data_and_model(small_spec):
+    plan = _plan(small_spec)
+    by_stage = plan.by_stage()
+    return by_stage["generate"][0], by_stage["train"][0], by_stage["evaluate"][0]
+
+
+def test_a_plan_that_wires_an_undeclared_role_fails_when_it_is_built(small_spec):
+    from scaler.plan import Step, check_wiring
+
+    data, model, evaluate = _data_and_model(small_spec)
+    misspelt = Step("evaluate", evaluate.config, (("modle", model), ("data", data)))
+    with pytest.raises(ValueError, match="stage 'evaluate' has no input 'modle'; it reads model"):
+        check_wiring(misspelt)
+    missing = Step("evaluate", evaluate.config, (("data", data),))
+    with pytest.raises(ValueError, match="stage 'evaluate' needs the input.s. model"):
+        check_wiring(missing)
+    # `model` wired to a step that writes no model/ folder.
+    wrong_source = Step("evaluate", evaluate.config, (("model", data), ("data", data)))
+    with pytest.raises(ValueError, match="reads model from its 'model' input"):
+        check_wiring(wrong_source)
+
+
+def test_expand_checks_every_step_it_adds(small_spec, monkeypatch):
+    from runners.stages import Input, evaluate
+
+    monkeypatch.setattr(evaluate, "INPUTS", (Input("checkpoint"), Input("data")))
+    with pytest.raises(ValueError, match="stage 'evaluate' has no input 'model'"):
+        _plan(small_spec)

@@ -32,3 +32,23 @@ def test_a_locked_database_gives_one_clear_line(tmp_path):
         result.stderr.startswith("scaler: error: ") and "in use by another process" in result.stderr
     )
     assert result.stderr.count("\n") == 1
+
+
+DUCKDB_TYPES = {"int64": "INTEGER", "bool_": "BOOLEAN", "string": "VARCHAR"}
+
+
+def test_the_row_tables_hold_the_columns_the_parquet_schemas_declare(tmp_path):
+    # One schema for the runners that write the files and the store that loads them.
+    from runners.files import ROW_COLUMNS, ROW_FILES
+
+    assert set(ROW_COLUMNS) == set(ROW_FILES)
+    con = connect(Layout(tmp_path / "x"))
+    try:
+        for name, table in ROW_FILES.items():
+            described = con.execute(f"DESCRIBE {table}").fetchall()
+            types = {row[0]: row[1] for row in described}
+            declared = {column: DUCKDB_TYPES[kind] for column, kind in ROW_COLUMNS[name].items()}
+            assert {c: types.get(c) for c in declared} == declared, name
+            assert set(types) == set(declared) | {"step_id"}, name
+    finally:
+        con.close()
