@@ -1,4 +1,4 @@
-"""Training throughput: trl's SFTTrainer (as runners/stages/train.py sets it up) vs a bare loop.
+"""Training throughput: trl's SFTTrainer (as runners/trainer.py sets it up) vs a bare loop.
 
 Same process, same model architecture and initialisation, same tokenized data, same batch size
 and optimiser (AdamW, constant learning rate). Both are timed after a few warm-up steps; each is
@@ -58,11 +58,11 @@ def trl_dataset_and_tokenizer(config, data: Path):
     """The prompt/completion examples and the tokenizer."""
     from datasets import Dataset
 
-    from runners.readers import read_jsonl
+    from runners.files import TRAIN, read_jsonl
     from runners.worlds.demo_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(data / "tokenizer")
-    rows = read_jsonl(data / "train.jsonl", limit=config.size)
+    rows = read_jsonl(data / TRAIN, limit=config.size)
     return Dataset.from_list(
         [{"prompt": p["prompt"], "completion": p["solution"]} for p in rows]
     ), tokenizer
@@ -73,7 +73,7 @@ def time_trl(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.stages.train import trainer_arguments
+    from runners.trainer import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     marks: dict[str, float] = {}
@@ -108,7 +108,7 @@ def time_bare_torch(config, data: Path, steps: int, seed: int) -> float:
     from trl import SFTTrainer
 
     from runners.model import build_model
-    from runners.stages.train import trainer_arguments
+    from runners.trainer import trainer_arguments
 
     dataset, tokenizer = trl_dataset_and_tokenizer(config, data)
     with tempfile.TemporaryDirectory() as out:

@@ -1,8 +1,16 @@
-"""Stages that run inside jobs: generate, train, evaluate (and their demo world).
+"""What runs inside jobs: the stages (`runners.stages`: generate, prepare, source, sample, verify,
+rollout, build, train, evaluate), the judges (`runners.judging`), the worlds
+(`runners.worlds`: demo, real) and the pieces the stages share.
 
-Each stage module exposes pydantic `Config` classes and `run(config, inputs, out_dir) -> dict`.
-Importing a stage is light (pydantic only); torch, transformers, trl and datasets are imported
-inside `run`, so the orchestrator can validate specs without them.
+Shared pieces: `files` (every file the stages exchange, its reader and writer, the Parquet
+schemas), `decoding` (sampling with transformers or vLLM), `trainer` (trl's trainers as the
+train stage drives them), `prompts`, `model`, `readers` (GSM8K, MATH and a user's records),
+`credit` (step values and first pits), `reasoning_paths` and `compute_budget` (sampling FLOPs).
+
+Each stage module exposes a frozen pydantic `Config`, `run(config, inputs, out_dir) -> dict` and
+its contract (`INPUTS`, `OUTPUTS`). Importing a stage is light (pydantic only); torch,
+transformers, trl and datasets are imported inside `run`, so the orchestrator can validate specs
+and plan without them.
 """
 
 NO_EFFECT = {"affects_output": False}

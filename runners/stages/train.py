@@ -1,9 +1,17 @@
-"""Stage `train`: supervised fine-tuning with trl's SFTTrainer on the first `size` problems.
+"""Stage `train`: fine-tuning with trl on the first `size` problems: supervised (SFT) or preference
+pairs (DPO, and per-step DPO, whose pairs continue a shared prefix).
 
-Inputs: `data`, a generate step's folder. Outputs in out_dir: `model/` (the chosen checkpoint
-and the tokenizer, via save_pretrained) and `val_curve.json` (validation accuracy per
-evaluation). The loss is on the solution only (prompt/completion data,
-`completion_only_loss=True`).
+Inputs: `data` (the world's folder: validation problems, few-shot exemplars, the demo world's
+tokenizer), `train_data` (a folder whose `train.jsonl` to train on instead of the world's: a
+verified source's or a build step's) and `init` (a train step whose model to start from; for DPO
+also the reference). Outputs in out_dir: `model/` (the chosen checkpoint and the tokenizer, via
+save_pretrained) and `val_curve.json` (validation accuracy per evaluation).
+
+Objectives (`objective`, set by the plan per algorithm): `sft`, SFTTrainer with the loss on the
+solution only (prompt/completion data, `completion_only_loss=True`); `dpo`, DPOTrainer on
+(chosen, rejected) rows, the prompt rendered as sampling renders it followed by the row's
+`prefix` (per-step pairs). trl's arguments, the validation callback and checkpoints are in
+runners/trainer.py.
 
 Budget rule: `steps = steps_at_1k * (size / 1000) ** budget_exponent`, clamped. A model
 trained from scratch on the demo world sits at chance until it learns to copy operands and
@@ -32,7 +40,6 @@ Without a `checkpoint_dir` nothing is written outside out_dir.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -40,11 +47,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runners import NO_EFFECT, OMITTED_WHEN_NONE
+from runners.files import MODEL, TRAIN, VAL, VAL_CURVE
 from runners.model import ModelConfig
 from runners.prompts import PromptConfig
+from runners.stages import Input
 
-DEEPSPEED_CONFIGS = Path(__file__).parent / "deepspeed"
-"""ZeRO configs shipped with the project: zero2, zero3, zero3-offload (`stages.train.deepspeed`)."""
+INPUTS = (
+    Input("data", reads=(VAL,)),
+    Input("train_data", reads=(TRAIN,), required=False),
+    Input("init", reads=(MODEL,), required=False),
+)
+OUTPUTS = (MODEL, VAL_CURVE)
 
 
 class LoraSettings(BaseModel):
@@ -160,102 +173,6 @@ def budget_steps(settings: Settings, size: int) -> int:
     return max(settings.min_steps, min(settings.max_steps, steps))
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def use_bf16(precision: str, cuda: bool) -> bool:
-    """bf16 mixed precision: asked for, or `auto` on a GPU that has it; never on CPU."""
-    import torch
-
-    if precision == "fp32" or not cuda:
-        return False
-    supported = torch.cuda.is_bf16_supported()
-    if precision == "bf16" and not supported:
-        raise ValueError("precision=bf16, but this GPU has no bf16; use fp32 or auto")
-    return supported
-
-
-def lora_config(settings: LoraSettings) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=settings.target_modules,
-        task_type="CAUSAL_LM",
-    )
-
-
-def _single_process_distributed_env() -> None:
-    """DeepSpeed needs a process group; a step is one process unless a launcher set one up."""
-    for key, value in {
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": "29500",
-        "RANK": "0",
-        "LOCAL_RANK": "0",
-        "WORLD_SIZE": "1",
-    }.items():
-        os.environ.setdefault(key, value)
-
-
-CALLBACK_STATE = "keep_best_on_validation.pt"
-"""File in each checkpoint folder with the validation state; written last, it marks the
-checkpoint complete."""
-
-
-def trainer_arguments(config: Config, output_dir: Path, steps: int, save_every: int = 0) -> Any:
-    """trl's SFTConfig or DPOConfig for this run (shared with benchmarks/bench_trl_vs_torch.py);
-    a checkpoint in output_dir every `save_every` steps, none when 0."""
-    from trl import DPOConfig, SFTConfig
-
-    cuda = _cuda_available()
-    micro = config.micro_batch_size or config.batch_size
-    # Full checkpoints (save_only_model=False): optimizer, scheduler and RNG are needed to
-    # continue exactly. No save_total_limit: the previous checkpoint is removed by `run` only
-    # once the new one is complete, where the Trainer would remove it before.
-    saving = (
-        {"save_strategy": "steps", "save_steps": save_every}
-        if save_every
-        else {"save_strategy": "no"}
-    )
-
-    objective = (
-        {"completion_only_loss": True, "packing": False}
-        if config.objective == "sft"
-        else {"beta": config.dpo_beta}
-    )
-    return (SFTConfig if config.objective == "sft" else DPOConfig)(
-        output_dir=str(output_dir),
-        use_cpu=not cuda,
-        bf16=use_bf16(config.precision, cuda),
-        activation_checkpointing=config.gradient_checkpointing,
-        deepspeed=str(DEEPSPEED_CONFIGS / f"{config.deepspeed}.json") if config.deepspeed else None,
-        max_length=config.model.max_positions,
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=config.batch_size // micro,
-        max_steps=steps,
-        learning_rate=config.lr,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        data_seed=config.seed,
-        # Overheads that cost more than the tiny model's step: no checkpoints on disk unless
-        # asked for, no built-in eval, rare logging, no worker processes.
-        eval_strategy="no",
-        logging_steps=max(steps // 4, 1),
-        dataloader_num_workers=0,
-        report_to="none",
-        disable_tqdm=True,
-        **saving,
-        **objective,
-    )
-
-
 def run(
     config: Config, inputs: dict[str, Path], out_dir: Path, checkpoint_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -274,32 +191,22 @@ def _train(
 ) -> dict[str, Any]:
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOTrainer, SFTTrainer
 
-    from runners.generation import greedy_completions
-    from runners.model import build_model, load_tokenizer_for
+    from runners import trainer as trl_setup
+    from runners.decoding import greedy_completions
+    from runners.model import load_tokenizer_for
     from runners.prompts import render_prompt
-    from runners.readers import read_jsonl, read_prefix
 
     started = time.perf_counter()
     data_dir = Path(inputs["data"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer_for(config.model, data_dir)
-    train_dir = Path(inputs.get("train_data", data_dir))
-    train, pool = read_prefix(train_dir, config.size)
-    if config.size > pool:
-        raise ValueError(f"size={config.size} exceeds the {pool} problems in {train_dir}")
-    val = read_jsonl(data_dir / "val.jsonl", limit=config.val_problems)
-    exemplars = read_jsonl(data_dir / "fewshot.jsonl") if config.prompt.few_shot else []
+    train, val, exemplars = _read_data(config, inputs)
     val_prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in val]
     if config.deepspeed:
-        _single_process_distributed_env()
-    if "init" in inputs:
-        # Continue from another train step's model; for DPO it is also the reference.
-        model = AutoModelForCausalLM.from_pretrained(str(Path(inputs["init"]) / "model"))
-    else:
-        model = build_model(config.model, tokenizer, config.seed)
+        trl_setup.single_process_distributed_env()
+    model = _starting_model(config, inputs, tokenizer)
 
     def val_accuracy() -> float:
         outputs = greedy_completions(model, tokenizer, val_prompts, len(val), config.max_new_tokens)
@@ -315,85 +222,110 @@ def _train(
     steps = budget_steps(config, config.size)
     save_every = config.checkpoint_every if checkpoint_dir is not None else 0
     trainer_dir = Path(checkpoint_dir) / "trainer" if save_every else out_dir / "trainer"
-    resume = _last_complete_checkpoint(trainer_dir) if save_every else None
-
-    curve: list[dict[str, float]] = []
-    best: dict[str, Any] = {"accuracy": -1.0, "step": 0, "state": None}
+    resume = trl_setup.last_complete_checkpoint(trainer_dir) if save_every else None
+    validation = trl_setup.Validation(
+        val_accuracy, model, config.eval_every, config.keep == "best_on_val"
+    )
     if resume is not None:
-        saved = torch.load(resume / CALLBACK_STATE, weights_only=True)
-        curve, best = saved["curve"], saved["best"]
-    val_seconds = 0.0
+        validation.restore(torch.load(resume / trl_setup.CALLBACK_STATE, weights_only=True))
 
-    class KeepBestOnValidation(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            nonlocal val_seconds
-            step = state.global_step
-            if step >= state.max_steps:
-                # No checkpoint at the end: the model is saved next, and a Trainer resumed from
-                # a checkpoint at max_steps mid-epoch trains one step more (transformers 5.23).
-                control.should_save = False
-            if step % config.eval_every and step != state.max_steps:
-                return
-            clock = time.perf_counter()
-            accuracy = val_accuracy()
-            val_seconds += time.perf_counter() - clock
-            curve.append({"step": step, "val_accuracy": accuracy})
-            # Strictly better only: on ties the earlier (less trained) checkpoint is kept.
-            if config.keep == "best_on_val" and accuracy > best["accuracy"]:
-                best.update(accuracy=accuracy, step=step, state=_trained_weights(model))
-
-        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
-            # Called after the Trainer wrote its part of the checkpoint: this file completes it.
-            folder = trainer_dir / f"checkpoint-{state.global_step}"
-            _save_atomically({"curve": curve, "best": best}, folder / CALLBACK_STATE)
-            for older in trainer_dir.glob("checkpoint-*"):
-                if older != folder:
-                    _remove_tree(older)
-
-    dataset = Dataset.from_list([training_row(config, p, exemplars, tokenizer) for p in train])
-    args = trainer_arguments(config, trainer_dir, steps, save_every)
+    examples = [trl_setup.trl_example(config, p, exemplars, tokenizer) for p in train]
     trainer = (SFTTrainer if config.objective == "sft" else DPOTrainer)(
         model=model,
-        args=args,
-        train_dataset=dataset,
+        args=trl_setup.trainer_arguments(config, trainer_dir, steps, save_every),
+        train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
-        callbacks=[KeepBestOnValidation()],
-        peft_config=lora_config(config.lora) if config.lora else None,
+        callbacks=[trl_setup.validation_callback(validation, trainer_dir)],
+        peft_config=trl_setup.lora_config(config.lora) if config.lora else None,
     )
     train_started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     train_seconds = time.perf_counter() - train_started
+    _keep_and_save(config, trainer, model, tokenizer, validation, out_dir)
+    timing = {"train_seconds": train_seconds, "started": started}
+    return _metrics(config, trainer, result, validation, steps, len(train), resume, timing)
 
+
+def _read_data(config: Config, inputs: dict[str, Path]) -> tuple[list, list, list]:
+    """The first `size` problems' training rows (of `train_data`, else the world's), the
+    validation problems and the few-shot exemplars."""
+    from runners.files import read_exemplars, read_jsonl, read_prefix
+
+    data_dir = Path(inputs["data"])
+    train_dir = Path(inputs.get("train_data", data_dir))
+    train, pool = read_prefix(train_dir, config.size)
+    if config.size > pool:
+        raise ValueError(f"size={config.size} exceeds the {pool} problems in {train_dir}")
+    val = read_jsonl(data_dir / VAL, limit=config.val_problems)
+    return train, val, read_exemplars(data_dir, config.prompt.few_shot)
+
+
+def _keep_and_save(
+    config: Config, trainer: Any, model: Any, tokenizer: Any, validation: Any, out_dir: Path
+) -> None:
+    """The weights `keep` asks for, adapters merged, saved in out_dir; the trainer's folder goes."""
+    from runners import trainer as trl_setup
+
+    best = validation.best
     if config.keep == "best_on_val":
         model.load_state_dict(best["state"], strict=False)
     else:
-        best.update(step=trainer.state.global_step, accuracy=curve[-1]["val_accuracy"])
+        best.update(step=trainer.state.global_step, accuracy=validation.curve[-1]["val_accuracy"])
     # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
     final = trainer.model.merge_and_unload() if config.lora else model
-    _save(out_dir, final, tokenizer, curve)
-    _remove_tree(out_dir / "trainer")
+    _save(out_dir, final, tokenizer, validation.curve)
+    trl_setup.remove_tree(out_dir / "trainer")
 
-    resumed_from_step = _checkpoint_step(resume) if resume is not None else 0
-    tokens = trainer.state.num_input_tokens_seen or _count_tokens(trainer)
+
+def _starting_model(config: Config, inputs: dict[str, Path], tokenizer: Any) -> Any:
+    """Another train step's model (`init`; for DPO also the reference), or a new one."""
+    from transformers import AutoModelForCausalLM
+
+    from runners.files import model_dir
+    from runners.model import build_model
+
+    if "init" in inputs:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir(inputs["init"])))
+    return build_model(config.model, tokenizer, config.seed)
+
+
+def _metrics(
+    config: Config,
+    trainer: Any,
+    result: Any,
+    validation: Any,
+    steps: int,
+    examples: int,
+    resume: Path | None,
+    timing: dict[str, float],
+) -> dict[str, Any]:
+    """What a run reports: its data, its validation and this attempt's throughput."""
+    import torch
+
+    from runners import trainer as trl_setup
+
+    resumed_from_step = trl_setup.checkpoint_step(resume) if resume is not None else 0
+    tokens = trainer.state.num_input_tokens_seen or trl_setup.count_tokens(trainer)
     # Timings and throughput are of this attempt only: the steps it trained, not those before
     # its checkpoint. The log history is restored with the checkpoint, but the first loss
     # logged after a resume averages only the steps since the resume.
     attempt_tokens = tokens * (trainer.state.global_step - resumed_from_step) / steps
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    train_seconds = timing["train_seconds"]
     return {
         "steps": steps,
-        "examples": len(train),
-        "epochs": steps * config.batch_size / len(train),
+        "examples": examples,
+        "epochs": steps * config.batch_size / examples,
         "tokens_trained": int(tokens),
-        "tokens_per_s": attempt_tokens / (train_seconds - val_seconds),
+        "tokens_per_s": attempt_tokens / (train_seconds - validation.seconds),
         "train_seconds": train_seconds,
-        "val_seconds": val_seconds,
-        "wall_s": time.perf_counter() - started,
-        "best_step": best["step"],
-        "best_val_accuracy": best["accuracy"],
-        "final_val_accuracy": curve[-1]["val_accuracy"],
+        "val_seconds": validation.seconds,
+        "wall_s": time.perf_counter() - timing["started"],
+        "best_step": validation.best["step"],
+        "best_val_accuracy": validation.best["accuracy"],
+        "final_val_accuracy": validation.curve[-1]["val_accuracy"],
         "final_train_loss": losses[-1] if losses else result.training_loss,
-        **_last_logged(
+        **trl_setup.last_logged(
             trainer,
             {
                 "rewards/margins": "final_reward_margin",
@@ -407,83 +339,6 @@ def _train(
 
 def _save(out_dir: Path, model: Any, tokenizer: Any, curve: list[dict[str, float]]) -> None:
     """The model and tokenizer in out_dir/model/ and the validation curve beside them."""
-    model.save_pretrained(str(out_dir / "model"))
-    tokenizer.save_pretrained(str(out_dir / "model"))
-    (out_dir / "val_curve.json").write_text(json.dumps(curve, indent=1))
-
-
-def _last_logged(trainer: Any, names: dict[str, str]) -> dict[str, float]:
-    """The last logged value of each trainer log key present (DPO's reward margins)."""
-    found = {}
-    for entry in trainer.state.log_history:
-        found |= {ours: entry[theirs] for theirs, ours in names.items() if theirs in entry}
-    return found
-
-
-def _trained_weights(model: Any) -> dict[str, Any]:
-    """A CPU copy of the parameters being trained (with LoRA, the adapters only)."""
-    return {
-        name: parameter.detach().to("cpu", copy=True)
-        for name, parameter in model.named_parameters()
-        if parameter.requires_grad
-    }
-
-
-def _last_complete_checkpoint(trainer_dir: Path) -> Path | None:
-    """The latest checkpoint folder holding CALLBACK_STATE; incomplete ones (a kill during a
-    save) are removed."""
-    complete = []
-    for folder in trainer_dir.glob("checkpoint-*"):
-        if (folder / CALLBACK_STATE).is_file():
-            complete.append(folder)
-        else:
-            _remove_tree(folder)
-    return max(complete, key=_checkpoint_step, default=None)
-
-
-def _checkpoint_step(folder: Path) -> int:
-    return int(folder.name.removeprefix("checkpoint-"))
-
-
-def _save_atomically(value: Any, path: Path) -> None:
-    """torch.save to a temporary name, then rename: a kill leaves the old file or the new one."""
-    import torch
-
-    partial = path.with_name(path.name + ".partial")
-    torch.save(value, partial)
-    os.replace(partial, path)
-
-
-def training_row(config: Config, problem: dict, exemplars: list, tokenizer: Any) -> dict:
-    """One example in trl's format: prompt and completion (SFT), or prompt, chosen and
-    rejected (DPO); the prompt rendered as sampling and evaluation render it."""
-    from runners.prompts import render_prompt, training_example
-
-    if config.objective == "sft":
-        return training_example(
-            config.prompt, problem["prompt"], problem["solution"], exemplars, tokenizer
-        )
-    missing = {"chosen", "rejected"} - set(problem)
-    if missing:
-        raise ValueError(f"objective=dpo needs chosen and rejected solutions; missing {missing}")
-    # Per-step pairs continue a prefix of a solution: it is part of the prompt.
-    prompt = render_prompt(config.prompt, problem["prompt"], exemplars, tokenizer)
-    prompt += problem.get("prefix", "")
-    return {"prompt": prompt, "chosen": problem["chosen"], "rejected": problem["rejected"]}
-
-
-def _count_tokens(trainer: Any) -> int:
-    """Non-padding tokens of every batch the trainer drew, when it does not count them itself."""
-    dataset = trainer.train_dataset
-    # SFT tokenizes into input_ids; DPO into prompt_, chosen_ and rejected_input_ids.
-    columns = [name for name in dataset.column_names if name.endswith("input_ids")]
-    mean = sum(len(ids) for column in columns for ids in dataset[column]) / len(dataset)
-    args = trainer.args
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    return int(mean * trainer.state.global_step * per_step)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(str(out_dir / MODEL))
+    tokenizer.save_pretrained(str(out_dir / MODEL))
+    (out_dir / VAL_CURVE).write_text(json.dumps(curve, indent=1))

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 from conftest import ROOT, SMALL_SPEC
 from runners.model import ModelConfig
 from runners.stages import generate, train
+from runners.trainer import CALLBACK_STATE
 from scaler.plan import config_hash, expand
 from scaler.spec.load import load_spec
 
@@ -134,7 +135,7 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(
     # A kill during a later save leaves a folder without the validation state: not resumed from.
     partial = checkpoints / "trainer" / "checkpoint-11"
     shutil.copytree(checkpoints / "trainer" / "checkpoint-10", partial)
-    (partial / train.CALLBACK_STATE).unlink()
+    (partial / CALLBACK_STATE).unlink()
 
     final_weights.clear()
     resumed = train.run(CONFIG, {"data": data}, tmp_path / "resumed", checkpoints)
