@@ -103,6 +103,7 @@ def expand(spec: Spec) -> Plan:
         if isinstance(source, SamplerSource)
     }
     for source in spec.sources:
+        source_data: Step | None
         if isinstance(source, UserSource):
             read = grid.add(source_step(spec, source))
             source_data = grid.add(verify_step(spec, source.keep, read))

@@ -13,7 +13,7 @@ the plan is made rather than a KeyError inside a job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -34,7 +34,7 @@ class Input:
         return role.startswith(self.role) if self.prefix else role == self.role
 
 
-def check_inputs(stage: str, declared: Iterable[Input], wired: dict[str, Iterable[str]]) -> None:
+def check_inputs(stage: str, declared: Iterable[Input], wired: Mapping[str, Iterable[str]]) -> None:
     """Raise ValueError unless `wired` (role -> the OUTPUTS of the step wired to it) gives the
     stage each required role, only roles it declares, and the files each role reads."""
     declared = tuple(declared)
