@@ -1,14 +1,17 @@
 """Where an experiment's files live. Run state is on disk, nowhere else.
 
     results/<experiment>/
+        spec.json                             the spec of the latest run, resolved (`scaler status`)
         steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
         steps/<stage>/.tmp-<stage>-<id>-<n>/  a step being written (never read as a result)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
         steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
         logs/                                 job logs (logs/slurm/: of Slurm jobs)
         slurm/jobs.jsonl                      which Slurm job holds which step
+        slurm/submit.lock, slurm/cancelled    one submitter at a time; when `scaler cancel` ran
         scaler.duckdb                         everything collected, for queries and analysis
         plots/                                figures
+        report.html                           `scaler report`'s page
 
 A step directory exists only once its step is complete, so listing a stage directory is the
 whole answer to "what is done": one scandir per stage, however large the plan.
@@ -16,9 +19,11 @@ whole answer to "what is done": one scandir per stage, however large the plan.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 """Experiment names: a single folder under the results root, never a path out of it."""
@@ -41,6 +46,15 @@ class Layout:
         return cls((results_root or default_results_root()) / experiment)
 
     @property
+    def spec_file(self) -> Path:
+        """The resolved spec of the latest run, as JSON: what `scaler status` expands."""
+        return self.root / "spec.json"
+
+    def write_spec(self, spec_json: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.spec_file, spec_json)
+
+    @property
     def steps(self) -> Path:
         return self.root / "steps"
 
@@ -56,6 +70,10 @@ class Layout:
     def database(self) -> Path:
         return self.root / "scaler.duckdb"
 
+    @property
+    def report_page(self) -> Path:
+        return self.root / "report.html"
+
     def step_dir(self, stage: str, name: str) -> Path:
         return self.steps / stage / name
 
@@ -67,8 +85,22 @@ class Layout:
 
     @property
     def slurm(self) -> Path:
-        """Records of the jobs submitted to Slurm: jobs.jsonl."""
+        """Records of the jobs submitted to Slurm (the three files below)."""
         return self.root / "slurm"
+
+    @property
+    def slurm_jobs(self) -> Path:
+        """One line per sbatch call: its stage, steps and their task ids."""
+        return self.slurm / "jobs.jsonl"
+
+    @property
+    def submit_lock(self) -> Path:
+        return self.slurm / "submit.lock"
+
+    @property
+    def cancel_marker(self) -> Path:
+        """Touched by `scaler cancel`, so a `scaler run` following the jobs stops."""
+        return self.slurm / "cancelled"
 
     @property
     def slurm_logs(self) -> Path:
@@ -101,3 +133,14 @@ class Layout:
             for e in self._entries()
             if e.name.startswith(FAILED_PREFIX)
         }
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_json(path: Path, value: Any) -> None:
+    # Sorted keys and no NaN: the files are read back and compared (spec.json, config.json).
+    with open(path, "w") as handle:
+        json.dump(value, handle, indent=1, sort_keys=True, allow_nan=False)

@@ -16,8 +16,7 @@ from typing import Any
 
 from runners.files import ROW_FILES
 from scaler.errors import ScalerError
-from scaler.layout import Layout
-from scaler.run.job import read_json
+from scaler.layout import Layout, read_json
 
 MIGRATIONS: list[tuple[str, str]] = [
     (

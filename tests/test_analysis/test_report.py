@@ -18,9 +18,8 @@ import pytest
 
 from analysis.report import _estimate, _inline_svg, _num, step_provenance, write_report
 from analysis.scaling import ScalingAnalysis, analyse
-from scaler.layout import Layout
+from scaler.layout import Layout, write_json
 from scaler.plan import expand
-from scaler.run.job import write_json
 from scaler.spec.load import load_spec
 from scaler.spec.schema import AnalysisSettings, Spec
 from scaler.status import describe_plan
