@@ -1,4 +1,5 @@
-"""The experiment spec: its models (`schema`) and how a YAML file becomes one (`load`)."""
+"""The experiment spec: its models (`schema`), the rules across their fields (`checks`) and how a
+YAML file becomes one (`load`)."""
 
 from scaler.spec.load import load_spec
 from scaler.spec.schema import Spec

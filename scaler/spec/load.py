@@ -1,6 +1,7 @@
 """Loading a spec: OmegaConf reads the YAML, merges `key=value` overrides and resolves
-interpolations (nothing in a spec is executed); `Spec` validates; every problem becomes one
-`SpecError` naming the file, the field path and what was expected, before anything is written.
+interpolations (nothing in a spec is executed); `Spec` validates (its rules across fields are
+scaler.spec.checks); every problem becomes one `SpecError` naming the file (or `overrides`), the
+field path and what was expected, before anything is written.
 The data files the spec names are hashed here, so a step's id follows their content.
 """
 
@@ -13,9 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from runners.readers import count_records, fingerprint
+from runners.readers import fingerprint
 from scaler.errors import SpecError
-from scaler.spec.schema import SOURCE_KINDS, WORLD_NAMES, DemoWorld, RealWorld, Spec, UserSource
+from scaler.spec.checks import check_sizes_fit_pool
+from scaler.spec.schema import SOURCE_KINDS, WORLD_NAMES, RealWorld, Spec, UserSource
+
+OVERRIDES = "overrides"
+"""The source of an error in an override (`load_spec(path, overrides)`): the CLI, where they are
+the command line's `key=value` words, says so in its own words."""
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
@@ -27,7 +33,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     except ValidationError as error:
         raise _spec_error(source, error) from None
     _fingerprint_data(spec, source)
-    _check_sizes_fit_pool(spec, source)
+    check_sizes_fit_pool(spec, source)
     return spec
 
 
@@ -72,11 +78,11 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
         raise SpecError(source, "", "expected a mapping of keys at the top level")
     for item in overrides:
         if "=" not in item or not item.split("=", 1)[0].strip():
-            raise SpecError("command line", item, "expected an override of the form key=value")
+            raise SpecError(OVERRIDES, item, "expected an override of the form key=value")
     try:
         cli = OmegaConf.from_dotlist(overrides)
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
-        raise SpecError("command line", " ".join(overrides), _one_line(error)) from None
+        raise SpecError(OVERRIDES, " ".join(overrides), _one_line(error)) from None
     try:
         merged = OmegaConf.merge(config, cli)
         return OmegaConf.to_container(merged, resolve=True)
@@ -91,23 +97,6 @@ def _one_line(error: Exception) -> str:
 
 def _omegaconf_key(error: Exception) -> str:
     return str(getattr(error, "full_key", "") or "")
-
-
-def _check_sizes_fit_pool(spec: Spec, source: str) -> None:
-    """Sizes beyond the training pool fail here when the pool is known before running: the demo
-    world's train_pool, a JSONL training file's records less those held out. A user source's
-    pool is known after verification; its train steps check it."""
-    if isinstance(spec.world, DemoWorld):
-        pool, what = spec.world.train_pool, f"world.train_pool={spec.world.train_pool}"
-    elif "teacher" in spec.sources and (records := count_records(Path(spec.world.train))):
-        held = spec.world.val_problems + spec.prompt.few_shot
-        pool = records - held
-        what = f"the {records} records of {spec.world.train} less {held} held out"
-    else:
-        return
-    too_big = [size for size in spec.sizes if size > pool]
-    if too_big:
-        raise SpecError(source, "sizes", f"{too_big} exceed {what}; use smaller sizes")
 
 
 def _spec_error(source: str, error: ValidationError) -> SpecError:

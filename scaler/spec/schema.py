@@ -2,7 +2,8 @@
 
 The per-stage settings are the runners' own config models and the analysis settings the
 analysis' own, so a spec is checked against exactly what the stages and the fitter accept.
-Loading and error translation are in `scaler.spec.load`.
+The rules across fields are `scaler.spec.checks`; loading and error translation are
+`scaler.spec.load`.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class DemoWorld(GenerateConfig):
 class AnswerConventions(Strict):
     """`world.verify`: what counts as the same answer, each field overriding the world's default
     (runners/judging/equivalence.py `Conventions` and `WORLDS`; docs/verifier.md). Declared
-    here, not imported, so that reading a spec stays light; tests/test_scaler/test_spec.py checks the
-    fields match."""
+    here, not imported, so that reading a spec stays light; tests/test_scaler/test_spec.py
+    checks the fields match."""
 
     precision: int | None = Field(None, ge=0, le=15)
     """Decimal places numbers are rounded to before comparing (0-15)."""
@@ -359,77 +360,17 @@ class Spec(Strict):
 
     @model_validator(mode="after")
     def _fits_world(self) -> Spec:
-        demo = isinstance(self.world, DemoWorld)
-        for i, source in enumerate(self.sources):
-            if isinstance(source, SamplerSource):
-                self._check_sampler(i, source, demo)
-        samplers = [s.name for s in self.sources if isinstance(s, SamplerSource)]
-        unknown_pool = [name for name in self.stages.build.rft.pool if name not in samplers]
-        if unknown_pool:
-            raise ValueError(
-                f"stages.build.rft.pool: {unknown_pool} are not sampler sources; "
-                f"expected some of {samplers}"
-            )
-        if demo:
-            if any(isinstance(s, UserSource) for s in self.sources):
-                raise ValueError("sources: a user's data source needs a real world (gsm8k, math)")
-            if self.prompt.style != "plain":
-                raise ValueError("prompt.style: the demo world's prompts are plain")
-            if self.model.name_or_path is not None:
-                raise ValueError(
-                    "model.name_or_path: the demo world trains its own tiny model, whose "
-                    "tokenizer knows only the demo world's words"
-                )
-        elif self.model.name_or_path is None:
-            raise ValueError("model.name_or_path: a real world needs a Hugging Face id or a path")
-        unknown = [name for name in self.eval_sets if name not in self.eval_set_names()]
-        if unknown:
-            raise ValueError(
-                f"eval_sets: {unknown} not in the world; expected some of {self.eval_set_names()}"
-            )
-        self._check_analysis()
-        return self
+        # The rules across fields are plain functions (scaler.spec.checks), imported here
+        # because they need the models of this module.
+        from scaler.spec.checks import check_spec
 
-    def _check_analysis(self) -> None:
-        analysis = self.analysis
-        if analysis.eval_set is not None and analysis.eval_set not in self.eval_sets:
-            raise ValueError(
-                f"analysis.eval_set: {analysis.eval_set!r} is not evaluated; "
-                f"expected one of eval_sets {self.eval_sets}"
-            )
-        if analysis.baseline is not None and analysis.baseline not in self.arm_names():
-            raise ValueError(
-                f"analysis.baseline: {analysis.baseline!r} is not an arm; "
-                f"expected one of {self.arm_names()}"
-            )
-        if analysis.metric != "accuracy" and not self.stages.evaluate.samples:
-            raise ValueError(
-                f"analysis.metric: {analysis.metric} needs samples at evaluation; "
-                "set stages.evaluate.samples to k >= 2"
-            )
+        check_spec(self)
+        return self
 
     def arm_names(self) -> list[str]:
         """Every (source, algorithm) arm of the grid, as analysis names them."""
         names = [source_name(s) for s in self.sources]
         return [arm_name(s, a, len(names)) for s in names for a in self.algorithms]
-
-    def _check_sampler(self, i: int, source: SamplerSource, demo: bool) -> None:
-        where = f"sources.{i}"
-        if demo and source.model.name_or_path is not None:
-            raise ValueError(f"{where}.model.name_or_path: demo-world samplers are tiny models")
-        if demo and source.train_size is None:
-            raise ValueError(f"{where}.train_size: a demo-world sampler is trained first; say on"
-                             " how many teacher problems")  # fmt: skip
-        if not demo and source.model.name_or_path is None:
-            raise ValueError(f"{where}.model.name_or_path: a real world's sampler is a checkpoint")
-        if source.budget is not None and not demo and source.params is None:
-            raise ValueError(f"{where}.params: a budget needs the sampler's parameter count")
-        if source.budget is not None and self.sampler_samples(source) == 0:
-            raise ValueError(
-                f"{where}.budget: {source.budget.flops_per_problem:g} FLOPs per problem buy no "
-                f"sample of {source.budget.tokens_per_sample:g} tokens from "
-                f"{self.sampler_params(source):,.0f} parameters"
-            )
 
     def sampler_params(self, source: SamplerSource) -> float | None:
         """The sampler's parameter count: given, or counted for the demo world's tiny models."""
