@@ -156,7 +156,8 @@ def test_every_command_has_help(cli):
 
 
 def test_the_demo_spec_validates():
-    # The real-world specs need the data they name: tests/test_runners/test_real_world.py plans them.
+    # The real-world specs need the data they name: tests/test_runners/test_real_world.py
+    # plans them.
     from conftest import ROOT
 
     assert load_spec(ROOT / "specs" / "demo.yaml").experiment == "demo"
@@ -165,13 +166,17 @@ def test_the_demo_spec_validates():
 def test_the_readme_spec_example_is_valid(tmp_path):
     from conftest import ROOT
 
-    text = (ROOT / "README.md").read_text()
-    example, slurm_example = [part.split("```", 1)[0] for part in text.split("```yaml\n")[1:3]]
+    def first_yaml(text: str) -> str:
+        return text.split("```yaml\n")[1].split("```", 1)[0]
+
+    example = first_yaml((ROOT / "README.md").read_text())
+    slurm_example = first_yaml((ROOT / "docs" / "slurm.md").read_text())
     path = tmp_path / "readme.yaml"
     path.write_text(example)
     spec = load_spec(path)
-    assert spec.experiment == "demo" and spec.sizes == [250, 500, 1000, 2000, 4000]
-    # The Slurm resources example replaces the first one's resources and executor.
+    assert spec.experiment == "demo" and spec.sizes == [200, 400, 800, 1600, 3200]
+    # The Slurm resources example (docs/slurm.md) replaces the first one's resources and
+    # executor.
     path.write_text(example.split("resources:")[0] + slurm_example)
     on_slurm = load_spec(path)
     assert on_slurm.resources_for("train").sbatch == {
