@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from analysis.experiment import Experiment, analyse_csv, open_experiment
     from analysis.points import Points
-    from analysis.scaling import ScalingAnalysis, analyse
+    from analysis.result import ScalingAnalysis
+    from analysis.scaling import analyse
 
 _HOMES = {
     "Experiment": "analysis.experiment",
     "analyse_csv": "analysis.experiment",
     "open_experiment": "analysis.experiment",
     "Points": "analysis.points",
-    "ScalingAnalysis": "analysis.scaling",
+    "ScalingAnalysis": "analysis.result",
     "analyse": "analysis.scaling",
 }
 

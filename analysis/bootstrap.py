@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.fit import FloatArray
 from analysis.points import Points
+from analysis.power_law import FloatArray
 
 
 @dataclass(frozen=True)

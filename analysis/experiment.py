@@ -8,9 +8,10 @@
     exp.plot(result); exp.report(result)
 
 The analysis settings come from the spec's `analysis:` section (saved with the run in
-spec.json), overridden by keyword arguments (the command line's flags). DuckDB has one writer
-per file and a reader blocks it: `sql()` keeps a read-only connection open for the relations it
-returns until `close()` (or the end of a `with` block); everything else opens and closes its own.
+spec.json), overridden by keyword arguments (which the command line's flags become). DuckDB has
+one writer per file and a reader blocks it: `sql()` keeps a read-only connection open for the
+relations it returns until `close()` (or the end of a `with` block); everything else opens and
+closes its own.
 """
 
 from __future__ import annotations
@@ -21,32 +22,35 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analysis.points import Points, load_points, read_points_csv
-from analysis.scaling import ScalingAnalysis, analyse, flat_params
-from scaler.errors import SpecError
+from analysis.errors import ANALYSIS, ArgumentError
+from analysis.points import Points, load_points
+from analysis.points_csv import read_points_csv
+from analysis.result import ScalingAnalysis, flat_params
+from analysis.scaling import analyse
+from analysis.settings import AnalysisSettings
 from scaler.layout import Layout, default_results_root
-from scaler.spec.schema import AnalysisSettings
 
 
 def open_experiment(name: str, results: str | Path | None = None) -> Experiment:
     """The experiment ``results/<name>`` (results root: $SCALER_RESULTS or ./results)."""
     layout = Layout.for_experiment(name, Path(results) if results else default_results_root())
     if not layout.database.is_file():
-        raise SpecError(
-            "command line", "experiment", f"no results at {layout.database}; run `scaler run` first"
+        raise ArgumentError(
+            ANALYSIS, "name", f"no results at {layout.database}; run `scaler run` first"
         )
     return Experiment(layout)
 
 
 def settings_with(base: AnalysisSettings, overrides: dict[str, Any]) -> AnalysisSettings:
-    """``base`` with the overrides that are not None, validated; a bad value is a SpecError."""
+    """``base`` with the overrides that are not None, validated; a bad value is an
+    ArgumentError naming the keyword."""
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return AnalysisSettings.model_validate(base.model_dump() | given)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "analysis"
-        raise SpecError("command line", field, first["msg"]) from None
+        raise ArgumentError(ANALYSIS, field, first["msg"]) from None
 
 
 class Experiment:

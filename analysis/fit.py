@@ -1,4 +1,4 @@
-"""Scaling-law fits and the effective data multiplier.
+"""Single scaling-law fits: the saturating power law (L-BFGS-B) and Yuan's log-linear form.
 
 Design
 ------
@@ -12,7 +12,8 @@ Two choices keep the optimisation well conditioned and cheap:
 
 * ``log D`` is centred on the geometric mean of the sizes, so the internal ``a`` is the log of the
   reducible error in the middle of the data rather than a number that depends on the units of D.
-  The reported ``A`` is converted back to raw units.
+  The reported ``A`` is converted back to raw units. This parametrisation, the bounds and the
+  start grid are :mod:`analysis.power_law`'s, shared with :mod:`analysis.fit_many`.
 * The loss and its analytic gradient are written for parameter arrays of any leading shape. A
   whole grid of starting points is scored in one numpy expression; L-BFGS-B then runs only from
   the best few of them. :mod:`analysis.fit_many` fits many curves (bootstrap resamples) at once
@@ -25,43 +26,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
+from analysis.format import number
+from analysis.power_law import (
+    HUBER_DELTA,
+    LEAST_SQUARES_DELTA,
+    FloatArray,
+    bounds,
+    delta_from_residuals,
+    power_law_inverse,
+    raw_amplitude,
+    start_grid,
+    unwrap,
+)
 
-# Huber's delta, in log-error units, is set from the data: 1.345 robust standard deviations of the
-# residuals of a least-squares fit (Huber's classic tuning: near least squares for Gaussian
-# seed noise, linear beyond, so one bad seed moves the curve little). A fixed tiny delta (1e-3,
-# as in Chinchilla's fits) makes the loss L1, and with two seeds per size an L1 loss is flat for
-# every curve passing between each pair: the optimum is not unique and a bootstrap would only
-# report where the optimiser happened to stop. HUBER_DELTA is the floor (noise-free data).
-HUBER_DELTA = 1e-3
-HUBER_TUNING = 1.345
-LEAST_SQUARES_DELTA = 10.0  # residuals in log units never reach it: plain least squares
-
-# Bounds on the internal parameters (e, a, alpha). E is allowed to fall ~9 orders of magnitude
-# below the smallest observed error, which is "zero" for every purpose; a is the log reducible
-# error at the geometric-mean size, so it cannot sensibly exceed the largest error by much.
-_E_FLOOR_DECADES = 9.0
-_ALPHA_BOUNDS = (1e-3, 5.0)
-
-# Starting grid: E as a fraction of the smallest observed error, alpha spanning the exponents seen
-# in data-scaling work; a is set from the data for each (E, alpha) pair. No start puts E near 0:
-# there the gradient in e vanishes (E's share of the prediction is ~0) and L-BFGS-B stalls, while
-# a start at 0.1 still walks down to the floor when the data have none.
+# Starting grid (see power_law.start_grid): E as a fraction of the smallest observed error,
+# alpha spanning the exponents seen in data-scaling work, a set from the data and moved by each
+# offset. L-BFGS-B then runs from the best few.
 _START_E_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 _START_ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
 _START_A_OFFSETS = (-1.0, 0.0, 1.0)
 _N_REFINED_STARTS = 4
 _POLISH_TOLERANCE = 1e-3
 _STATIONARY_GRADIENT = 1e-5
-
-# fit_warnings calls E "at its bound" when it is below this share of the smallest observed error:
-# the floor then changes no prediction in the data range and is not identified.
-_E_NEGLIGIBLE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -90,19 +81,19 @@ class PowerLawFit:
         """Error at size D; a float for a scalar, an array otherwise."""
         sizes = np.asarray(D, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return _unwrap(self.E + self.A * sizes**-self.alpha)
+            return unwrap(self.E + self.A * sizes**-self.alpha)
 
     def inverse(self, err: ArrayLike) -> Any:
         """Size D at which the curve reaches ``err``.
 
         ``inf`` where the curve never gets that low (``err <= E``), ``nan`` for a non-finite err.
         """
-        return _unwrap(power_law_inverse(self.E, self.A, self.alpha, err))
+        return unwrap(power_law_inverse(self.E, self.A, self.alpha, err))
 
     def formula(self, digits: int = 2) -> str:
         """Plain-text formula, e.g. ``0.12 + 3.4*D^-0.52``."""
-        power = f"{_sig(self.A, digits)}*D^-{_sig(self.alpha, digits)}"
-        return power if self.E_fixed else f"{_sig(self.E, digits)} + {power}"
+        power = f"{number(self.A, digits)}*D^-{number(self.alpha, digits)}"
+        return power if self.E_fixed else f"{number(self.E, digits)} + {power}"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -123,29 +114,22 @@ class LogLinearFit:
 
     def predict(self, D: ArrayLike) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _unwrap(self.a + self.b * np.log(np.asarray(D, dtype=float)))
+            return unwrap(self.a + self.b * np.log(np.asarray(D, dtype=float)))
 
     def inverse(self, value: ArrayLike) -> Any:
         """Size D at which the line reaches ``value``; nan when it is flat (b = 0)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             sizes = np.exp((np.asarray(value, dtype=float) - self.a) / self.b)
-        return _unwrap(sizes if self.b != 0 else np.full_like(sizes, np.nan))
+        return unwrap(sizes if self.b != 0 else np.full_like(sizes, np.nan))
 
     def formula(self, digits: int = 2) -> str:
         sign = "-" if self.b < 0 else "+"
-        return f"{_sig(self.a, digits)} {sign} {_sig(abs(self.b), digits)}*ln D"
+        return f"{number(self.a, digits)} {sign} {number(abs(self.b), digits)}*ln D"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["size_range"] = list(self.size_range)
         return out
-
-
-class MultiplierEstimate(NamedTuple):
-    """Effective data multiplier m(D) and whether computing it left the fitted ranges."""
-
-    multiplier: Any
-    extrapolated: Any
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,11 +210,9 @@ def _prepare(sizes: ArrayLike, errors: ArrayLike) -> _Prepared:
     log_size_raw = np.log(size_arr)
     log_size_ref = float(log_size_raw.mean())
     log_err = np.log(err_arr)
-    e_lower = float(log_err.min()) - _E_FLOOR_DECADES * math.log(10)
-    bounds: list[tuple[float | None, float | None]] = [
-        (e_lower, float(np.log(smallest_mean_error(size_arr, err_arr)))),
-        (e_lower, float(log_err.max()) + 5.0),
-        _ALPHA_BOUNDS,
+    lower, upper = bounds(size_arr[None, :], err_arr[None, :])
+    fit_bounds: list[tuple[float | None, float | None]] = [
+        (float(low), float(high)) for low, high in zip(lower[0], upper[0], strict=True)
     ]
     return _Prepared(
         log_size=log_size_raw - log_size_ref,
@@ -238,29 +220,18 @@ def _prepare(sizes: ArrayLike, errors: ArrayLike) -> _Prepared:
         log_size_ref=log_size_ref,
         n_sizes=int(np.unique(size_arr).size),
         size_range=(float(size_arr.min()), float(size_arr.max())),
-        bounds=bounds,
+        bounds=fit_bounds,
     )
 
 
-def _start_grid(log_err: FloatArray, fix_E_zero: bool) -> FloatArray:
-    """Starting points (n_starts, 3); a matches the mean reducible error at the reference size."""
-    min_err = float(np.exp(log_err.min()))
-    mean_err = float(np.exp(log_err).mean())
-    e_fractions = (0.0,) if fix_E_zero else _START_E_FRACTIONS
-    starts = []
-    for fraction in e_fractions:
-        floor = fraction * min_err
-        a_centre = math.log(max(mean_err - floor, 1e-3 * mean_err))
-        e = -np.inf if fix_E_zero else math.log(floor)
-        for alpha in _START_ALPHAS:
-            for offset in _START_A_OFFSETS:
-                starts.append((e, a_centre + offset, alpha))
-    return np.array(starts)
-
-
 def _starts(prepared: _Prepared, fix_E_zero: bool) -> FloatArray:
-    """The start grid clipped into the bounds; e stays -inf in the E = 0 form."""
-    grid = _start_grid(prepared.log_err, fix_E_zero)
+    """The start grid (n_starts, 3) clipped into the bounds; e stays -inf in the E = 0 form."""
+    grid = start_grid(
+        prepared.log_err[None, :],
+        e_fractions=(0.0,) if fix_E_zero else _START_E_FRACTIONS,
+        alphas=_START_ALPHAS,
+        a_offsets=_START_A_OFFSETS,
+    )[0]
     lower = np.array([-np.inf if lo is None else lo for lo, _ in prepared.bounds])
     upper = np.array([np.inf if hi is None else hi for _, hi in prepared.bounds])
     clipped = np.clip(grid, lower, upper)
@@ -339,8 +310,7 @@ def _to_fit(
     e, a, alpha = (float(v) for v in theta)
     return PowerLawFit(
         E=0.0 if fix_E_zero else math.exp(e),
-        # Undo the centring: A * D^-alpha = exp(a) * (D / D_ref)^-alpha.
-        A=math.exp(a + alpha * prepared.log_size_ref),
+        A=float(raw_amplitude(a, alpha, prepared.log_size_ref)),
         alpha=alpha,
         loss=loss,
         delta=delta,
@@ -373,13 +343,6 @@ def noise_scaled_delta(fit: PowerLawFit, prepared: _Prepared) -> float:
     """Huber's delta for the data of ``fit``, from its log residuals."""
     log_size = prepared.log_size + prepared.log_size_ref
     return float(delta_from_residuals(np.log(fit.predict(np.exp(log_size))) - prepared.log_err))
-
-
-def delta_from_residuals(residual: FloatArray) -> Any:
-    """HUBER_TUNING robust standard deviations (1.4826 * MAD) of log residuals (last axis),
-    at least HUBER_DELTA."""
-    deviation = np.abs(residual - np.median(residual, axis=-1, keepdims=True))
-    return np.maximum(HUBER_TUNING * 1.4826 * np.median(deviation, axis=-1), HUBER_DELTA)
 
 
 def _fit_prepared(
@@ -423,161 +386,3 @@ def fit_log_linear(sizes: ArrayLike, accuracies: ArrayLike) -> LogLinearFit:
         n_sizes=n_sizes,
         size_range=(float(size_arr.min()), float(size_arr.max())),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Effective data multiplier.
-
-
-def effective_multiplier(base: PowerLawFit, arm: PowerLawFit, D: ArrayLike) -> MultiplierEstimate:
-    """``m(D) = base.inverse(arm.predict(D)) / D``: how much more baseline data matches the arm.
-
-    ``extrapolated`` is True where the answer leaves a fitted range: the baseline size that
-    matches the arm lies outside ``base.size_range`` (or does not exist: the arm beats the
-    baseline's floor E), or D itself lies outside ``arm.size_range``. Scalars in, scalars out.
-    """
-    sizes = np.asarray(D, dtype=float)
-    matching_base_size = np.asarray(base.inverse(arm.predict(sizes)), dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        multiplier = matching_base_size / sizes
-    base_low, base_high = base.size_range
-    arm_low, arm_high = arm.size_range
-    outside_base = ~((matching_base_size >= base_low) & (matching_base_size <= base_high))
-    outside_arm = ~((sizes >= arm_low) & (sizes <= arm_high))
-    return MultiplierEstimate(_unwrap(multiplier), _unwrap(outside_base | outside_arm))
-
-
-# --------------------------------------------------------------------------------------------
-# Diagnostics.
-
-
-def fit_warnings(fit: PowerLawFit, sizes: ArrayLike, errors: ArrayLike) -> list[str]:
-    """Plain-language reasons to distrust ``fit``; an empty list when none apply."""
-    size_arr = np.asarray(sizes, dtype=float).ravel()
-    err_arr = np.asarray(errors, dtype=float).ravel()
-    warnings = []
-    warnings += identifiability_warnings(fit.n_params, size_arr)
-    warnings += floor_warnings(fit, size_arr, err_arr) + exponent_warnings(fit)
-    warnings += _monotonicity_warnings(size_arr, err_arr)
-    if not fit.converged:
-        warnings.append("the optimiser stopped before converging")
-    return warnings
-
-
-def identifiability_warnings(n_params: int, sizes: FloatArray) -> list[str]:
-    """Too few distinct sizes for a form with ``n_params`` parameters."""
-    n_sizes = int(np.unique(sizes).size)
-    if n_sizes < n_params:
-        return [
-            f"only {n_sizes} distinct sizes for {n_params} parameters: the fit is under-determined"
-        ]
-    if n_sizes == n_params:
-        return [
-            f"{n_sizes} distinct sizes for {n_params} parameters: the curve passes through "
-            "the data and nothing checks its form"
-        ]
-    return []
-
-
-def floor_warnings(fit: PowerLawFit, sizes: FloatArray, errors: FloatArray) -> list[str]:
-    """E at either end of its range: ~0 (no floor in the data) or at the lowest mean error."""
-    if fit.E_fixed or errors.size == 0:
-        return []
-    smallest = float(errors.min())
-    if fit.E < _E_NEGLIGIBLE_SHARE * smallest:
-        return [
-            f"E is at its bound (~0: {fit.E:.2g} against a smallest error of {smallest:.2g}): "
-            "the data show no floor, so E is not identified; prefer the E = 0 fit"
-        ]
-    ceiling = float(smallest_mean_error(sizes, errors))
-    if fit.E >= ceiling * (1 - 1e-6):
-        return [
-            f"E is at its upper bound, the lowest mean error observed ({ceiling:.3g}): the "
-            "curve levels off at the data's best point, so the floor and every multiplier "
-            "near it are guesses"
-        ]
-    return []
-
-
-def exponent_warnings(fit: PowerLawFit) -> list[str]:
-    """alpha pressed against either end of its range: the optimum lies outside it."""
-    low, high = _ALPHA_BOUNDS
-    if fit.alpha <= low * (1 + 1e-6):
-        return [f"alpha is at its lower bound ({low:g}): the error barely falls with D"]
-    if fit.alpha >= high * (1 - 1e-6):
-        return [
-            f"alpha is at its upper bound ({high:g}): the error falls faster than any power "
-            "law allowed here (a jump between sizes, not a scaling law)"
-        ]
-    return []
-
-
-def _monotonicity_warnings(sizes: FloatArray, errors: FloatArray) -> list[str]:
-    """Flag the seed mean rising with D by more than the seeds' standard error allows.
-
-    The tolerance keeps ordinary seed noise on a flat tail from raising alarms; with one seed
-    per size any rise counts.
-    """
-    unique_sizes, means, standard_errors = _seed_means(sizes, errors)
-    rises = []
-    for i in range(len(unique_sizes) - 1):
-        rise = means[i + 1] - means[i]
-        tolerance = math.hypot(standard_errors[i], standard_errors[i + 1])
-        if rise > tolerance:
-            rises.append(
-                f"D={unique_sizes[i]:g} -> {unique_sizes[i + 1]:g} "
-                f"({means[i]:.3g} -> {means[i + 1]:.3g})"
-            )
-    if not rises:
-        return []
-    return ["the seed-mean error rises with D: " + "; ".join(rises)]
-
-
-def _seed_means(sizes: FloatArray, errors: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Per distinct size (ascending): mean error and its standard error over seeds."""
-    unique_sizes, inverse = np.unique(sizes, return_inverse=True)
-    counts = np.bincount(inverse).astype(float)
-    means = np.bincount(inverse, weights=errors) / counts
-    squared_deviation = np.bincount(inverse, weights=(errors - means[inverse]) ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance = np.where(counts > 1, squared_deviation / (counts - 1), 0.0)
-    return unique_sizes, means, np.sqrt(variance / counts)
-
-
-# --------------------------------------------------------------------------------------------
-# Small helpers.
-
-
-def smallest_mean_error(sizes: ArrayLike, errors: ArrayLike) -> Any:
-    """The lowest per-size mean error along the last axis: the ceiling of the floor E.
-
-    A floor above an error the arm reached on average is contradicted by the data; left free,
-    a fit can put E there (the other sizes pull it up), and a better arm then reads as worse or
-    an arm below the floor as infinitely better. Points of one size are its seeds.
-    """
-    size_arr = np.asarray(sizes, dtype=float)
-    err_arr = np.asarray(errors, dtype=float)
-    size_arr = np.broadcast_to(size_arr, err_arr.shape)
-    same = size_arr[..., :, None] == size_arr[..., None, :]
-    means = (same * err_arr[..., None, :]).sum(axis=-1) / same.sum(axis=-1)
-    return _unwrap(means.min(axis=-1))
-
-
-def power_law_inverse(E: Any, A: Any, alpha: Any, err: ArrayLike) -> FloatArray:
-    """Size at which ``E + A * D**-alpha`` reaches ``err`` (broadcasting): ``inf`` where it
-    never gets that low, ``nan`` for a non-finite err."""
-    target = np.asarray(err, dtype=float)
-    reducible = target - E
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sizes = (A / reducible) ** (1.0 / alpha)
-    sizes = np.where(reducible > 0, sizes, np.inf)
-    return np.where(np.isfinite(target), sizes, np.nan)
-
-
-def _unwrap(values: FloatArray) -> Any:
-    """A Python scalar for 0-d input, the array otherwise."""
-    return values.item() if np.ndim(values) == 0 else values
-
-
-def _sig(value: float, digits: int) -> str:
-    return f"{value:.{digits}g}"

@@ -19,27 +19,28 @@ Starts: each curve starts from the best of a small grid (scored in one pass) or,
 known nearby optimum (the full-data fit, for resamples of the same data), whichever has the
 lower loss. The iteration then follows a continuation in delta: least squares first (smooth,
 quick into the right basin), then 27, 9 and 3 times the final delta, then the objective itself
-to tolerance. tests/test_analysis/test_fit.py checks the optima against L-BFGS-B's on the same curves.
+to tolerance. The parametrisation, bounds and start grid are :mod:`analysis.power_law`'s.
+tests/test_analysis/test_fit.py checks the optima against L-BFGS-B's on the same curves.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from analysis.fit import (
-    _ALPHA_BOUNDS,
-    _E_FLOOR_DECADES,
+from analysis.curve_params import LogLinearParams, PowerLawParams, SharedParams
+from analysis.power_law import (
     LEAST_SQUARES_DELTA,
+    LOG_M_BOUND,
     FloatArray,
-    PowerLawFit,
+    bounds,
+    centred,
     delta_from_residuals,
-    power_law_inverse,
-    smallest_mean_error,
+    raw_amplitude,
+    start_grid,
 )
 
 # A smaller grid than the single fit's: a start from the full-data optimum (when given) does
@@ -48,7 +49,6 @@ _START_E_FRACTIONS = (0.1, 0.5, 0.9)
 _START_ALPHAS = (0.1, 0.25, 0.5, 1.0, 2.0)
 # A shared-exponent fit also starts from a few data factors m = exp(mu) of the arm.
 _START_LOG_M = (-2.0, -1.0, 0.0, 1.0, 2.0)
-LOG_M_BOUND = math.log(1e4)
 
 _PATH_FACTORS = (27.0, 9.0, 3.0)
 _PATH_TOLERANCE, _PATH_ITERATIONS = 1e-5, 60
@@ -56,32 +56,6 @@ _TOLERANCE, _MAX_ITERATIONS = 1e-7, 300
 _MAX_DAMPING = 1e10
 # Curves per block: keeps the (curves x starts x points) arrays in cache-sized pieces.
 _BLOCK = 8192
-
-
-@dataclass(frozen=True)
-class PowerLawParams:
-    """Fitted ``err(D) = E + A * D**-alpha`` for many curves: arrays of shape (n_curves,)."""
-
-    E: FloatArray
-    A: FloatArray
-    alpha: FloatArray
-    loss: FloatArray
-    converged: np.ndarray
-
-    def predict(self, D: ArrayLike) -> FloatArray:
-        """Error of every curve at sizes D: shape (n_curves, len(D))."""
-        sizes = np.atleast_1d(np.asarray(D, dtype=float))
-        with np.errstate(over="ignore", divide="ignore"):
-            return self.E[:, None] + self.A[:, None] * sizes[None, :] ** -self.alpha[:, None]
-
-    def inverse(self, err: ArrayLike) -> FloatArray:
-        """Size at which each curve reaches ``err`` (shape (n_curves, m) or (n_curves,)):
-        ``inf`` where the curve never gets that low, ``nan`` for a non-finite err."""
-        target = np.asarray(err, dtype=float)
-        column = target.ndim == 1
-        target = target[:, None] if column else target
-        sizes = power_law_inverse(self.E[:, None], self.A[:, None], self.alpha[:, None], target)
-        return sizes[:, 0] if column else sizes
 
 
 def fit_power_law_many(
@@ -101,26 +75,6 @@ def fit_power_law_many(
     """
     starts = None if start is None else (start.E, start.A, start.alpha)
     return PowerLawParams(*_fit_blocks(sizes, errors, fix_E_zero, starts, delta))
-
-
-@dataclass(frozen=True)
-class SharedParams:
-    """Fitted shared-exponent pairs: the baseline's error is ``E + A * D**-alpha`` and the
-    arm's ``E + A * (m * D)**-alpha``; arrays of shape (n_curves,)."""
-
-    E: FloatArray
-    A: FloatArray
-    alpha: FloatArray
-    m: FloatArray
-    """The arm's effective data multiplier over the baseline, the same at every size."""
-    loss: FloatArray
-    converged: np.ndarray
-
-    def predict(self, sizes: ArrayLike, in_arm: ArrayLike) -> FloatArray:
-        """Each pair's error at its points (n_curves, n_points): the arm's data count m times."""
-        shift = np.where(np.asarray(in_arm) > 0, self.m[:, None], 1.0)
-        with np.errstate(over="ignore"):
-            return self.E[:, None] + self.A[:, None] * (shift * sizes) ** -self.alpha[:, None]
 
 
 def fit_shared_many(
@@ -230,20 +184,7 @@ def _fit_block(
     curves = _Curves(log_size_raw - log_size_ref[:, None], np.log(errors), in_arm)
     lower, upper = _bounds(sizes, errors, fix_E_zero, shared=in_arm is not None)
 
-    starts = _start_grid(curves.log_err, fix_E_zero, shared=in_arm is not None)
-    if start is not None:
-        E, A, alpha, *m = start
-        with np.errstate(divide="ignore"):
-            e = np.full_like(alpha, -np.inf) if fix_E_zero else np.log(E)
-        known = [e, np.log(A) - alpha * log_size_ref, alpha] + [np.log(v) for v in m]  # centred
-        starts = np.concatenate([starts, np.stack(known, axis=1)[:, None, :]], axis=1)
-    starts = np.clip(starts, lower[:, None, :], upper[:, None, :])
-    start_losses = _loss(
-        starts,
-        curves.broadcast_over_starts(),
-        np.full(len(starts), LEAST_SQUARES_DELTA),  # the first stage is least squares
-    )
-    theta = starts[np.arange(errors.shape[0]), np.argmin(start_losses, axis=1)]
+    theta = _best_start(curves, lower, upper, fix_E_zero, start, log_size_ref)
 
     # Continuation in delta: from least squares (smooth, quick into the right basin) down to
     # the objective's own delta, which is then solved to tolerance.
@@ -268,7 +209,7 @@ def _fit_block(
     shift = [np.exp(theta[:, 3])] if in_arm is not None else []
     return (
         np.zeros_like(e) if fix_E_zero else np.exp(e),
-        np.exp(a + alpha * log_size_ref),  # undo the centring
+        raw_amplitude(a, alpha, log_size_ref),
         alpha,
         *shift,
         loss,
@@ -276,43 +217,49 @@ def _fit_block(
     )
 
 
+def _best_start(
+    curves: _Curves,
+    lower: FloatArray,
+    upper: FloatArray,
+    fix_E_zero: bool,
+    start: FloatArray | None,
+    log_size_ref: FloatArray,
+) -> FloatArray:
+    """Per curve, the start of lowest least-squares loss: the grid's, or the known fit."""
+    starts = start_grid(
+        curves.log_err,
+        e_fractions=(0.0,) if fix_E_zero else _START_E_FRACTIONS,
+        alphas=_START_ALPHAS,
+        log_m=_START_LOG_M if curves.in_arm is not None else None,
+    )
+    if start is not None:
+        E, A, alpha, *m = start
+        e, a, _ = centred(E, A, alpha, log_size_ref)
+        if fix_E_zero:
+            e = np.full_like(alpha, -np.inf)
+        known = [e, a, alpha] + [np.log(v) for v in m]
+        starts = np.concatenate([starts, np.stack(known, axis=1)[:, None, :]], axis=1)
+    starts = np.clip(starts, lower[:, None, :], upper[:, None, :])
+    start_losses = _loss(
+        starts,
+        curves.broadcast_over_starts(),
+        np.full(len(starts), LEAST_SQUARES_DELTA),  # the first stage is least squares
+    )
+    return starts[np.arange(len(starts)), np.argmin(start_losses, axis=1)]
+
+
 def _bounds(
     sizes: FloatArray, errors: FloatArray, fix_E_zero: bool, shared: bool = False
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-curve bounds on (e, a, alpha[, mu]), as in analysis.fit._prepare."""
-    log_err = np.log(errors)
-    e_lower = log_err.min(axis=1) - _E_FLOOR_DECADES * math.log(10)
-    top = log_err.max(axis=1)
-    e_upper = np.log(smallest_mean_error(sizes, errors))
-    lower = [e_lower, e_lower, np.full_like(top, _ALPHA_BOUNDS[0])]
-    upper = [e_upper, top + 5.0, np.full_like(top, _ALPHA_BOUNDS[1])]
+    """Per-curve bounds on (e, a, alpha[, mu]): power_law.bounds, with mu's for a shared pair
+    and none on e in the E = 0 form (it stays -inf)."""
+    low, high = bounds(sizes, errors)
     if shared:
-        lower.append(np.full_like(top, -LOG_M_BOUND))
-        upper.append(np.full_like(top, LOG_M_BOUND))
-    low, high = np.stack(lower, axis=1), np.stack(upper, axis=1)
+        low = np.column_stack([low, np.full(len(low), -LOG_M_BOUND)])
+        high = np.column_stack([high, np.full(len(high), LOG_M_BOUND)])
     if fix_E_zero:
         low[:, 0] = high[:, 0] = -np.inf
     return low, high
-
-
-def _start_grid(log_err: FloatArray, fix_E_zero: bool, shared: bool = False) -> FloatArray:
-    """(n_curves, n_starts, P): E a share of the smallest error, a from the mean error (and,
-    for a shared fit, each of a few data factors)."""
-    min_err = np.exp(log_err.min(axis=1))
-    mean_err = np.exp(log_err).mean(axis=1)
-    fractions = (0.0,) if fix_E_zero else _START_E_FRACTIONS
-    shifts = _START_LOG_M if shared else (None,)
-    starts = []
-    for fraction in fractions:
-        floor = fraction * min_err
-        a = np.log(np.maximum(mean_err - floor, 1e-3 * mean_err))
-        with np.errstate(divide="ignore"):
-            e = np.log(floor)
-        for alpha in _START_ALPHAS:
-            for shift in shifts:
-                extra = [] if shift is None else [np.full_like(a, shift)]
-                starts.append(np.stack([e, a, np.full_like(a, alpha), *extra], axis=1))
-    return np.stack(starts, axis=1)
 
 
 def _levenberg_marquardt(
@@ -441,42 +388,6 @@ def _solve(matrices: FloatArray, vectors: FloatArray) -> FloatArray:
             [np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(matrices, vectors, strict=True)]
         )
     return np.where(np.isfinite(steps), steps, 0.0)
-
-
-def params_from_fits(fits: list[PowerLawFit]) -> PowerLawParams:
-    """Single fits as one PowerLawParams (a start for their resamples, or one curve each)."""
-
-    def column(name: str) -> Any:
-        return np.array([getattr(fit, name) for fit in fits], dtype=float)
-
-    return PowerLawParams(
-        column("E"),
-        column("A"),
-        column("alpha"),
-        column("loss"),
-        np.array([fit.converged for fit in fits]),
-    )
-
-
-@dataclass(frozen=True)
-class LogLinearParams:
-    """Fitted ``value = a + b * ln D`` for many curves: arrays of shape (n_curves,)."""
-
-    a: FloatArray
-    b: FloatArray
-
-    def predict(self, D: ArrayLike) -> FloatArray:
-        log_size = np.log(np.atleast_1d(np.asarray(D, dtype=float)))
-        return self.a[:, None] + self.b[:, None] * log_size[None, :]
-
-    def inverse(self, value: ArrayLike) -> FloatArray:
-        target = np.asarray(value, dtype=float)
-        column = target.ndim == 1
-        target = target[:, None] if column else target
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            sizes = np.exp((target - self.a[:, None]) / self.b[:, None])
-        sizes = np.where(self.b[:, None] != 0, sizes, np.nan)
-        return sizes[:, 0] if column else sizes
 
 
 def fit_log_linear_many(sizes: ArrayLike, values: ArrayLike) -> LogLinearParams:

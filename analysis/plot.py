@@ -14,7 +14,8 @@ Reading conventions: seeds as small translucent dots; the seed mean with its boo
 the chosen form's fit solid over the sizes it was fitted on, dashed where it is extrapolated,
 with its interval as a light band; extrapolated multipliers as hollow markers. An arm keeps one
 colour in every figure, given by its place in the analysis. The label texts and the colour and
-facet choices are small pure functions, so what a figure says is testable without pixels.
+facet choices are small pure functions in :mod:`analysis.plot_labels`, so what a figure says is
+testable without pixels.
 matplotlib is imported inside the functions with the Agg backend, so importing this module costs
 nothing and never needs a display.
 """
@@ -28,31 +29,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.fit import LogLinearFit
-from analysis.scaling import curve_form
+from analysis.plot_labels import (
+    UNBOUNDED_LABEL,
+    arm_colors,
+    error_axis,
+    facet_to_split,
+    fit_label,
+    form_note,
+    interval_note,
+)
+from analysis.result import curve_form
 
 if TYPE_CHECKING:
-    from analysis.scaling import ArmAnalysis, FormFit, Multiplier, ScalingAnalysis
+    from analysis.result import ArmAnalysis, Multiplier, ScalingAnalysis
 
 # matplotlib's tab10 by name: a fixed palette that needs no import to assign.
-PALETTE = (
-    "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-    "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
-)  # fmt: skip
-SCORE_NAMES = {"accuracy": "accuracy", "pass_at_k": "pass@k", "maj_at_k": "maj@k"}
-FORM_TEXTS = {
-    "power": r"power law $E + A\,D^{-\alpha}$",
-    "power_e0": r"power law $A\,D^{-\alpha}$",
-    "log_linear": r"log-linear score $a + b\,\ln D$",
-    "shared": r"power law $E + A\,D^{-\alpha}$ per arm; $m$ from a shared-exponent",
-}
 _FIGURE_SIZE = (7.0, 5.0)
 _PANEL_SIZE = (4.0, 3.3)
 _BAND_ALPHA = 0.1
 # Multipliers of several arms share the same sizes; nudging each arm sideways by this factor
 # (on the log axis) keeps their interval bars apart.
 _DODGE = 1.035
-UNBOUNDED_LABEL = r"$m = \infty$, drawn at the top: the arm beats every baseline size"
 
 
 def plot_analysis(
@@ -80,50 +77,6 @@ def plot_analysis(
 
 
 # --------------------------------------------------------------------------------------------
-# What the figures say: pure.
-
-
-def arm_colors(arms: Sequence[str]) -> dict[str, str]:
-    """A colour per arm in the given order, so every figure of one analysis agrees."""
-    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
-
-
-def error_label(metric: str, eval_set: str, higher_is_better: bool) -> str:
-    """The y axis: ``test error (1 - pass@k)`` for a score, the metric itself otherwise."""
-    if not higher_is_better:
-        return f"{eval_set} {metric}"
-    return f"{eval_set} error (1 - {SCORE_NAMES.get(metric, metric)})"
-
-
-def fit_label(arm: str, fit: FormFit, metric: str) -> str:
-    """Legend text, e.g. ``sft: 0.12 + 3.4·D^-0.52`` rendered with mathtext; a log-linear fit
-    is of the score, so it names the score."""
-    curve = fit.fit
-    if isinstance(curve, LogLinearFit):
-        sign = "-" if curve.b < 0 else "+"
-        line = rf"{_number(curve.a)} {sign} {_number(abs(curve.b))}\,\ln D"
-        return f"{arm}: {SCORE_NAMES.get(metric, metric)} = ${line}$"
-    power = rf"{_number(curve.A)}\,D^{{-{curve.alpha:.2g}}}"
-    return f"{arm}: ${power if curve.E_fixed else rf'{_number(curve.E)} + {power}'}$"
-
-
-def facet_to_split(analysis: ScalingAnalysis, facet: str | None) -> str | None:
-    """The facet that gets panels: the one asked for, or source by default; None when it would
-    give a single panel."""
-    name = facet or "source"
-    values = {arm.facets.get(name) for arm in analysis.arms}
-    return name if len(values) > 1 else None
-
-
-def interval_note(analysis: ScalingAnalysis) -> str:
-    """What the bars and bands are, for the subtitle."""
-    if not analysis.resamples:
-        return "no resamples, so no intervals"
-    confidence = analysis.settings.confidence
-    return f"{confidence:.0%} bootstrap intervals ({analysis.resamples} resamples)"
-
-
-# --------------------------------------------------------------------------------------------
 # The figures.
 
 
@@ -137,8 +90,8 @@ def _scaling_figure(
         shown = [_draw_arm(ax, analysis, arm, colors[arm]) for arm in analysis.points.arms]
         _style_scaling_axes(ax, analysis, np.concatenate(shown))
         ax.set_xlabel("training problems (D)")
-        ax.set_ylabel(_error_axis(analysis))
-        _titles(fig, ax, title, f"{_form_note(analysis)}; {interval_note(analysis)}")
+        ax.set_ylabel(error_axis(analysis))
+        _titles(fig, ax, title, f"{form_note(analysis)}; {interval_note(analysis)}")
         _scaling_legend(fig, [ax], analysis)
         return _save(fig, out)
     finally:
@@ -176,8 +129,8 @@ def _facet_figure(
         for ax in axes[-1, :]:
             ax.set_xlabel("training problems (D)")
         for ax in axes[:, 0]:
-            ax.set_ylabel(_error_axis(analysis))
-        fig.suptitle(f"{title}, by {facet}\n{_form_note(analysis)}; {interval_note(analysis)}")
+            ax.set_ylabel(error_axis(analysis))
+        fig.suptitle(f"{title}, by {facet}\n{form_note(analysis)}; {interval_note(analysis)}")
         _scaling_legend(fig, list(axes.flat[: len(groups)]), analysis)
         return _save(fig, out)
     finally:
@@ -223,7 +176,7 @@ def _multiplier_figure(
             fig,
             ax,
             title,
-            f"data multiplier over {baselines}\n{_form_note(analysis)}; {interval_note(analysis)}",
+            f"data multiplier over {baselines}\n{form_note(analysis)}; {interval_note(analysis)}",
         )
         handles = [Line2D([], [], color=colors[arm], marker="o", label=arm) for arm in arms]
         handles.append(Line2D([], [], color="0.35", linestyle=":", label=f"= {baselines} (m = 1)"))
@@ -387,14 +340,6 @@ def _titles(fig: Any, ax: Any, title: str, detail: str) -> None:
     ax.set_title(detail, fontsize="small", color="0.3")
 
 
-def _error_axis(analysis: ScalingAnalysis) -> str:
-    return error_label(analysis.metric, analysis.settings.eval_set, analysis.higher_is_better)
-
-
-def _form_note(analysis: ScalingAnalysis) -> str:
-    return f"{FORM_TEXTS[analysis.settings.form]} fit"
-
-
 def _tick_subs(low: float, high: float, inches: float) -> tuple[float, ...]:
     """Which multiples of each power of ten get a labelled tick: more when a decade is long."""
     per_decade = inches / max(np.log10(high / low), 1e-9)
@@ -411,12 +356,3 @@ def _save(fig: Any, out_base: Path) -> list[Path]:
     for path in paths:
         fig.savefig(path, dpi=150 if path.suffix == ".png" else None)
     return paths
-
-
-def _number(value: float) -> str:
-    """Two significant digits; powers of ten as ``3.4\\times10^{3}`` instead of ``3.4e+03``."""
-    text = f"{value:.2g}"
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    return rf"{mantissa}\times10^{{{int(exponent)}}}"

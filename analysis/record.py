@@ -3,8 +3,8 @@
 An analysis is keyed by its settings (metric, eval set, form, baseline, sizes, resamples,
 confidence, seed and the fit settings): running the same analysis again, after more steps were
 collected, replaces its rows; an analysis with other settings is kept beside it. The tables
-(`analyses`, `fits`, `multipliers`, `size_means`, `shared_fits`) are created by the store's
-migrations 004 and 005.
+(`analyses`, `fits`, `multipliers`, `size_means`, `shared_fits`) are the analysis' own
+migrations (analysis.schema), applied here before the first write.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import json
 import math
 from typing import Any
 
-from analysis.scaling import ScalingAnalysis, SharedFit, flat_params
+from analysis.result import ScalingAnalysis, SharedFit, flat_params
+from analysis.schema import ANALYSIS_MIGRATIONS
+
+# An analysis is keyed as a step is: the canonical hash of what determines it (STYLE item 2).
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
 
@@ -26,7 +29,7 @@ def analysis_id(analysis: ScalingAnalysis) -> str:
 
 def save_analysis(layout: Layout, analysis: ScalingAnalysis) -> str:
     """Replace this analysis's rows in the store; return its id."""
-    from scaler.store import connect
+    from scaler.store import connect, migrate
 
     key = analysis_id(analysis)
     rows = {
@@ -57,6 +60,7 @@ def save_analysis(layout: Layout, analysis: ScalingAnalysis) -> str:
     }
     con = connect(layout)
     try:
+        migrate(con, ANALYSIS_MIGRATIONS)
         con.execute("BEGIN")
         for table in _TABLES:
             con.execute(f"DELETE FROM {table} WHERE analysis_id = ?", [key])

@@ -52,6 +52,19 @@ class AnalysisSettings(BaseModel):
         return sizes
 
 
+ALGORITHM_ORDER = ("sft", "rft", "dpo", "per_step_dpo")
+"""The order arms are listed in: the spec's `Algorithm` names, declared here so that reading
+results needs no spec model (tests/test_analysis/test_settings.py checks the two agree)."""
+
+
 def arm_name(source: str, algorithm: str, n_sources: int) -> str:
     """An arm is named by its algorithm alone when the grid has one source."""
     return algorithm if n_sources == 1 else f"{source}:{algorithm}"
+
+
+def baseline_of(arm: str, settings: AnalysisSettings) -> str:
+    """The named baseline, or the SFT arm of the arm's source (``sft`` or ``<source>:sft``)."""
+    if settings.baseline is not None:
+        return settings.baseline
+    source, _, _ = arm.rpartition(":")
+    return f"{source}:sft" if source else "sft"

@@ -1,15 +1,16 @@
-"""A scaling analysis as printable tables: what `scaler fit` shows."""
+"""A scaling analysis as printable tables: what `scaler fit` shows.
+
+Every figure passes through :mod:`analysis.format`, so it reads as it does in the report.
+"""
 
 from __future__ import annotations
 
 import math
 
-from analysis.scaling import (
-    FORM_FORMULAS,
-    SHARED_REJECTION_LEVEL,
-    SINGLE_POINT,
-    ScalingAnalysis,
-)
+from analysis.format import estimate, number, percent, size
+from analysis.result import FORM_FORMULAS, SHARED_REJECTION_LEVEL, SINGLE_POINT, ScalingAnalysis
+
+# The terminal table every scaler command prints, so `scaler fit` reads like the others.
 from scaler.text import format_table
 
 METRIC_LABELS = {"accuracy": "accuracy", "pass_at_k": "pass@k", "maj_at_k": "maj@k"}
@@ -59,8 +60,8 @@ def _means_table(result: ScalingAnalysis) -> str:
     rows = []
     for arm in result.arms:
         for mean in arm.means:
-            score = _with_interval(*result.score_of(mean))
-            rows.append([arm.arm, f"{mean.size:g}", mean.seeds, score])
+            score = estimate(*result.score_of(mean))
+            rows.append([arm.arm, size(mean.size), mean.seeds, score])
     label = METRIC_LABELS.get(result.metric, result.metric)
     return format_table(["arm", "size", "seeds", label], rows)
 
@@ -70,7 +71,7 @@ def _fits_table(result: ScalingAnalysis) -> str:
     for arm in result.arms:
         for form, fit in arm.fits.items():
             params = "  ".join(
-                f"{name}={_with_interval(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
+                f"{name}={estimate(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
                 for name, value in fit.params.items()
             )
             quality = fit.quality
@@ -79,9 +80,9 @@ def _fits_table(result: ScalingAnalysis) -> str:
                     arm.arm,
                     form,
                     params,
-                    _number(quality["r_squared"]),
-                    _number(quality["rmse_log"]),
-                    _percent(quality["holdout_error"]),
+                    number(quality["r_squared"]),
+                    number(quality["rmse_log"]),
+                    percent(quality["holdout_error"], signed=True),
                 ]
             )
     return format_table(["arm", "form", "parameters", "R^2", "rms log", "hold-out"], rows)
@@ -91,41 +92,22 @@ def _multipliers_table(result: ScalingAnalysis) -> str:
     sizes = sorted({m.size for m in result.multipliers})
     by_arm: dict[tuple[str, str], dict[float, str]] = {}
     for m in result.multipliers:
-        cell = _with_interval(m.value, m.low, m.high) + ("*" if m.extrapolated else "")
+        cell = estimate(m.value, m.low, m.high) + ("*" if m.extrapolated else "")
         cell += " (1)" if m.method == SINGLE_POINT else ""
         by_arm.setdefault((m.arm, m.baseline), {})[m.size] = cell
     rows = [
-        [arm, baseline, *(cells.get(size, "") for size in sizes)]
+        [arm, baseline, *(cells.get(d, "") for d in sizes)]
         for (arm, baseline), cells in by_arm.items()
     ]
-    return format_table(["arm", "baseline", *(f"D={size:g}" for size in sizes)], rows)
+    return format_table(["arm", "baseline", *(f"D={size(d)}" for d in sizes)], rows)
 
 
 def _shared_table(result: ScalingAnalysis) -> str:
     rows = []
     for fit in result.shared:
         params = "  ".join(
-            f"{name}={_with_interval(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
+            f"{name}={estimate(value, *fit.intervals.get(name, (math.nan, math.nan)))}"
             for name, value in fit.params.items()
         )
-        rows.append([fit.arm, fit.baseline, params, _number(fit.f_statistic), _number(fit.p_value)])
+        rows.append([fit.arm, fit.baseline, params, number(fit.f_statistic), number(fit.p_value)])
     return format_table(["arm", "baseline", "parameters", "F", "p"], rows)
-
-
-def _with_interval(value: float, low: float | None, high: float | None) -> str:
-    text = _number(value)
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return text
-    return f"{text} [{_number(low)}, {_number(high)}]"
-
-
-def _number(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.3g}"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.0%}"

@@ -19,7 +19,7 @@ from analysis.fit import fit_power_law
 from analysis.fit_many import fit_power_law_many
 from analysis.points import Points
 from analysis.scaling import analyse
-from scaler.spec.schema import AnalysisSettings
+from analysis.settings import AnalysisSettings
 
 SIZES = np.repeat([125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0], 3)
 ARMS, RESAMPLES, PROBLEMS = 100, 1000, 500

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analysis.scaling import analyse  # noqa: E402
-from scaler.spec.schema import AnalysisSettings  # noqa: E402
+from analysis.settings import AnalysisSettings  # noqa: E402
 from synthetic_points import synthetic_points  # noqa: E402
 
 FACTOR, CONFIDENCE, SIZE, RESAMPLES = 3.0, 0.8, 1000, 200

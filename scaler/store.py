@@ -114,55 +114,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         WHERE s.stage = 'build' AND s.config->>'$.kind' = 'per_step_dpo';
         """,
     ),
-    (
-        "004_scaling_analyses",
-        """
-        CREATE TABLE analyses (
-            analysis_id VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, data VARCHAR,
-            eval_set VARCHAR, metric VARCHAR, higher_is_better BOOLEAN, form VARCHAR,
-            baseline VARCHAR, resamples INTEGER, confidence DOUBLE, seed INTEGER,
-            n_points INTEGER, eval_size INTEGER, settings JSON, warnings JSON
-        );
-        CREATE TABLE fits (
-            analysis_id VARCHAR, arm VARCHAR, source VARCHAR, algorithm VARCHAR, form VARCHAR,
-            E DOUBLE, A DOUBLE, alpha DOUBLE, intercept DOUBLE, slope DOUBLE,
-            E_low DOUBLE, E_high DOUBLE, A_low DOUBLE, A_high DOUBLE,
-            alpha_low DOUBLE, alpha_high DOUBLE, intercept_low DOUBLE, intercept_high DOUBLE,
-            slope_low DOUBLE, slope_high DOUBLE,
-            loss DOUBLE, huber_delta DOUBLE, r_squared DOUBLE, rmse_log DOUBLE,
-            holdout_error DOUBLE,
-            n_points INTEGER, n_sizes INTEGER, size_min DOUBLE, size_max DOUBLE,
-            converged BOOLEAN, formula VARCHAR, warnings JSON,
-            PRIMARY KEY (analysis_id, arm, form)
-        );
-        CREATE TABLE multipliers (
-            analysis_id VARCHAR, arm VARCHAR, baseline VARCHAR, form VARCHAR, size DOUBLE,
-            multiplier DOUBLE, low DOUBLE, high DOUBLE, extrapolated BOOLEAN,
-            unbounded_share DOUBLE,
-            PRIMARY KEY (analysis_id, arm, size)
-        );
-        CREATE TABLE size_means (
-            analysis_id VARCHAR, arm VARCHAR, size DOUBLE, seeds INTEGER,
-            error DOUBLE, low DOUBLE, high DOUBLE,
-            PRIMARY KEY (analysis_id, arm, size)
-        );
-        """,
-    ),
-    (
-        "005_shared_fits_and_single_points",
-        """
-        CREATE TABLE shared_fits (
-            analysis_id VARCHAR, arm VARCHAR, baseline VARCHAR,
-            E DOUBLE, A DOUBLE, alpha DOUBLE, m DOUBLE,
-            E_low DOUBLE, E_high DOUBLE, A_low DOUBLE, A_high DOUBLE,
-            alpha_low DOUBLE, alpha_high DOUBLE, m_low DOUBLE, m_high DOUBLE,
-            loss DOUBLE, huber_delta DOUBLE, f_statistic DOUBLE, p_value DOUBLE,
-            converged BOOLEAN, warnings JSON,
-            PRIMARY KEY (analysis_id, arm)
-        );
-        ALTER TABLE multipliers ADD COLUMN method VARCHAR;
-        """,
-    ),
+    # 004_scaling_analyses and 005_shared_fits_and_single_points are the analysis' own tables,
+    # declared with it (analysis/schema.py) and applied when an analysis is saved.
     (
         "006_verdict_rule",
         """
@@ -209,14 +162,17 @@ def connect(layout: Layout, *, read_only: bool = False):
     return con
 
 
-def migrate(con) -> list[str]:
-    """Apply the migrations this database has not seen, in order; return their names."""
+def migrate(con, migrations: list[tuple[str, str]] = MIGRATIONS) -> list[str]:
+    """Apply the ``migrations`` this database has not seen, in order; return their names.
+
+    The store's own tables are MIGRATIONS; the analysis applies its tables' list
+    (analysis.schema) through this same runner, so both are recorded in schema_migrations."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
     )
     applied = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
-    new = [(name, sql) for name, sql in MIGRATIONS if name not in applied]
+    new = [(name, sql) for name, sql in migrations if name not in applied]
     for name, sql in new:
         con.execute("BEGIN")
         con.execute(sql)

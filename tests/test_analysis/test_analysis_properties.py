@@ -15,10 +15,10 @@ from analysis.points import Points
 from analysis.record import save_analysis
 from analysis.report import render_report
 from analysis.scaling import analyse
+from analysis.settings import AnalysisSettings
 from analysis.summary import render_text
 from scaler.errors import SpecError
 from scaler.layout import Layout
-from scaler.spec.schema import AnalysisSettings
 
 ARMS = ("sft", "rft", "dpo")
 SIZES = (10, 20, 40, 80, 1000)

@@ -7,14 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from analysis.fit import (
-    PowerLawFit,
-    effective_multiplier,
-    fit_log_linear,
-    fit_power_law,
-    fit_warnings,
-)
+from analysis.diagnostics import fit_warnings
+from analysis.fit import PowerLawFit, fit_log_linear, fit_power_law
 from analysis.fit_many import fit_power_law_many
+from analysis.multipliers import effective_multiplier
 
 SIZES = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
 SEEDS = 4

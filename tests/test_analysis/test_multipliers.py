@@ -10,8 +10,9 @@ import pytest
 from analysis.fit import fit_power_law
 from analysis.fit_many import _solve, fit_shared_many
 from analysis.points import Points
-from analysis.scaling import SINGLE_POINT, analyse
-from scaler.spec.schema import AnalysisSettings
+from analysis.result import SINGLE_POINT
+from analysis.scaling import analyse
+from analysis.settings import AnalysisSettings
 from synthetic_points import synthetic_points, true_error
 
 SIZES = (250, 500, 1000, 2000, 4000, 8000)

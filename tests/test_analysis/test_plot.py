@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.plot import (
+from analysis.plot import plot_analysis
+from analysis.plot_labels import (
     PALETTE,
     arm_colors,
     error_label,
     facet_to_split,
     fit_label,
     interval_note,
-    plot_analysis,
 )
 from analysis.points import Points
 from analysis.scaling import ScalingAnalysis, analyse
-from scaler.spec.schema import AnalysisSettings
+from analysis.settings import AnalysisSettings
 from synthetic_points import synthetic_points
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -150,4 +150,6 @@ def test_fit_label_shows_the_formula(one_source):
     log_linear = fit_label("sft", fits["log_linear"], "accuracy")
     assert log_linear.startswith("sft: accuracy = $") and log_linear.endswith(r"\,\ln D$")
     big = replace(fits["power_e0"], fit=replace(fits["power_e0"].fit, A=3400.0, alpha=0.52))
-    assert fit_label("sft", big, "accuracy") == r"sft: $3.4\times10^{3}\,D^{-0.52}$"
+    assert fit_label("sft", big, "accuracy") == r"sft: $3400\,D^{-0.52}$"  # as in the tables
+    huge = replace(big, fit=replace(big.fit, A=3.4e5))
+    assert fit_label("sft", huge, "accuracy") == r"sft: $3.4\times10^{5}\,D^{-0.52}$"

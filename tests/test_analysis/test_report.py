@@ -16,12 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.report import _estimate, _inline_svg, _num, step_provenance, write_report
+from analysis.format import estimate as _estimate
+from analysis.format import number as _num
+from analysis.report import write_report
+from analysis.report_page import inline_svg as _inline_svg
+from analysis.report_provenance import step_provenance
 from analysis.scaling import ScalingAnalysis, analyse
+from analysis.settings import AnalysisSettings
 from scaler.layout import Layout, write_json
 from scaler.plan import expand
 from scaler.spec.load import load_spec
-from scaler.spec.schema import AnalysisSettings, Spec
+from scaler.spec.schema import Spec
 from scaler.status import describe_plan
 from scaler.store import connect
 from synthetic_points import synthetic_points

@@ -9,8 +9,8 @@ import pytest
 from analysis.bootstrap import resample_errors
 from analysis.points import Points
 from analysis.scaling import analyse
+from analysis.settings import AnalysisSettings
 from scaler.errors import SpecError
-from scaler.spec.schema import AnalysisSettings
 from synthetic_points import CURVE, synthetic_points, true_error
 
 SIZES = (250, 500, 1000, 2000, 4000, 8000)
