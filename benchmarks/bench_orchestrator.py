@@ -27,9 +27,8 @@ from common import machine, median_seconds  # noqa: E402
 from runners.stages import evaluate, train  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
 from scaler.plan import expand  # noqa: E402
-from scaler.run.executors import InlineExecutor, LocalExecutor  # noqa: E402
 from scaler.run.job import StepJob, run_step  # noqa: E402
-from scaler.run.local import execute  # noqa: E402
+from scaler.run.local import InlineExecutor, LocalExecutor, execute  # noqa: E402
 from scaler.spec.schema import Resources, Spec  # noqa: E402
 
 GRID = {

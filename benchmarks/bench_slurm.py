@@ -43,7 +43,8 @@ from scaler.layout import Layout  # noqa: E402
 from scaler.plan import Plan, Step  # noqa: E402
 from scaler.run.job import StepJob  # noqa: E402
 from scaler.slurm.cluster import Slurm, missing_commands  # noqa: E402
-from scaler.slurm.follow import cancel_experiment, follow, submit_plan, submitted_tasks  # noqa: E402
+from scaler.slurm.follow import cancel_experiment, follow, submit_plan  # noqa: E402
+from scaler.slurm.records import submitted_tasks  # noqa: E402
 from scaler.spec.schema import ExecutorSettings, Resources  # noqa: E402
 from scaler.stages import STAGES, Stage  # noqa: E402
 

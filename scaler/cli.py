@@ -12,10 +12,11 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from scaler.errors import ScalerError, SpecError, SubmissionError
+from scaler.errors import ScalerError, SpecError
 from scaler.layout import EXPERIMENT_NAME, Layout, default_results_root
 
 
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Long (about 170 lines) on purpose: every command and flag declared in one place, in the
+    # order `scaler --help` lists them; each command's handler below is one library call.
+    #
     # Accepted before and after the command. SUPPRESS keeps a subcommand's unset default from
     # overwriting a value given before it (`scaler --results DIR query ...`).
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
@@ -238,92 +242,49 @@ def _existing_layout(args: argparse.Namespace) -> Layout:
     return layout
 
 
-def _load(args: argparse.Namespace):
-    from scaler.plan import expand
-    from scaler.spec.load import load_spec
+@contextmanager
+def _in_flags(source: str, flags: Mapping[str, str]) -> Iterator[None]:
+    """A library's error about its own arguments (`source`: "overrides", "run_experiment"),
+    re-spelled as this command's: from the command line, a keyword named by its flag."""
+    try:
+        yield
+    except SpecError as error:
+        if error.source != source:
+            raise
+        raise error.spelled("command line", flags) from None
 
-    spec = load_spec(args.spec, args.overrides)
-    return spec, expand(spec), _layout(args, spec.experiment)
+
+def _load(args: argparse.Namespace):
+    from scaler.spec.load import OVERRIDES, load_spec
+
+    with _in_flags(OVERRIDES, {}):  # an override is named as typed: `sizes=[1,`
+        spec = load_spec(args.spec, args.overrides)
+    return spec, _layout(args, spec.experiment)
 
 
 def _plan(args: argparse.Namespace) -> None:
+    from scaler.plan import expand
     from scaler.status import describe_plan
 
-    spec, plan, layout = _load(args)
-    print(describe_plan(plan, layout, source=str(args.spec), list_steps=args.steps))
+    spec, layout = _load(args)
+    print(describe_plan(expand(spec), layout, source=str(args.spec), list_steps=args.steps))
 
 
 def _run(args: argparse.Namespace) -> None:
-    from scaler.fingerprint import content_hash
-    from scaler.run.executors import make_executor
-    from scaler.run.job import write_json
-    from scaler.run.local import execute
-    from scaler.store import collect
+    from scaler.run.experiment import ARGUMENTS, run_experiment
 
-    spec, plan, layout = _load(args)
-    if args.parallel is not None and args.parallel < 1:
-        raise SpecError(
-            "command line", "--parallel", f"expected a number >= 1, got {args.parallel}"
-        )
-    name = args.executor or spec.executor.name
-    if args.detach and name != "slurm":
-        raise SpecError("command line", "--detach", "only the slurm executor runs detached")
-    spec_json = spec.model_dump(mode="json")
-    spec_hash = content_hash(spec_json)
-    done = layout.done_names()
-    if all(step.name in done for step in plan.steps):
-        print(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
-        # The spec may differ in what does not change a step (its analysis: section).
-        write_json(layout.root / "spec.json", spec_json)
-    elif name == "slurm":
-        from scaler.slurm.follow import run_on_slurm
-
-        report = run_on_slurm(plan, layout, spec, spec_hash, detach=args.detach)
-        if report is None:
-            return
-        _raise_if_failed(layout, report)
-    else:
-        _refuse_if_queued_on_slurm(layout)
-        layout.root.mkdir(parents=True, exist_ok=True)
-        write_json(layout.root / "spec.json", spec_json)
-        executor = make_executor(name, layout.logs, args.parallel or spec.executor.parallel)
-        report = execute(plan, layout, executor, spec_hash=spec_hash, retries=spec.executor.retries)
-        print(f"ran {len(report.ran)} steps ({report.already_done} were done)")
-        _raise_if_failed(layout, report)
-    result = collect(layout)
-    print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
-
-
-def _raise_if_failed(layout: Layout, report) -> None:
-    from scaler.errors import RunFailed
-    from scaler.store import collect
-
-    if report.failed:
-        collect(layout)  # what did finish is queryable
-        raise RunFailed(report.failed)
-
-
-def _refuse_if_queued_on_slurm(layout: Layout) -> None:
-    """Never run a step here while a Slurm job holds it."""
-    from scaler.slurm.cluster import Slurm, missing_commands
-    from scaler.slurm.follow import queued_steps
-
-    if missing_commands():
-        return
-    queued = queued_steps(layout, Slurm(layout.slurm_logs))  # no records: no squeue call
-    if queued:
-        raise SubmissionError(
-            f"{len(queued)} steps of {layout.root.name} are queued or running on Slurm; wait "
-            f"(scaler status {layout.root.name}) or cancel them (scaler cancel "
-            f"{layout.root.name}) before running them elsewhere"
+    spec, layout = _load(args)
+    with _in_flags(ARGUMENTS, {"parallel": "--parallel", "detach": "--detach"}):
+        run_experiment(
+            spec, layout, executor=args.executor, parallel=args.parallel, detach=args.detach
         )
 
 
 def _status(args: argparse.Namespace) -> None:
-    from scaler.slurm.follow import experiment_status
+    from scaler.status import experiment_status
 
     layout = _layout(args, args.experiment)
-    if not (layout.root / "spec.json").is_file():
+    if not layout.spec_file.is_file():
         raise SpecError(
             "command line", "experiment", f"no run at {layout.root}; run `scaler run SPEC` first"
         )
@@ -332,7 +293,8 @@ def _status(args: argparse.Namespace) -> None:
 
 def _cancel(args: argparse.Namespace) -> None:
     from scaler.slurm.cluster import Slurm
-    from scaler.slurm.follow import cancel_experiment, submitted_tasks
+    from scaler.slurm.follow import cancel_experiment
+    from scaler.slurm.records import submitted_tasks
 
     layout = _layout(args, args.experiment)
     if not submitted_tasks(layout):
@@ -464,6 +426,7 @@ def _verify(args: argparse.Namespace) -> None:
     import json
 
     from runners.judging.equivalence import Verifier
+    from scaler.verify_file import ARGUMENTS, verify_file
 
     if args.time_limit <= 0 or args.workers < 1:
         raise SpecError("command line", "--time-limit/--workers", "expected values > 0")
@@ -477,30 +440,14 @@ def _verify(args: argparse.Namespace) -> None:
             word = "correct" if verdict.correct else "incorrect"
             print(f"{word} {verdict.reason} extracted={verdict.extracted} rule={verdict.rule}")
             return
-        if not args.jsonl.is_file():
-            raise SpecError("command line", "--jsonl", f"no file at {args.jsonl}")
-        numbers, pairs, bad = [], [], 0
-        with args.jsonl.open() as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    pair = (record["gold"], record["pred"])
-                    if not all(isinstance(x, str) for x in pair):
-                        raise TypeError("gold and pred must be strings")
-                except (ValueError, KeyError, TypeError) as error:
-                    bad += 1
-                    print(f"scaler: {args.jsonl}: line {number}: {error!r}", file=sys.stderr)
-                    continue
-                numbers.append(number)
-                pairs.append(pair)
-        for number, verdict in zip(numbers, verifier.verify_many(pairs), strict=True):
-            out = {"line": number, "extracted": verdict.extracted}
-            out.update(correct=verdict.correct, reason=verdict.reason, rule=verdict.rule)
-            print(json.dumps(out))
-        if bad:
-            print(f"scaler: {args.jsonl}: {bad} bad lines skipped", file=sys.stderr)
+        with _in_flags(ARGUMENTS, {"path": "--jsonl"}):
+            checked = verify_file(args.jsonl, verifier)
+    for number, problem in checked.bad_lines:
+        print(f"scaler: {args.jsonl}: line {number}: {problem}", file=sys.stderr)
+    for verdict_record in checked.verdicts:
+        print(json.dumps(verdict_record))
+    if checked.bad_lines:
+        print(f"scaler: {args.jsonl}: {len(checked.bad_lines)} bad lines skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":

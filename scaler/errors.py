@@ -1,10 +1,14 @@
 """The library raises these; the CLI turns each into one line and an exit code.
 
-ScalerError is the root. SpecError is bad user input (exit 2, nothing written). StepFailed carries
-the step's log path and the tail of its error so the CLI can show where to look.
+ScalerError is the root. SpecError is bad user input (exit 2, nothing written), naming the file
+or the library argument it came from; the CLI re-spells the latter as its flags (`spelled`).
+StepFailed carries the step's log path and the tail of its error so the CLI can show where to
+look.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class ScalerError(Exception):
@@ -22,6 +26,11 @@ class SpecError(ScalerError):
         self.source, self.field, self.message = source, field, message
         where = f"{source}: {field}: " if field else f"{source}: "
         super().__init__(where + message)
+
+    def spelled(self, source: str, fields: Mapping[str, str]) -> SpecError:
+        """The same error in a caller's words: from `source` (the CLI's "command line"), its
+        field as `fields` names it (a keyword `parallel` as the flag `--parallel`)."""
+        return SpecError(source, fields.get(self.field, self.field), self.message)
 
 
 class UsageError(ScalerError):

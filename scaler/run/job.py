@@ -3,7 +3,8 @@
 The step is written into a fresh temporary directory beside its final place and renamed into
 place only when complete, so a crash or a kill at any moment leaves either a finished step or
 nothing that counts. A failed attempt is kept as `.failed-<name>/` with its traceback, for
-`scaler plan` and the error report; the next attempt starts from scratch.
+`scaler plan` and the error report; the next attempt starts from scratch. `make_job` is how
+the submitting side turns a planned step into that job's plain data.
 
 This module is imported in job processes: keep it free of heavy imports.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import math
 import os
 import shutil
@@ -22,9 +22,13 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaler.layout import FAILED_PREFIX, TMP_PREFIX
+from scaler.layout import FAILED_PREFIX, TMP_PREFIX, Layout, read_json, write_json
+from scaler.stages import STAGES
+
+if TYPE_CHECKING:  # scaler.plan reads the spec models: more than a job process needs
+    from scaler.plan import Plan, Step
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,25 @@ class StepJob:
     work_dir: str = ""
     """A folder that outlives attempts, for runners that checkpoint (`checkpoint_dir`); removed
     once the step is published."""
+
+
+def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJob:
+    """The job of one step of `plan`, as every executor (local, Slurm) submits it."""
+    stage = STAGES[step.stage]
+    return StepJob(
+        name=step.name,
+        stage=step.stage,
+        step_id=step.id,
+        module=stage.module,
+        version=stage.version,
+        config=step.config.model_dump(mode="json"),
+        inputs={role: str(layout.step_dir(i.stage, i.name)) for role, i in step.inputs},
+        coords=step.coords,
+        out_dir=str(layout.step_dir(step.stage, step.name)),
+        cpus=plan.resources[step.stage].cpus,
+        provenance=provenance,
+        work_dir=str(layout.work_dir(step.stage, step.name)),
+    )
 
 
 def run_step(job: StepJob) -> dict[str, Any]:
@@ -200,13 +223,3 @@ def _provenance(job: StepJob, started: float) -> dict[str, Any]:
         "ended_at": ended,
         "wall_s": round(ended - started, 4),
     }
-
-
-def read_json(path: Path) -> Any:
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def write_json(path: Path, value: Any) -> None:
-    with open(path, "w") as handle:
-        json.dump(value, handle, indent=1, sort_keys=True, allow_nan=False)

@@ -1,4 +1,9 @@
-"""Run the steps of a plan that are not done yet, in dependency order.
+"""Run the steps of a plan that are not done yet, in dependency order, here.
+
+Executors are interchangeable: `inline` runs each StepJob in this process, `local` in its own
+process through submitit. An executor has a number of slots (steps it runs at once) and
+`submit(job, resources)`, which returns a handle with `done()` and `result()` (raising what the
+step raised); `execute` schedules the whole DAG the same way with either.
 
 Steps whose inputs are all finished are handed to the executor as soon as it has a free slot.
 A failed step is reported with the tail of its error; the steps that need it are skipped and
@@ -11,45 +16,78 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from scaler.errors import StepFailed
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
-from scaler.run.executors import Executor, Handle
-from scaler.run.job import StepJob
-from scaler.stages import STAGES
-
-ERROR_TAIL_LINES = 12
+from scaler.run.job import StepJob, make_job, run_step
+from scaler.run.outcome import ERROR_TAIL_LINES, RunReport, done_line, ended_line, step_failure
+from scaler.spec.schema import Resources
 
 
-@dataclass
-class RunReport:
-    already_done: int = 0
-    ran: list[str] = field(default_factory=list)
-    failed: list[StepFailed] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    """Steps not run because an input failed."""
+class Handle(Protocol):
+    def done(self) -> bool: ...
+    def result(self) -> Any: ...
 
 
-def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJob:
-    stage = STAGES[step.stage]
-    return StepJob(
-        name=step.name,
-        stage=step.stage,
-        step_id=step.id,
-        module=stage.module,
-        version=stage.version,
-        config=step.config.model_dump(mode="json"),
-        inputs={role: str(layout.step_dir(i.stage, i.name)) for role, i in step.inputs},
-        coords=step.coords,
-        out_dir=str(layout.step_dir(step.stage, step.name)),
-        cpus=plan.resources[step.stage].cpus,
-        provenance=provenance,
-        work_dir=str(layout.work_dir(step.stage, step.name)),
-    )
+class Executor(Protocol):
+    slots: int
+
+    def submit(self, job: StepJob, resources: Resources) -> Handle: ...
+
+
+class _Finished:
+    """The outcome of a step already run in this process."""
+
+    def __init__(self, value: Any = None, error: BaseException | None = None):
+        self.value, self.error = value, error
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class InlineExecutor:
+    """Runs each step in the calling process, one at a time: for tests and debugging."""
+
+    slots = 1
+
+    def submit(self, job: StepJob, resources: Resources) -> Handle:
+        try:
+            return _Finished(run_step(job))
+        except Exception as error:  # noqa: BLE001 - reported by the scheduler with the step
+            return _Finished(error=error)
+
+
+class LocalExecutor:
+    """submitit's local executor: each step in its own process, `parallel` at a time."""
+
+    def __init__(self, log_dir: Path, parallel: int):
+        import submitit
+
+        self.slots = parallel
+        self._executor = submitit.LocalExecutor(folder=log_dir)
+
+    def submit(self, job: StepJob, resources: Resources) -> Handle:
+        self._executor.update_parameters(
+            timeout_min=resources.time_min, gpus_per_node=resources.gpus
+        )
+        return self._executor.submit(run_step, job)
+
+
+def make_executor(name: str, log_dir: Path, parallel: int) -> Executor:
+    if name == "inline":
+        return InlineExecutor()
+    if name == "local":
+        return LocalExecutor(log_dir, parallel)
+    raise ValueError(f"unknown executor {name!r}; expected inline or local")
 
 
 def execute(
@@ -62,6 +100,10 @@ def execute(
     say: Callable[[str], None] = print,
     poll_seconds: float = 0.05,
 ) -> RunReport:
+    """Run every step of `plan` not done yet with `executor`; a failed step is tried `retries`
+    more times, then reported and the steps that need it skipped."""
+    # One function (about 70 lines): `finish` updates the scheduler's own state (ready,
+    # waiting_on, attempts, report), which a class would only spread out.
     done = layout.done_names()
     todo = [step for step in plan.steps if step.name not in done]
     report = RunReport(already_done=len(plan.steps) - len(todo))
@@ -89,14 +131,11 @@ def execute(
                 ready.appendleft(step)
                 return
             report.failed.append(_failure(step, layout, error))
-            say(f"[{_count(report, todo)}] FAILED {step.name} {coords_text(step)}")
+            say(ended_line(report.progress(len(todo)), "FAILED", step))
             _skip_dependents(step, dependents, report, say)
             return
         report.ran.append(step.name)
-        say(
-            f"[{_count(report, todo)}] done {step.name} {coords_text(step)} "
-            f"{time.time() - started:.1f}s{headline(metrics)}"
-        )
+        say(done_line(report.progress(len(todo)), step, time.time() - started, metrics))
         for waiting in dependents.get(step.name, ()):
             waiting_on[waiting.name].discard(step.name)
             if not waiting_on[waiting.name]:
@@ -126,23 +165,6 @@ def execute(
     return report
 
 
-def _count(report: RunReport, todo: list[Step]) -> str:
-    width = len(str(len(todo)))
-    return f"{len(report.ran) + len(report.failed) + len(report.skipped):>{width}}/{len(todo)}"
-
-
-def coords_text(step: Step) -> str:
-    shown = {k: v for k, v in step.coords.items() if k not in ("world", "model")}
-    return "(" + " ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else ""
-
-
-def headline(metrics: dict) -> str:
-    for key in ("accuracy", "best_val_accuracy", "n_train"):
-        if isinstance(metrics, dict) and isinstance(metrics.get(key), (int, float)):
-            return f" {key}={metrics[key]:.4g}"
-    return ""
-
-
 def _skip_dependents(failed: Step, dependents: dict, report: RunReport, say) -> None:
     queue = deque(dependents.get(failed.name, ()))
     seen: set[str] = set()
@@ -158,11 +180,10 @@ def _skip_dependents(failed: Step, dependents: dict, report: RunReport, say) -> 
 
 
 def _failure(step: Step, layout: Layout, error: BaseException) -> StepFailed:
-    error_file = layout.failed_dir(step.stage, step.name) / "error.txt"
-    if error_file.is_file():
-        tail = "\n".join(error_file.read_text().splitlines()[-ERROR_TAIL_LINES:])
-        return StepFailed(step.name, str(error_file), tail)
-    # The job died before it could write its error (killed, out of memory): say what we know.
+    # Without an error.txt the job died before it could write one (killed, out of memory):
+    # say what the executor knows.
     text = "\n".join(str(error).splitlines()[-ERROR_TAIL_LINES:])
     log = getattr(getattr(error, "paths", None), "stderr", None)
-    return StepFailed(step.name, str(log or Path(layout.logs)), f"{type(error).__name__}: {text}")
+    return step_failure(
+        step, layout, f"{type(error).__name__}: {text}", where=Path(log or layout.logs)
+    )

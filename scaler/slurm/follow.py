@@ -1,100 +1,48 @@
-"""Running a plan on Slurm: submit the whole DAG at once, follow it, say where it stands, cancel.
+"""Running a plan on Slurm: submit the whole DAG at once, follow it, cancel it.
 
-What was submitted is appended to `slurm/jobs.jsonl` (one line per sbatch call: its steps and
-their task ids) right after each call, under a file lock, so a re-run, `scaler status` and
-`scaler cancel` know which job holds which step. A step is *queued* while the scheduler (one
-`squeue` per look) still holds its latest task; it is never submitted twice. What is done is
-still read from the step folders only.
+Submitting groups the steps into one job array per stage and resources (scaler.slurm.render),
+each array depending on the arrays its inputs are in, and records each sbatch call
+(scaler.slurm.records) so a step is never submitted twice while the scheduler holds it.
 
 Following: steps that end without a result are told apart by their final state (from squeue,
 or sacct for jobs that ended more than MinJobAge ago). A failure (FAILED,
 TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) is submitted again up to `executor.retries` times; a
 step cancelled before it ran because an input failed (`kill-on-invalid-dep`) is submitted again
 when its inputs are done or coming again, and skipped when one failed for good; a step someone
-cancelled is reported, not retried.
+cancelled is reported, not retried. Where the steps stand without following them is
+`scaler status` (scaler.status).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from scaler.errors import ScalerError, StepFailed, SubmissionError
-from scaler.layout import Layout
+from scaler.errors import ScalerError, SubmissionError
+from scaler.layout import Layout, read_json
 from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
-from scaler.run.job import read_json, write_json
-from scaler.run.local import ERROR_TAIL_LINES, RunReport, coords_text, headline, make_job
+from scaler.run.job import make_job
+from scaler.run.outcome import RunReport, done_line, ended_line
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
+from scaler.slurm.records import (
+    active,
+    append_record,
+    cancelled_since,
+    ended_states,
+    job_failure,
+    mark_cancelled,
+    queued_steps,
+    submission_lock,
+    submitted_tasks,
+)
 from scaler.slurm.render import dependency_ids, group_arrays, resource_parameters, sbatch_parameters
 from scaler.spec.schema import ExecutorSettings, Spec
 
 SACCT_GRACE_S = 60.0
 """How long a finished task may be missing from sacct (slurmdbd lags) before it counts as lost."""
-
-
-# ---------------------------------------------------------------------------- job records
-
-
-def _records_path(layout: Layout) -> Path:
-    return layout.slurm / "jobs.jsonl"
-
-
-def submitted_tasks(layout: Layout) -> dict[str, str]:
-    """Step name -> the task (`<job>` or `<job>_<index>`) of its latest submission."""
-    path = _records_path(layout)
-    if not path.is_file():
-        return {}
-    tasks: dict[str, str] = {}
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                tasks.update(zip(record["steps"], record["tasks"], strict=True))
-    return tasks
-
-
-def _append_record(layout: Layout, stage: str, steps: list[str], tasks: list[str]) -> None:
-    record = {"at": time.time(), "stage": stage, "steps": steps, "tasks": tasks}
-    with open(_records_path(layout), "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-
-
-@contextmanager
-def _submission_lock(layout: Layout) -> Iterator[None]:
-    """One submitter per experiment at a time, so two runs never submit the same step."""
-    layout.slurm.mkdir(parents=True, exist_ok=True)
-    with open(layout.slurm / "submit.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def queued_steps(layout: Layout, slurm: Slurm) -> dict[str, str]:
-    """Step name -> task, for the steps the scheduler still holds (pending or running)."""
-    tasks = submitted_tasks(layout)
-    if not tasks:
-        return {}
-    queue = slurm.queue()
-    return {step: task for step, task in tasks.items() if _active(queue, task)}
-
-
-def _active(queue: dict[str, JobState], task: str | None) -> bool:
-    return task in queue and queue[task].active
-
-
-def ended_states(slurm: Slurm, queue: dict[str, JobState], tasks: list[str]) -> dict[str, JobState]:
-    """How each of these ended tasks ended: from the queue when slurmctld still remembers it,
-    else from accounting (one sacct call). A task in neither is left out."""
-    states = {task: queue[task] for task in tasks if task in queue}
-    older = [task for task in tasks if task not in queue]
-    return states | (slurm.accounting(older) if older else {})
 
 
 # ---------------------------------------------------------------------------- submission
@@ -131,13 +79,13 @@ def submit_plan(
     if only is None:  # a new submission: ask sbatch about each stage's resources first
         for stage in {step.stage: None for step in todo}:
             slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
-    with _submission_lock(layout):
+    with submission_lock(layout):
         # Again under the lock: another run may have submitted some of these meanwhile.
         todo, queued = _to_submit(plan, layout, slurm, only)
         array_size = min(settings.max_array_size or max_array_size, max_array_size)
         arrays = group_arrays(todo, queued, plan.resources, array_size)
         if spec_json is not None:  # what `scaler status` expands
-            write_json(layout.root / "spec.json", spec_json)
+            layout.write_spec(spec_json)
         provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
         result = Submitted(queued=queued)
         job_ids: list[str] = []
@@ -156,7 +104,7 @@ def submit_plan(
                     f"{error}; the {len(job_ids)} jobs submitted before it stay queued, and "
                     f"`scaler run` again submits the rest"
                 ) from None
-            _append_record(layout, array.stage, [step.name for step in array.steps], tasks)
+            append_record(layout, array.stage, [step.name for step in array.steps], tasks)
             job_ids.append(tasks[0].split("_")[0])
             result.arrays.append((array.stage, job_ids[-1], len(tasks)))
         return result
@@ -214,7 +162,7 @@ def follow(
     started = time.time()
     while follower.watching:
         time.sleep(settings.poll_s)
-        if _cancelled_since(layout, started):
+        if cancelled_since(layout, started):
             say(f"stopped: scaler cancel {plan.experiment} was run")
             follower.report.skipped += follower.watching
             break
@@ -256,10 +204,9 @@ class _Follower:
         done = self.layout.done_names()
         for name in [name for name in self.watching if name in done]:
             self.report.ran.append(name)
-            step = self.steps[name]
-            self.say(f"[{self._progress()}] done {name} {coords_text(step)}{self._result(step)}")
+            self.say(self._done_line(self.steps[name]))
         self.watching = [name for name in self.watching if name not in done]
-        ended = [name for name in self.watching if not _active(queue, tasks.get(name))]
+        ended = [name for name in self.watching if not active(queue, tasks.get(name))]
         again = self._judge(ended, tasks, queue) if ended else set()
         self.watching = [name for name in self.watching if name not in self.given_up]
         counts = _queue_counts(self.watching, tasks, queue)
@@ -291,21 +238,16 @@ class _Follower:
             if verdict == "skipped":
                 self.report.skipped.append(name)
                 continue
-            log = self.slurm.stderr_path(task) if task else None
-            self.report.failed.append(_failure(step, self.layout, log, _ended(task, state)))
-            where = f"{name} {coords_text(step)}"
-            self.say(f"[{self._progress()}] {verdict.upper()} {where}: {state.state}")
+            self.report.failed.append(job_failure(step, self.layout, self.slurm, task, state))
+            progress = self.report.progress(self.total)
+            self.say(ended_line(progress, verdict.upper(), step, state.state))
         return again
 
-    def _progress(self) -> str:
-        report = self.report
-        finished = len(report.ran) + len(report.failed) + len(report.skipped)
-        return f"{finished:>{len(str(self.total))}}/{self.total}"
-
-    def _result(self, step: Step) -> str:
+    def _done_line(self, step: Step) -> str:
         folder = self.layout.step_dir(step.stage, step.name)
         wall = read_json(folder / "provenance.json").get("wall_s", 0.0)
-        return f" {wall:.1f}s{headline(read_json(folder / 'result.json')['metrics'])}"
+        metrics = read_json(folder / "result.json")["metrics"]
+        return done_line(self.report.progress(self.total), step, wall, metrics)
 
 
 def _verdict(
@@ -324,34 +266,13 @@ def _verdict(
     return "again" if attempts[step.name] <= retries else "failed"
 
 
-def _cancelled_since(layout: Layout, started: float) -> bool:
-    marker = layout.slurm / "cancelled"
-    return marker.is_file() and marker.stat().st_mtime >= started
-
-
 def _queue_counts(watching: list[str], tasks: dict[str, str], queue: dict) -> str:
     states = Counter(
         "running" if queue[tasks[name]].state == "RUNNING" else "queued"
         for name in watching
-        if _active(queue, tasks.get(name))
+        if active(queue, tasks.get(name))
     )
     return ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
-
-
-def _failure(step: Step, layout: Layout, log: Path | None, ended: str) -> StepFailed:
-    """The error of a failed step: its traceback when the step wrote one, else its job log."""
-    error_file = layout.failed_dir(step.stage, step.name) / "error.txt"
-    for source in (error_file, log):
-        if source is not None and source.is_file():
-            lines = source.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
-            if lines:
-                return StepFailed(step.name, str(source), "\n".join(lines))
-    return StepFailed(step.name, str(log or layout.slurm), ended)
-
-
-def _ended(task: str, state: JobState) -> str:
-    reason = f" ({state.reason})" if state.reason not in ("", "None") else ""
-    return f"job {task} ended {state.state}{reason}"
 
 
 # ---------------------------------------------------------------------------- cancel
@@ -359,15 +280,14 @@ def _ended(task: str, state: JobState) -> str:
 
 def cancel_experiment(layout: Layout, slurm: Slurm) -> tuple[int, list[str]]:
     """Cancel every queued or running job of the experiment: (steps, job ids)."""
-    layout.slurm.mkdir(parents=True, exist_ok=True)
-    (layout.slurm / "cancelled").write_text(f"{time.time()}\n")
+    mark_cancelled(layout)
     queued = queued_steps(layout, slurm)
     jobs = sorted({task.split("_")[0] for task in queued.values()}, key=int)
     slurm.cancel(jobs)
     return len(queued), jobs
 
 
-# ---------------------------------------------------------------------------- the commands
+# ---------------------------------------------------------------------------- scaler run
 
 
 def run_on_slurm(
@@ -383,7 +303,8 @@ def run_on_slurm(
     missing = missing_commands()
     if missing:
         raise SubmissionError(
-            f"no Slurm here ({', '.join(missing)} not on PATH); use --executor local"
+            f"no Slurm here ({', '.join(missing)} not on PATH); use the local executor "
+            "(executor.name: local)"
         )
     settings = spec.executor
     slurm = Slurm(layout.slurm_logs, settings.max_timeouts)
@@ -399,68 +320,3 @@ def run_on_slurm(
     except KeyboardInterrupt:
         say(f"stopped following; the jobs stay queued (scaler status {plan.experiment})")
         raise
-
-
-STATUS_COLUMNS = ("done", "running", "queued", "failed", "cancelled", "not submitted")
-SHOWN_FAILURES = 10
-
-
-def experiment_status(layout: Layout) -> str:
-    """`scaler status`: per stage, how many steps are in each state; failures with log tails."""
-    from scaler.plan import expand
-    from scaler.text import format_table
-
-    spec = Spec.model_validate(read_json(layout.root / "spec.json"))
-    plan = expand(spec)
-    states, failures = step_states(plan, layout)
-    rows = []
-    for stage, steps in plan.by_stage().items():
-        counts = Counter(states[step.name] for step in steps)
-        rows.append([stage, len(steps), *(counts[column] for column in STATUS_COLUMNS)])
-    totals = Counter(states.values())
-    lines = [
-        f"{plan.experiment}: {len(plan.steps)} steps; "
-        + ", ".join(f"{totals[c]} {c}" for c in STATUS_COLUMNS if totals[c]),
-        "",
-        format_table(["stage", "steps", *STATUS_COLUMNS], rows),
-    ]
-    for failure in failures[:SHOWN_FAILURES]:
-        tail = "\n".join("  | " + line for line in failure.tail.splitlines())
-        lines += ["", f"FAILED {failure.step_name}", f"  log: {failure.log_path}", tail]
-    if len(failures) > SHOWN_FAILURES:
-        lines.append(f"... and {len(failures) - SHOWN_FAILURES} more failed steps")
-    return "\n".join(lines)
-
-
-def step_states(plan: Plan, layout: Layout) -> tuple[dict[str, str], list[StepFailed]]:
-    """Each step's state, from its folder, its latest job (one squeue) and, for jobs that ended
-    without a result, one sacct; plus the error of each failed step."""
-    tasks = submitted_tasks(layout)
-    slurm = Slurm(layout.slurm_logs) if tasks and not missing_commands() else None
-    queue = slurm.queue() if slurm else {}
-    done, failed_dirs = layout.done_names(), layout.failed_names()
-    states: dict[str, str] = {}
-    ended: list[Step] = []
-    for step in plan.steps:
-        task = tasks.get(step.name)
-        if step.name in done:
-            states[step.name] = "done"
-        elif _active(queue, task):
-            states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
-        elif task and slurm:
-            ended.append(step)
-        else:
-            states[step.name] = "failed" if step.name in failed_dirs else "not submitted"
-    how = ended_states(slurm, queue, [tasks[s.name] for s in ended]) if slurm and ended else {}
-    ended_names = {step.name for step in ended}
-    failures = []
-    for step in plan.steps:
-        task = tasks.get(step.name, "")
-        state = how.get(task, JobState("UNKNOWN"))
-        if step.name in ended_names:
-            cancelled = state.state == "CANCELLED" and step.name not in failed_dirs
-            states[step.name] = "cancelled" if cancelled else "failed"
-        if states[step.name] == "failed":
-            log = slurm.stderr_path(task) if slurm and task else None
-            failures.append(_failure(step, layout, log, _ended(task, state)))
-    return states, failures

@@ -26,8 +26,10 @@ def test_import_scaler_pulls_in_nothing_heavy():
 
 def test_planning_pulls_in_nothing_heavy():
     loaded = _modules_after(
-        "import scaler.cli, scaler.plan, scaler.spec.schema, scaler.run.local, "
-        "scaler.run.executors, scaler.run.job"
+        "import scaler.cli, scaler.plan, scaler.spec.schema, scaler.spec.checks, "
+        "scaler.spec.load, scaler.run.local, scaler.run.job, scaler.run.outcome, "
+        "scaler.run.experiment, scaler.slurm.records, scaler.slurm.follow, scaler.status, "
+        "scaler.layout, scaler.verify_file"
     )
     assert not {m.split(".")[0] for m in loaded} & {
         "torch",

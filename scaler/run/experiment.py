@@ -1,0 +1,109 @@
+"""`scaler run` as a library call: run what a spec's grid still needs, where it says, then collect.
+
+    run_experiment(load_spec("specs/demo.yaml"), Layout.for_experiment("demo"))
+
+The steps that are not done run with the inline or local executor (scaler.run.local) or on
+Slurm (scaler.slurm.follow); either way the resolved spec is saved as the experiment's
+spec.json (what `scaler status` expands), and what finished is collected into its DuckDB, also
+when some steps failed (then RunFailed is raised after collecting). A step a Slurm job still
+holds is never run here as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scaler.errors import RunFailed, SpecError, SubmissionError
+from scaler.fingerprint import content_hash
+from scaler.layout import Layout
+from scaler.plan import expand
+from scaler.run.outcome import RunReport
+from scaler.spec.schema import Spec
+
+EXECUTORS = ("inline", "local", "slurm")
+ARGUMENTS = "run_experiment"
+"""The source of an error in an argument of run_experiment; the CLI says its flags instead."""
+
+
+def run_experiment(
+    spec: Spec,
+    layout: Layout,
+    *,
+    executor: str | None = None,
+    parallel: int | None = None,
+    detach: bool = False,
+    say: Callable[[str], None] = print,
+) -> RunReport | None:
+    """Run the steps of `spec` that are not done and collect them; return what ran (None when
+    `detach`ed: the Slurm jobs were submitted and are left to run).
+
+    `executor` (inline, local or slurm) and `parallel` (steps at once, local) default to the
+    spec's executor section; raises RunFailed, after collecting, when some step failed.
+    """
+    if parallel is not None and parallel < 1:
+        raise SpecError(ARGUMENTS, "parallel", f"expected a number >= 1, got {parallel}")
+    name = executor or spec.executor.name
+    if name not in EXECUTORS:
+        raise SpecError(ARGUMENTS, "executor", f"unknown {name!r}; expected one of {EXECUTORS}")
+    if detach and name != "slurm":
+        raise SpecError(ARGUMENTS, "detach", "only the slurm executor runs detached")
+    plan = expand(spec)
+    spec_json = spec.model_dump(mode="json")
+    spec_hash = content_hash(spec_json)
+    done = layout.done_names()
+    if all(step.name in done for step in plan.steps):
+        say(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
+        # The spec may differ in what does not change a step (its analysis: section).
+        layout.write_spec(spec_json)
+        report: RunReport | None = RunReport(already_done=len(plan.steps))
+    elif name == "slurm":
+        from scaler.slurm.follow import run_on_slurm
+
+        report = run_on_slurm(plan, layout, spec, spec_hash, detach=detach, say=say)
+        if report is None:
+            return None
+        _raise_if_failed(layout, report)
+    else:
+        from scaler.run.local import execute, make_executor
+
+        refuse_if_queued_on_slurm(layout)
+        layout.write_spec(spec_json)
+        runner = make_executor(name, layout.logs, parallel or spec.executor.parallel)
+        report = execute(
+            plan, layout, runner, spec_hash=spec_hash, retries=spec.executor.retries, say=say
+        )
+        say(f"ran {len(report.ran)} steps ({report.already_done} were done)")
+        _raise_if_failed(layout, report)
+    _collect(layout, say)
+    return report
+
+
+def refuse_if_queued_on_slurm(layout: Layout) -> None:
+    """Never run a step here while a Slurm job holds it."""
+    from scaler.slurm.cluster import Slurm, missing_commands
+    from scaler.slurm.records import queued_steps
+
+    if missing_commands():
+        return
+    queued = queued_steps(layout, Slurm(layout.slurm_logs))  # no records: no squeue call
+    if queued:
+        raise SubmissionError(
+            f"{len(queued)} steps of {layout.root.name} are queued or running on Slurm; wait "
+            f"(scaler status {layout.root.name}) or cancel them (scaler cancel "
+            f"{layout.root.name}) before running them elsewhere"
+        )
+
+
+def _raise_if_failed(layout: Layout, report: RunReport) -> None:
+    if report.failed:
+        from scaler.store import collect
+
+        collect(layout)  # what did finish is queryable
+        raise RunFailed(report.failed)
+
+
+def _collect(layout: Layout, say: Callable[[str], None]) -> None:
+    from scaler.store import collect  # duckdb: only once there is something to load
+
+    result = collect(layout)
+    say(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
