@@ -49,7 +49,7 @@ def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepSt
         task = tasks.get(step.name)
         if step.name in done:
             states[step.name] = "done"
-        elif active(queue, task):
+        elif task and active(queue, task):
             states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
         elif task and slurm:
             ended.append(step)
