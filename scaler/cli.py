@@ -359,9 +359,38 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+_ANALYSIS_SETTINGS = (
+    "eval_set", "metric", "baseline", "form", "sizes", "resamples", "confidence", "seed"
+)  # fmt: skip
+
+
 def _analysis_overrides(args: argparse.Namespace) -> dict:
-    names = ("eval_set", "metric", "baseline", "form", "sizes", "resamples", "confidence", "seed")
-    return {name: getattr(args, name, None) for name in names}
+    return {name: getattr(args, name, None) for name in _ANALYSIS_SETTINGS}
+
+
+# The analysis names its arguments as keywords (analysis.errors); these are the flags they are
+# given by here, so its errors name what the user typed.
+_ANALYSIS_FLAGS = {
+    "path": "--points",
+    "higher_is_better": "--direction",
+    "higher_is_better=True": "--direction higher",
+    "higher_is_better=False": "--direction lower",
+    "scale": "--scale",
+    "eval_size": "--eval-size",
+    **{name: f"--{name.replace('_', '-')}" for name in _ANALYSIS_SETTINGS},
+}
+
+
+@contextmanager
+def _analysis_in_flags() -> Iterator[None]:
+    """The analysis' argument errors re-spelled as this command's flags. Matched by type, not
+    by source as in _in_flags: a bad row of a CSV names the file as its source."""
+    from analysis.errors import ArgumentError
+
+    try:
+        yield
+    except ArgumentError as error:
+        raise error.spelled("command line", _ANALYSIS_FLAGS) from None
 
 
 def _experiment(args: argparse.Namespace):
@@ -375,15 +404,18 @@ def _fit(args: argparse.Namespace) -> None:
 
     from analysis.summary import render_text
 
-    if args.points is not None:
-        result = _fit_points(args)
-    else:
-        if args.experiment is None:
-            raise SpecError("command line", "experiment", "give an experiment or --points FILE")
-        for flag in ("direction", "eval_size"):
-            if getattr(args, flag) is not None:
-                raise SpecError("command line", f"--{flag.replace('_', '-')}", "only with --points")
-        result = _experiment(args).analyse(**_analysis_overrides(args))
+    with _analysis_in_flags():
+        if args.points is not None:
+            result = _fit_points(args)
+        else:
+            if args.experiment is None:
+                raise SpecError("command line", "experiment", "give an experiment or --points FILE")
+            for flag in ("direction", "eval_size"):
+                if getattr(args, flag) is not None:
+                    raise SpecError(
+                        "command line", f"--{flag.replace('_', '-')}", "only with --points"
+                    )
+            result = _experiment(args).analyse(**_analysis_overrides(args))
     print(json.dumps(result.to_dict(), indent=1) if args.json else render_text(result))
 
 
@@ -410,15 +442,18 @@ def _fit_points(args: argparse.Namespace):
 
 
 def _plot(args: argparse.Namespace) -> None:
-    experiment = _experiment(args)
-    result = experiment.analyse(**_analysis_overrides(args))
-    for path in experiment.plot(result, facet=args.facet):
+    with _analysis_in_flags():
+        experiment = _experiment(args)
+        result = experiment.analyse(**_analysis_overrides(args))
+        paths = experiment.plot(result, facet=args.facet)
+    for path in paths:
         print(f"wrote {path}")
 
 
 def _report(args: argparse.Namespace) -> None:
-    experiment = _experiment(args)
-    path = experiment.report(experiment.analyse(**_analysis_overrides(args)), out=args.out)
+    with _analysis_in_flags():
+        experiment = _experiment(args)
+        path = experiment.report(experiment.analyse(**_analysis_overrides(args)), out=args.out)
     print(f"wrote {path}")
 
 
