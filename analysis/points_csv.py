@@ -44,6 +44,7 @@ def read_points_csv(
     Values that are all fractions although ``scale`` > 1 says percentages are refused too. Every
     error names the file, the line and the column.
     """
+    # Long (~70 lines) for its docstring, the rules a table is read by; the body is ~50 lines.
     where = str(path)
     if not math.isfinite(scale) or scale <= 0:
         raise ArgumentError(where, "scale", f"expected a positive number, got {scale:g}")
