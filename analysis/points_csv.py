@@ -47,7 +47,9 @@ def read_points_csv(
     # Long (~70 lines) for its docstring, the rules a table is read by; the body is ~50 lines.
     where = str(path)
     if not math.isfinite(scale) or scale <= 0:
-        raise ArgumentError(where, "scale", f"expected a positive number, got {scale:g}")
+        raise ArgumentError(
+            where, "scale", f"expected a positive number, got {scale:g}", in_file=True
+        )
     rows = _csv_rows(where, path)
     if not rows:
         raise SpecError(where, "line 1", f"no header; {_EXPECTED}")
@@ -116,11 +118,13 @@ def _model_key(
 def _csv_rows(where: str, path: Path) -> list[tuple[int, list[str]]]:
     """The file's rows, fields stripped, each with the line it starts on; blank lines left out."""
     if not path.is_file():
-        raise ArgumentError(where, "path", "no such file")
+        raise ArgumentError(where, "path", "no such file", in_file=True)
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ArgumentError(where, "path", f"cannot read it ({error.strerror})") from None
+        raise ArgumentError(
+            where, "path", f"cannot read it ({error.strerror})", in_file=True
+        ) from None
     # Bytes that are not UTF-8 become lone surrogates, so the row and column holding the first
     # of them can be named; utf-8-sig drops a byte-order mark (Excel writes one).
     text = data.decode("utf-8-sig", errors="surrogateescape")
@@ -222,6 +226,7 @@ def _check_range(
             f"scale= (with higher_is_better=True and scale= above 1, values that are all at "
             f"most 1 are refused; give scores under 1% as fractions, without scale=)",
             arguments=_RANGE_ARGUMENTS,
+            in_file=True,
         )
     value = raw / scale
     outside = (value < 0) | (value > 1) if higher_is_better else value <= 0
@@ -239,4 +244,6 @@ def _check_range(
             "with higher_is_better=False the values must be positive errors or losses; "
             f"got {value[first]:g}"
         )
-    raise ArgumentError(where, f"line {lines[first]}: value", message, arguments=_RANGE_ARGUMENTS)
+    raise ArgumentError(
+        where, f"line {lines[first]}: value", message, arguments=_RANGE_ARGUMENTS, in_file=True
+    )

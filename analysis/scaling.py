@@ -75,6 +75,7 @@ def analyse(points: Points, settings: AnalysisSettings, data: str) -> ScalingAna
             "a perfect score (an error of 0) cannot be fitted on a log scale without the number "
             "of eval problems behind it; give the eval size (eval_size=N fits it as 0.5 / N)",
             arguments=("eval_size",),
+            in_file=True,
         )
     warnings = []
     resamples = settings.resamples if can_resample(points) else 0

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from scaler.errors import ScalerError, SpecError
+from scaler.errors import ArgumentError, ScalerError, SpecError
 from scaler.layout import EXPERIMENT_NAME, Layout, default_results_root
 
 
@@ -243,21 +243,19 @@ def _existing_layout(args: argparse.Namespace) -> Layout:
 
 
 @contextmanager
-def _in_flags(source: str, flags: Mapping[str, str]) -> Iterator[None]:
-    """A library's error about its own arguments (`source`: "overrides", "run_experiment"),
-    re-spelled as this command's: from the command line, a keyword named by its flag."""
+def _in_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """A library's errors about its arguments (scaler.errors.ArgumentError) re-spelled as this
+    command's: from the command line, each keyword named by its flag."""
     try:
         yield
-    except SpecError as error:
-        if error.source != source:
-            raise
+    except ArgumentError as error:
         raise error.spelled("command line", flags) from None
 
 
 def _load(args: argparse.Namespace):
-    from scaler.spec.load import OVERRIDES, load_spec
+    from scaler.spec.load import load_spec
 
-    with _in_flags(OVERRIDES, {}):  # an override is named as typed: `sizes=[1,`
+    with _in_flags({}):  # an override is named as typed: `sizes=[1,`
         spec = load_spec(args.spec, args.overrides)
     return spec, _layout(args, spec.experiment)
 
@@ -271,10 +269,10 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from scaler.run.experiment import ARGUMENTS, run_experiment
+    from scaler.run.experiment import run_experiment
 
     spec, layout = _load(args)
-    with _in_flags(ARGUMENTS, {"parallel": "--parallel", "detach": "--detach"}):
+    with _in_flags({"parallel": "--parallel", "detach": "--detach"}):
         run_experiment(
             spec, layout, executor=args.executor, parallel=args.parallel, detach=args.detach
         )
@@ -381,18 +379,6 @@ _ANALYSIS_FLAGS = {
 }
 
 
-@contextmanager
-def _analysis_in_flags() -> Iterator[None]:
-    """The analysis' argument errors re-spelled as this command's flags. Matched by type, not
-    by source as in _in_flags: a bad row of a CSV names the file as its source."""
-    from analysis.errors import ArgumentError
-
-    try:
-        yield
-    except ArgumentError as error:
-        raise error.spelled("command line", _ANALYSIS_FLAGS) from None
-
-
 def _experiment(args: argparse.Namespace):
     from analysis.experiment import Experiment
 
@@ -404,7 +390,7 @@ def _fit(args: argparse.Namespace) -> None:
 
     from analysis.summary import render_text
 
-    with _analysis_in_flags():
+    with _in_flags(_ANALYSIS_FLAGS):
         if args.points is not None:
             result = _fit_points(args)
         else:
@@ -442,7 +428,7 @@ def _fit_points(args: argparse.Namespace):
 
 
 def _plot(args: argparse.Namespace) -> None:
-    with _analysis_in_flags():
+    with _in_flags(_ANALYSIS_FLAGS):
         experiment = _experiment(args)
         result = experiment.analyse(**_analysis_overrides(args))
         paths = experiment.plot(result, facet=args.facet)
@@ -451,7 +437,7 @@ def _plot(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    with _analysis_in_flags():
+    with _in_flags(_ANALYSIS_FLAGS):
         experiment = _experiment(args)
         path = experiment.report(experiment.analyse(**_analysis_overrides(args)), out=args.out)
     print(f"wrote {path}")
@@ -461,7 +447,7 @@ def _verify(args: argparse.Namespace) -> None:
     import json
 
     from runners.judging.equivalence import Verifier
-    from scaler.verify_file import ARGUMENTS, verify_file
+    from scaler.verify_file import verify_file
 
     if args.time_limit <= 0 or args.workers < 1:
         raise SpecError("command line", "--time-limit/--workers", "expected values > 0")
@@ -475,7 +461,7 @@ def _verify(args: argparse.Namespace) -> None:
             word = "correct" if verdict.correct else "incorrect"
             print(f"{word} {verdict.reason} extracted={verdict.extracted} rule={verdict.rule}")
             return
-        with _in_flags(ARGUMENTS, {"path": "--jsonl"}):
+        with _in_flags({"path": "--jsonl"}):
             checked = verify_file(args.jsonl, verifier)
     for number, problem in checked.bad_lines:
         print(f"scaler: {args.jsonl}: line {number}: {problem}", file=sys.stderr)

@@ -8,6 +8,7 @@ look.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 
@@ -27,10 +28,58 @@ class SpecError(ScalerError):
         where = f"{source}: {field}: " if field else f"{source}: "
         super().__init__(where + message)
 
-    def spelled(self, source: str, fields: Mapping[str, str]) -> SpecError:
-        """The same error in a caller's words: from `source` (the CLI's "command line"), its
-        field as `fields` names it (a keyword `parallel` as the flag `--parallel`)."""
-        return SpecError(source, fields.get(self.field, self.field), self.message)
+
+class ArgumentError(SpecError):
+    """Bad input naming a library call's keyword arguments, as the caller passed them.
+
+    A notebook calls `analyse_csv(path, higher_is_better=True, scale=100)` or
+    `run_experiment(spec, layout, parallel=0)`; `scaler fit` and `scaler run` take `--direction
+    higher --scale 100` and `--parallel 0`. The library cannot know which, so it speaks in
+    keywords: the field is the keyword (`scale`), the message writes one as `scale=` (with its
+    value where the value matters: `higher_is_better=True`), and `source` is the function or
+    part called (`run_experiment`, `overrides`, `analysis`), or the file the error is in when
+    `in_file`. The CLI, which alone knows its flags, re-spells the error with `spelled`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        field: str,
+        message: str,
+        arguments: tuple[str, ...] = (),
+        *,
+        in_file: bool = False,
+    ):
+        self.arguments = tuple(dict.fromkeys((*arguments, field)))
+        self.in_file = in_file
+        super().__init__(source, field, message)
+
+    def spelled(self, source: str, flags: Mapping[str, str]) -> SpecError:
+        """The same error in another caller's words: `flags` maps a keyword (`scale`) or a
+        keyword with its value (`higher_is_better=True`) to what that caller wrote (`--scale`,
+        `--direction higher`); `source` (the CLI's "command line") replaces a source that named
+        no file."""
+        names = [name for name in self.arguments if name in flags or _with_value(name, flags)]
+        message = self.message
+        if names:
+            pattern = r"\b(" + "|".join(map(re.escape, names)) + r")=([\w.]*)"
+            message = re.sub(pattern, lambda match: _flag(match, flags), message)
+        return SpecError(
+            self.source if self.in_file else source, flags.get(self.field, self.field), message
+        )
+
+
+def _with_value(name: str, flags: Mapping[str, str]) -> bool:
+    return any(key.startswith(f"{name}=") for key in flags)
+
+
+def _flag(match: re.Match[str], flags: Mapping[str, str]) -> str:
+    name, value = match.group(1), match.group(2)
+    if f"{name}={value}" in flags:
+        return flags[f"{name}={value}"]
+    if name not in flags:
+        return match.group(0)
+    return f"{flags[name]} {value}" if value else flags[name]
 
 
 class UsageError(ScalerError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scaler.errors import SpecError
+from scaler.errors import ArgumentError
 
 if TYPE_CHECKING:
     from runners.judging.equivalence import Verifier
@@ -32,7 +32,7 @@ class VerifiedFile:
 def verify_file(path: Path, verifier: Verifier) -> VerifiedFile:
     """The verdict of every `{gold, pred}` line of `path` (blank lines are skipped silently)."""
     if not Path(path).is_file():
-        raise SpecError(ARGUMENTS, "path", f"no file at {path}")
+        raise ArgumentError(ARGUMENTS, "path", f"no file at {path}")
     result = VerifiedFile()
     numbers, pairs = [], []
     with open(path) as lines:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scaler.errors import RunFailed, SpecError, SubmissionError
+from scaler.errors import ArgumentError, RunFailed, SubmissionError
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
 from scaler.plan import expand
@@ -41,12 +41,12 @@ def run_experiment(
     spec's executor section; raises RunFailed, after collecting, when some step failed.
     """
     if parallel is not None and parallel < 1:
-        raise SpecError(ARGUMENTS, "parallel", f"expected a number >= 1, got {parallel}")
+        raise ArgumentError(ARGUMENTS, "parallel", f"expected a number >= 1, got {parallel}")
     name = executor or spec.executor.name
     if name not in EXECUTORS:
-        raise SpecError(ARGUMENTS, "executor", f"unknown {name!r}; expected one of {EXECUTORS}")
+        raise ArgumentError(ARGUMENTS, "executor", f"unknown {name!r}; expected one of {EXECUTORS}")
     if detach and name != "slurm":
-        raise SpecError(ARGUMENTS, "detach", "only the slurm executor runs detached")
+        raise ArgumentError(ARGUMENTS, "detach", "only the slurm executor runs detached")
     plan = expand(spec)
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from runners.readers import fingerprint
-from scaler.errors import SpecError
+from scaler.errors import ArgumentError, SpecError
 from scaler.spec.checks import check_sizes_fit_pool
 from scaler.spec.schema import SOURCE_KINDS, WORLD_NAMES, RealWorld, Spec, UserSource
 
@@ -78,11 +78,11 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
         raise SpecError(source, "", "expected a mapping of keys at the top level")
     for item in overrides:
         if "=" not in item or not item.split("=", 1)[0].strip():
-            raise SpecError(OVERRIDES, item, "expected an override of the form key=value")
+            raise ArgumentError(OVERRIDES, item, "expected an override of the form key=value")
     try:
         cli = OmegaConf.from_dotlist(overrides)
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
-        raise SpecError(OVERRIDES, " ".join(overrides), _one_line(error)) from None
+        raise ArgumentError(OVERRIDES, " ".join(overrides), _one_line(error)) from None
     try:
         merged = OmegaConf.merge(config, cli)
         return OmegaConf.to_container(merged, resolve=True)

@@ -48,6 +48,7 @@ def test_an_argument_error_speaks_keywords_and_the_cli_respells_it():
         "line 3: value",
         "with higher_is_better=True the values must be in [0, 1] after scale=; give scale=100",
         arguments=("scale", "higher_is_better"),
+        in_file=True,
     )
     assert str(error).startswith("points.csv: line 3: value: with higher_is_better=True")
     flags = {"scale": "--scale", "higher_is_better=True": "--direction higher"}
