@@ -1,23 +1,23 @@
 """The `scaler` command: plan, run, status, cancel, collect, query, fit, plot, report, verify.
 
-The library raises; this module translates. A ScalerError becomes one line on stderr and its exit
-code (2 for bad input, with nothing written); the traceback only with --verbose. Heavy modules
-are imported inside the command that needs them, so `scaler --help` stays instant.
+Every command and flag is declared here, and each command's work is one function of
+scaler.commands. The library raises; this module translates: a ScalerError becomes one line on
+stderr and its exit code (2 for bad input, with nothing written); the traceback only with
+--verbose. Heavy modules are imported inside the command that needs them, so `scaler --help`
+stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from scaler.errors import ArgumentError, ScalerError, SpecError
-from scaler.layout import EXPERIMENT_NAME, Layout, default_results_root
+from scaler import commands
+from scaler.errors import ScalerError, SpecError
 
 
 def _interrupt(signum, frame) -> None:
@@ -67,10 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Declarative scaling-law experiments: plan, run, collect, query, fit, plot.",
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub = subparsers.add_parser(name, parents=[common], help=help, description=help)
         sub.set_defaults(command=handler)
         return sub
 
@@ -86,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     def experiment_arg(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("experiment", help="experiment name (a folder under the results root)")
 
-    sub = command("plan", _plan, "Show the steps a spec expands to and which are done.")
+    sub = command("plan", commands.plan, "Show the steps a spec expands to and which are done.")
     spec_args(sub)
     sub.add_argument("--steps", action="store_true", help="list every step, not only per stage")
 
-    sub = command("run", _run, "Run the steps of a spec that are not done, then collect.")
+    sub = command("run", commands.run, "Run the steps of a spec that are not done, then collect.")
     spec_args(sub)
     sub.add_argument(
         "--executor",
@@ -111,19 +111,23 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub = command(
-        "status", _status, "Where an experiment stands: steps done, running, queued, failed."
+        "status",
+        commands.status,
+        "Where an experiment stands: steps done, running, queued, failed.",
     )
-    experiment_arg(sub)
-
-    sub = command("cancel", _cancel, "Cancel an experiment's queued and running Slurm jobs.")
     experiment_arg(sub)
 
     sub = command(
-        "collect", _collect, "Load finished steps into results/<experiment>/scaler.duckdb."
+        "cancel", commands.cancel, "Cancel an experiment's queued and running Slurm jobs."
     )
     experiment_arg(sub)
 
-    sub = command("query", _query, "Run SQL on an experiment's DuckDB (read-only).")
+    sub = command(
+        "collect", commands.collect, "Load finished steps into results/<experiment>/scaler.duckdb."
+    )
+    experiment_arg(sub)
+
+    sub = command("query", commands.query, "Run SQL on an experiment's DuckDB (read-only).")
     experiment_arg(sub)
     sub.add_argument("sql", help='e.g. "SELECT size, avg(accuracy) FROM evals GROUP BY size"')
 
@@ -158,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command(
         "fit",
-        _fit,
+        commands.fit,
         "Fit every arm (power law, E = 0, log-linear) with bootstrap intervals and print the "
         "effective data multipliers; saved into the experiment's DuckDB.",
     )
@@ -184,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command(
         "plot",
-        _plot,
+        commands.plot,
         "Write scaling curves (bands, intervals), multipliers and facets as PNG and SVG.",
     )
     experiment_arg(sub)
@@ -197,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command(
         "report",
-        _report,
+        commands.report,
         "Write one self-contained HTML page: spec, plan, figures, fits, multipliers, provenance.",
     )
     experiment_arg(sub)
@@ -206,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command(
         "verify",
-        _verify,
+        commands.verify,
         "Check final answers: GOLD PRED, or --jsonl FILE of {gold, pred} records.",
     )
     sub.add_argument("gold", nargs="?", help="the gold answer, e.g. '\\frac{1}{2}'")
@@ -217,113 +221,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     return parser
-
-
-def _layout(args: argparse.Namespace, experiment: str) -> Layout:
-    if not re.match(EXPERIMENT_NAME, experiment):
-        raise SpecError(
-            "command line",
-            "experiment",
-            f"{experiment!r} is not a valid experiment name (letters, digits, . _ -)",
-        )
-    return Layout.for_experiment(
-        experiment, getattr(args, "results", None) or default_results_root()
-    )
-
-
-def _existing_layout(args: argparse.Namespace) -> Layout:
-    layout = _layout(args, args.experiment)
-    if not layout.database.is_file():
-        raise SpecError(
-            "command line",
-            "experiment",
-            f"no results at {layout.database}; run `scaler run SPEC` first",
-        )
-    return layout
-
-
-@contextmanager
-def _in_flags(flags: Mapping[str, str]) -> Iterator[None]:
-    """A library's errors about its arguments (scaler.errors.ArgumentError) re-spelled as this
-    command's: from the command line, each keyword named by its flag."""
-    try:
-        yield
-    except ArgumentError as error:
-        raise error.spelled("command line", flags) from None
-
-
-def _load(args: argparse.Namespace):
-    from scaler.spec.load import load_spec
-
-    with _in_flags({}):  # an override is named as typed: `sizes=[1,`
-        spec = load_spec(args.spec, args.overrides)
-    return spec, _layout(args, spec.experiment)
-
-
-def _plan(args: argparse.Namespace) -> None:
-    from scaler.plan import expand
-    from scaler.status import describe_plan
-
-    spec, layout = _load(args)
-    print(describe_plan(expand(spec), layout, source=str(args.spec), list_steps=args.steps))
-
-
-def _run(args: argparse.Namespace) -> None:
-    from scaler.run.experiment import run_experiment
-
-    spec, layout = _load(args)
-    with _in_flags({"parallel": "--parallel", "detach": "--detach"}):
-        run_experiment(
-            spec, layout, executor=args.executor, parallel=args.parallel, detach=args.detach
-        )
-
-
-def _status(args: argparse.Namespace) -> None:
-    from scaler.status import experiment_status
-
-    layout = _layout(args, args.experiment)
-    if not layout.spec_file.is_file():
-        raise SpecError(
-            "command line", "experiment", f"no run at {layout.root}; run `scaler run SPEC` first"
-        )
-    print(experiment_status(layout))
-
-
-def _cancel(args: argparse.Namespace) -> None:
-    from scaler.slurm.cluster import Slurm
-    from scaler.slurm.follow import cancel_experiment
-    from scaler.slurm.records import submitted_tasks
-
-    layout = _layout(args, args.experiment)
-    if not submitted_tasks(layout):
-        print(f"nothing to cancel: no Slurm jobs were submitted for {args.experiment}")
-        return
-    steps, jobs = cancel_experiment(layout, Slurm(layout.slurm_logs))
-    print(f"cancelled {steps} queued or running steps in {len(jobs)} jobs: {' '.join(jobs)}")
-
-
-def _collect(args: argparse.Namespace) -> None:
-    from scaler.store import collect
-
-    layout = _layout(args, args.experiment)
-    if not layout.steps.is_dir():
-        raise SpecError("command line", "experiment", f"no steps under {layout.steps}")
-    result = collect(layout)
-    print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
-
-
-def _query(args: argparse.Namespace) -> None:
-    import duckdb
-
-    from scaler.store import query
-    from scaler.text import format_table
-
-    layout = _existing_layout(args)
-    try:
-        columns, rows = query(layout, args.sql)
-    except duckdb.Error as error:
-        raise SpecError("command line", "sql", str(error).splitlines()[0]) from None
-    print(format_table(columns, rows))
 
 
 def _sizes(text: str) -> list[int]:
@@ -355,120 +252,6 @@ def _sizes(text: str) -> list[int]:
         print(f"scaler: error: {error}", file=sys.stderr)
         sys.exit(2)
     return sizes
-
-
-_ANALYSIS_SETTINGS = (
-    "eval_set", "metric", "baseline", "form", "sizes", "resamples", "confidence", "seed"
-)  # fmt: skip
-
-
-def _analysis_overrides(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name, None) for name in _ANALYSIS_SETTINGS}
-
-
-# The analysis names its arguments as keywords (analysis.errors); these are the flags they are
-# given by here, so its errors name what the user typed.
-_ANALYSIS_FLAGS = {
-    "path": "--points",
-    "higher_is_better": "--direction",
-    "higher_is_better=True": "--direction higher",
-    "higher_is_better=False": "--direction lower",
-    "scale": "--scale",
-    "eval_size": "--eval-size",
-    **{name: f"--{name.replace('_', '-')}" for name in _ANALYSIS_SETTINGS},
-}
-
-
-def _experiment(args: argparse.Namespace):
-    from analysis.experiment import Experiment
-
-    return Experiment(_existing_layout(args))
-
-
-def _fit(args: argparse.Namespace) -> None:
-    import json
-
-    from analysis.summary import render_text
-
-    with _in_flags(_ANALYSIS_FLAGS):
-        if args.points is not None:
-            result = _fit_points(args)
-        else:
-            if args.experiment is None:
-                raise SpecError("command line", "experiment", "give an experiment or --points FILE")
-            for flag in ("direction", "eval_size"):
-                if getattr(args, flag) is not None:
-                    raise SpecError(
-                        "command line", f"--{flag.replace('_', '-')}", "only with --points"
-                    )
-            result = _experiment(args).analyse(**_analysis_overrides(args))
-    print(json.dumps(result.to_dict(), indent=1) if args.json else render_text(result))
-
-
-def _fit_points(args: argparse.Namespace):
-    from analysis.experiment import analyse_csv
-
-    if args.experiment is not None:
-        raise SpecError("command line", "--points", "give an experiment or --points, not both")
-    if args.direction is None:
-        raise SpecError(
-            "command line",
-            "--direction",
-            "say which way the metric improves: higher (a score in [0, 1]) or lower (an error)",
-        )
-    if not 0 < args.scale < float("inf") or (args.eval_size is not None and args.eval_size < 1):
-        raise SpecError("command line", "--scale/--eval-size", "expected values > 0")
-    return analyse_csv(
-        args.points,
-        higher_is_better=args.direction == "higher",
-        scale=args.scale,
-        eval_size=args.eval_size,
-        **_analysis_overrides(args),
-    )
-
-
-def _plot(args: argparse.Namespace) -> None:
-    with _in_flags(_ANALYSIS_FLAGS):
-        experiment = _experiment(args)
-        result = experiment.analyse(**_analysis_overrides(args))
-        paths = experiment.plot(result, facet=args.facet)
-    for path in paths:
-        print(f"wrote {path}")
-
-
-def _report(args: argparse.Namespace) -> None:
-    with _in_flags(_ANALYSIS_FLAGS):
-        experiment = _experiment(args)
-        path = experiment.report(experiment.analyse(**_analysis_overrides(args)), out=args.out)
-    print(f"wrote {path}")
-
-
-def _verify(args: argparse.Namespace) -> None:
-    import json
-
-    from runners.judging.equivalence import Verifier
-    from scaler.verify_file import verify_file
-
-    if args.time_limit <= 0 or args.workers < 1:
-        raise SpecError("command line", "--time-limit/--workers", "expected values > 0")
-    if (args.jsonl is None) == (args.gold is None or args.pred is None) or (
-        args.jsonl is not None and args.gold is not None
-    ):
-        raise SpecError("command line", "verify", "give either GOLD PRED or --jsonl FILE")
-    with Verifier(time_limit=args.time_limit, workers=args.workers) as verifier:
-        if args.jsonl is None:
-            verdict = verifier.verify(args.gold, args.pred)
-            word = "correct" if verdict.correct else "incorrect"
-            print(f"{word} {verdict.reason} extracted={verdict.extracted} rule={verdict.rule}")
-            return
-        with _in_flags({"path": "--jsonl"}):
-            checked = verify_file(args.jsonl, verifier)
-    for number, problem in checked.bad_lines:
-        print(f"scaler: {args.jsonl}: line {number}: {problem}", file=sys.stderr)
-    for verdict_record in checked.verdicts:
-        print(json.dumps(verdict_record))
-    if checked.bad_lines:
-        print(f"scaler: {args.jsonl}: {len(checked.bad_lines)} bad lines skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":
