@@ -102,7 +102,7 @@ class Experiment:
 
     def spec_settings(self) -> AnalysisSettings:
         """The spec's `analysis:` section, or the defaults for a run saved without one."""
-        spec_path = self.layout.root / "spec.json"
+        spec_path = self.layout.spec_file
         spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
         settings = AnalysisSettings.model_validate(spec.get("analysis", {}))
         if settings.eval_set is None:
@@ -147,7 +147,7 @@ class Experiment:
 
         result = result or self.analyse()
         figures = self.plot(result)
-        return write_report(result, self.layout, figures, out or self.layout.root / "report.html")
+        return write_report(result, self.layout, figures, out or self.layout.report_page)
 
     def frames(self, result: ScalingAnalysis) -> dict[str, Any]:
         """The analysis as pandas frames: points, means, fits, multipliers."""

@@ -78,7 +78,7 @@ def render_report(analysis: ScalingAnalysis, layout: Layout | None, figures: lis
 def _experiment_name(analysis: ScalingAnalysis, layout: Layout | None) -> str:
     if layout is None:
         return Path(analysis.data).stem or analysis.data
-    spec = layout.root / "spec.json"
+    spec = layout.spec_file
     if spec.is_file():
         return str(json.loads(spec.read_text()).get("experiment") or layout.root.name)
     return layout.root.name

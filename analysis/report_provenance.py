@@ -22,7 +22,7 @@ from scaler.layout import Layout
 
 
 def plan_and_spec(layout: Layout) -> str:
-    spec_path = layout.root / "spec.json"
+    spec_path = layout.spec_file
     if not spec_path.is_file():
         body = f'<p class="muted">No spec.json in {_e(str(layout.root))}.</p>'
         return section("plan", "Plan & spec", body)

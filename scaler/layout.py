@@ -3,7 +3,7 @@
     results/<experiment>/
         spec.json                             the spec of the latest run, resolved (`scaler status`)
         steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
-        steps/<stage>/.tmp-<stage>-<id>-<n>/  a step being written (never read as a result)
+        steps/<stage>/.tmp-<stage>-<id>-<host>-<pid>/  a step being written (never read as one)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
         steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
         logs/                                 job logs (logs/slurm/: of Slurm jobs)

@@ -58,7 +58,7 @@ class DemoWorld(GenerateConfig):
 
 class AnswerConventions(Strict):
     """`world.verify`: what counts as the same answer, each field overriding the world's default
-    (runners/judging/equivalence.py `Conventions` and `WORLDS`; docs/verifier.md). Declared
+    (runners/judging/conventions.py `Conventions` and `WORLDS`; docs/verifier.md). Declared
     here, not imported, so that reading a spec stays light; tests/test_scaler/test_spec.py
     checks the fields match."""
 

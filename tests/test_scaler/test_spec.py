@@ -204,7 +204,7 @@ def test_a_saved_spec_with_resources_loads_again(tmp_path):
 def test_world_verify_declares_exactly_the_verifiers_conventions():
     import typing
 
-    from runners.judging.equivalence import Conventions
+    from runners.judging.conventions import Conventions
 
     declared = AnswerConventions.model_fields
     assert list(declared) == Conventions.names()
