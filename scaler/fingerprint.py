@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 HASH_LENGTH = 16
 
@@ -38,7 +41,7 @@ def output_fields(config) -> dict[str, Any]:
     One declared with `json_schema_extra={"omitted_when_none": True}` is left out while it is
     None: a field added to a stage keeps the ids of the configs that do not set it.
     """
-    config_class = type(config)
+    config_class: type[BaseModel] = type(config)
     dumped = config.model_dump(mode="json", exclude=fields_without_effect(config_class))
     for name in fields_omitted_when_none(config_class):
         if dumped.get(name, ...) is None:
@@ -47,7 +50,7 @@ def output_fields(config) -> dict[str, Any]:
 
 
 @cache
-def fields_without_effect(config_class) -> frozenset[str] | None:
+def fields_without_effect(config_class: type[BaseModel]) -> frozenset[str] | None:
     skip = frozenset(
         name
         for name, info in config_class.model_fields.items()
@@ -58,7 +61,7 @@ def fields_without_effect(config_class) -> frozenset[str] | None:
 
 
 @cache
-def fields_omitted_when_none(config_class) -> tuple[str, ...]:
+def fields_omitted_when_none(config_class: type[BaseModel]) -> tuple[str, ...]:
     return tuple(
         name
         for name, info in config_class.model_fields.items()

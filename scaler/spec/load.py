@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ OVERRIDES = "overrides"
 the command line's `key=value` words, says so in its own words."""
 
 
-def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     """Load, merge overrides, resolve and validate; raise SpecError on the first problem."""
     source = str(path)
     raw = _load_raw(Path(path), list(overrides))
@@ -85,7 +86,8 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
         raise ArgumentError(OVERRIDES, " ".join(overrides), _one_line(error)) from None
     try:
         merged = OmegaConf.merge(config, cli)
-        return OmegaConf.to_container(merged, resolve=True)
+        # The top level was checked to be a mapping above, so the container is a dict.
+        return typing.cast(dict, OmegaConf.to_container(merged, resolve=True))
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
         raise SpecError(source, _omegaconf_key(error), _one_line(error)) from None
 

@@ -247,21 +247,29 @@ class Resources(Strict):
 
 def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:
     """`model` with every field optional and unset by default, keeping its constraints."""
-    fields = {
-        field_name: (info.annotation | None, FieldInfo.merge_field_infos(info, default=None))
+    fields: dict[str, Any] = {
+        field_name: (_optional(info.annotation), FieldInfo.merge_field_infos(info, default=None))
         for field_name, info in model.model_fields.items()
     }
     return create_model(name, __base__=Strict, __doc__=doc, **fields)
 
 
-ResourceOverride = _all_optional(
-    Resources,
-    "ResourceOverride",
-    "Per-stage changes to the default resources; unset fields keep the default.",
-)
+def _optional(annotation: Any) -> Any:
+    return annotation | None
 
 
-ResourceKey = Literal[("default", *STAGES)]  # type: ignore[valid-type]
+if typing.TYPE_CHECKING:  # a model made at run time; to the type checker, a strict model
+    ResourceOverride = Strict
+else:
+    ResourceOverride = _all_optional(
+        Resources,
+        "ResourceOverride",
+        "Per-stage changes to the default resources; unset fields keep the default.",
+    )
+
+
+_RESOURCE_KEYS = ("default", *STAGES)
+ResourceKey = Literal[_RESOURCE_KEYS]  # type: ignore[valid-type]  # the stages, known at import
 
 
 class BuildSettings(Strict):
@@ -387,6 +395,8 @@ class Spec(Strict):
         if source.budget is None:
             return self.stages.sample.samples
         params = self.sampler_params(source)
+        if params is None:  # checks.check_sampler refuses a budget without a parameter count
+            raise ValueError(f"sampler {source.name!r}: a budget needs params")
         budget = source.budget
         return samples_per_problem(budget.flops_per_problem, params, budget.tokens_per_sample)
 
