@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,6 +29,9 @@ from analysis.result import ScalingAnalysis, flat_params
 from analysis.scaling import analyse
 from analysis.settings import AnalysisSettings
 from scaler.layout import Layout, default_results_root
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def open_experiment(name: str, results: str | Path | None = None) -> Experiment:
@@ -56,7 +59,7 @@ def settings_with(base: AnalysisSettings, overrides: dict[str, Any]) -> Analysis
 class Experiment:
     def __init__(self, layout: Layout):
         self.layout = layout
-        self._con = None
+        self._con: duckdb.DuckDBPyConnection | None = None
 
     @property
     def name(self) -> str:
@@ -114,7 +117,11 @@ class Experiment:
         return settings_with(self.spec_settings(), overrides)
 
     def points(self, metric: str | None = None, eval_set: str | None = None) -> Points:
-        settings = self.settings(metric=metric, eval_set=eval_set)
+        return self._load_points(self.settings(metric=metric, eval_set=eval_set))
+
+    def _load_points(self, settings: AnalysisSettings) -> Points:
+        if settings.eval_set is None:  # spec_settings names one; an override only replaces it
+            raise ValueError("the settings name no eval set")
         return load_points(self.layout, settings.eval_set, settings.metric)
 
     def analyse(self, *, save: bool = True, **overrides: Any) -> ScalingAnalysis:
@@ -123,7 +130,7 @@ class Experiment:
         Keyword arguments override the spec's analysis settings: metric, eval_set, baseline,
         form, sizes, resamples, confidence, seed."""
         settings = self.settings(**overrides)
-        points = load_points(self.layout, settings.eval_set, settings.metric)
+        points = self._load_points(settings)
         result = analyse(points, settings, data=str(self.layout.database))
         if save:
             from analysis.record import save_analysis

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 
 from analysis.bootstrap import ArmResamples, interval
 from analysis.curve_params import LogLinearParams, PowerLawParams
-from analysis.fit import PowerLawFit
+from analysis.fit import LogLinearFit, PowerLawFit
 from analysis.points import Points
 from analysis.power_law import unwrap
 from analysis.result import SHARED, SINGLE_POINT, ArmAnalysis, Multiplier, SharedFit, curve_form
@@ -39,7 +39,9 @@ class MultiplierEstimate(NamedTuple):
     extrapolated: Any
 
 
-def effective_multiplier(base: PowerLawFit, arm: PowerLawFit, D: ArrayLike) -> MultiplierEstimate:
+def effective_multiplier(
+    base: PowerLawFit | LogLinearFit, arm: PowerLawFit | LogLinearFit, D: ArrayLike
+) -> MultiplierEstimate:
     """``m(D) = base.inverse(arm.predict(D)) / D``: how much more baseline data matches the arm.
 
     ``extrapolated`` is True where the answer leaves a fitted range: the baseline size that

@@ -201,8 +201,8 @@ def _draw_arm(ax: Any, analysis: ScalingAnalysis, name: str, color: str) -> np.n
     arm = analysis.arm(name)
     if not arm.fits:  # a single size: no fit, only its mean
         sizes = np.unique(own.size)
-        means = [own.error[own.size == size].mean() for size in sizes]
-        ax.plot(sizes, means, "o", color=color, markersize=5, label=f"{name} (one size, no fit)")
+        at_sizes = [own.error[own.size == size].mean() for size in sizes]
+        ax.plot(sizes, at_sizes, "o", color=color, markersize=5, label=f"{name} (one size, no fit)")
         return own.error
     sizes = np.array([m.size for m in arm.means])
     means = np.array([m.error for m in arm.means])
@@ -293,11 +293,11 @@ def _style_log_axes(ax: Any) -> None:
     # far as its length leaves room for them.
     width, height = ax.get_position().size * ax.figure.get_size_inches()
     plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
-    for axis, limits, inches in (
+    for axis, (low, high), inches in (
         (ax.xaxis, ax.get_xlim(), width),
         (ax.yaxis, ax.get_ylim(), height),
     ):
-        axis.set_major_locator(ticker.LogLocator(base=10, subs=_tick_subs(*limits, inches)))
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=_tick_subs(low, high, inches)))
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(ticker.NullFormatter())
     ax.grid(True, which="major", color="0.88", linewidth=0.8)

@@ -71,7 +71,7 @@ def interval_note(analysis: ScalingAnalysis) -> str:
 
 
 def error_axis(analysis: ScalingAnalysis) -> str:
-    return error_label(analysis.metric, analysis.settings.eval_set, analysis.higher_is_better)
+    return error_label(analysis.metric, analysis.eval_set, analysis.higher_is_better)
 
 
 def form_note(analysis: ScalingAnalysis) -> str:

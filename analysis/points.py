@@ -17,7 +17,7 @@ wrong (``0.5 / n_problems``), the usual continuity correction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,9 @@ METRIC_COLUMNS = {"accuracy": "correct", "pass_at_k": "pass_at_k", "maj_at_k": "
 """Metric -> the eval_problems column holding its per-problem outcome."""
 
 FACETS = ("source", "algorithm", "model")
+
+_Error = TypeVar("_Error", float, FloatArray)
+"""An error or errors: :meth:`Points.to_value` takes either and gives back the same kind."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Points:
         """An error within the metric's range: a score's error lies in [0, 1]."""
         return np.clip(error, self.error_floor, 1.0 if self.higher_is_better else np.inf)
 
-    def to_value(self, error: FloatArray) -> FloatArray:
+    def to_value(self, error: _Error) -> _Error:
         return 1.0 - error if self.higher_is_better else error
 
     @property
@@ -153,7 +156,8 @@ def load_points(layout: Layout, eval_set: str = "test", metric: str = "accuracy"
         raise ArgumentError(
             ANALYSIS, "eval_set", f"no evaluations on {eval_set!r} in {layout.database}"
         )
-    outcome = np.ma.filled(np.ma.asarray(rows["outcome"], dtype=float), np.nan)  # null -> nan
+    # null -> nan
+    outcome: FloatArray = np.ma.filled(np.ma.asarray(rows["outcome"], dtype=float), np.nan)
     if np.isnan(outcome).all():
         raise ArgumentError(
             ANALYSIS,

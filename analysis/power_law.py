@@ -138,6 +138,6 @@ def power_law_inverse(E: Any, A: Any, alpha: Any, err: ArrayLike) -> FloatArray:
     return np.where(np.isfinite(target), sizes, np.nan)
 
 
-def unwrap(values: FloatArray) -> Any:
+def unwrap(values: np.ndarray) -> Any:
     """A Python scalar for 0-d input, the array otherwise."""
     return values.item() if np.ndim(values) == 0 else values

@@ -98,7 +98,7 @@ def _header(analysis: ScalingAnalysis, name: str, plan_title: str) -> str:
         "data": analysis.data,
         "metric": f"{analysis.metric} ({'higher' if analysis.higher_is_better else 'lower'} "
         "is better; fitted as an error)",
-        "eval set": settings.eval_set
+        "eval set": analysis.eval_set
         + (f" ({analysis.eval_size:,} problems)" if analysis.eval_size else ""),
         "points": f"{analysis.n_points:,} models in {len(analysis.arms)} arms "
         f"({len(analysis.fitted_arms)} with a curve)",
@@ -276,9 +276,9 @@ def _means(analysis: ScalingAnalysis) -> str:
     for arm in analysis.arms:
         for mean in arm.means:
             value, low, high = analysis.score_of(mean)
-            if not (math.isfinite(low) and math.isfinite(high)):
-                low = high = None
-            rows.append([arm.arm, size(mean.size), mean.seeds, estimate(value, low, high)])
+            drawn = math.isfinite(low) and math.isfinite(high)  # else the value alone
+            shown = estimate(value, low, high) if drawn else number(value)
+            rows.append([arm.arm, size(mean.size), mean.seeds, shown])
     lead = f"The seed mean of {_e(analysis.metric)} at each size, with its bootstrap interval."
     headers = ["arm", "D", "seeds", f"{analysis.metric} [interval]"]
     table = html_table(headers, rows, numeric={1, 2, 3}, group_by=0)

@@ -171,6 +171,13 @@ class ScalingAnalysis:
         return next(a for a in self.arms if a.arm == name)
 
     @property
+    def eval_set(self) -> str:
+        """The eval set fitted: :func:`analysis.scaling.analyse` names one (test by default)."""
+        if self.settings.eval_set is None:
+            raise ValueError("an analysis names its eval set; analyse() sets one")
+        return self.settings.eval_set
+
+    @property
     def fitted_arms(self) -> list[ArmAnalysis]:
         return [arm for arm in self.arms if arm.fits]
 

@@ -212,6 +212,8 @@ def _param_intervals(
 def _quality(own: Points, form: str, fit: PowerLawFit | LogLinearFit) -> dict[str, float | None]:
     sizes, errors = own.size, own.error
     extra: dict[str, float] = {}
+    loss: float | None
+    r_squared: float | None
     if isinstance(fit, LogLinearFit):
         predicted = own.to_error(fit.predict(sizes))
         loss, r_squared = None, fit.r_squared
@@ -263,7 +265,7 @@ def _means(
         low = high = math.nan
         if draws is not None:
             resampled = draws.errors[:, draws.sizes == size].mean(axis=1)
-            low, high = interval(resampled, confidence)
+            low, high = (float(end) for end in interval(resampled, confidence))
             if np.ptp(resampled) == 0:
                 certain.append(f"{size:g}")
         means.append(SizeMean(float(size), int(at_size.sum()), error, float(low), float(high)))

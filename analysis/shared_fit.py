@@ -103,7 +103,7 @@ def _fit_pairs(pairs: list[_SharedPair], settings: AnalysisSettings) -> list[Sha
         resamples = pairs[0].resampled.shape[0]  # type: ignore[union-attr]
         refit = fit_shared_many(
             np.repeat(sizes, resamples, axis=0),
-            np.concatenate([pair.resampled for pair in pairs]),  # type: ignore[misc]
+            np.concatenate([pair.resampled for pair in pairs]),
             np.repeat(in_arm, resamples, axis=0),
             start=_repeat(point, resamples),
             delta=np.repeat(deltas, resamples),
