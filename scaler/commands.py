@@ -113,16 +113,11 @@ def collect(args: argparse.Namespace) -> None:
 
 
 def query(args: argparse.Namespace) -> None:
-    import duckdb
-
     from scaler.store import query
     from scaler.text import format_table
 
-    layout = _existing_layout(args)
-    try:
-        columns, rows = query(layout, args.sql)
-    except duckdb.Error as error:
-        raise SpecError("command line", "sql", str(error).splitlines()[0]) from None
+    with _in_flags({}):
+        columns, rows = query(_existing_layout(args), args.sql)
     print(format_table(columns, rows))
 
 

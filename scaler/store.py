@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.files import ROW_FILES
-from scaler.errors import ScalerError
+from scaler.errors import ArgumentError, ScalerError
 from scaler.layout import Layout, read_json
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -143,14 +143,14 @@ class CollectReport:
     database: Path
 
 
-def connect(layout: Layout, *, read_only: bool = False):
+def connect(layout: Layout, *, read_only: bool = False, config: dict | None = None):
     import duckdb
 
     if read_only and not layout.database.is_file():
         raise FileNotFoundError(layout.database)
     layout.root.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(layout.database), read_only=read_only)
+        con = duckdb.connect(str(layout.database), read_only=read_only, config=config or {})
     except duckdb.IOException as error:
         # DuckDB has one writer: another scaler process is collecting into this file.
         raise ScalerError(
@@ -274,12 +274,41 @@ def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
     return row, numeric
 
 
+SANDBOX = {
+    # No file system from SQL (COPY ... TO, EXPORT DATABASE, read_csv, glob, ATTACH, INSTALL):
+    # the database file itself is opened before this takes effect.
+    "enable_external_access": False,
+    # No SET, RESET or PRAGMA that changes a setting, so the above cannot be turned back on.
+    "lock_configuration": True,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+"""The configuration of a query's connection: it reads the experiment's tables and nothing
+else on the machine, and cannot change what it may do."""
+
+
 def query(layout: Layout, sql: str, params: list | None = None):
-    """Run one SQL statement on a read-only connection; return (column names, rows)."""
-    con = connect(layout, read_only=True)
+    """Run one SQL statement on a read-only, sandboxed connection (SANDBOX); return (column
+    names, rows). Bad SQL, and SQL that reaches for files or settings, is an ArgumentError
+    naming `sql`: one line, nothing written anywhere."""
+    import duckdb
+
+    con = connect(layout, read_only=True, config=SANDBOX)
     try:
         result = con.execute(sql, params)
         columns = [d[0] for d in result.description] if result.description else []
         return columns, result.fetchall()
+    except (duckdb.PermissionException, duckdb.InvalidInputException) as error:
+        first = str(error).splitlines()[0]
+        if "disabled" not in first and "locked" not in first:
+            raise ArgumentError("query", "sql", first) from None
+        raise ArgumentError(
+            "query",
+            "sql",
+            "refused: a query reads this experiment's tables only (no files, no ATTACH, COPY, "
+            f"EXPORT or INSTALL, no settings): {first}",
+        ) from None
+    except duckdb.Error as error:
+        raise ArgumentError("query", "sql", str(error).splitlines()[0]) from None
     finally:
         con.close()
