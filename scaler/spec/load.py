@@ -7,6 +7,7 @@ The data files the spec names are hashed here, so a step's id follows their cont
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from collections.abc import Sequence
@@ -33,9 +34,27 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
         spec = Spec.model_validate(raw)
     except ValidationError as error:
         raise _spec_error(source, error) from None
+    _refuse_non_finite(source, spec.model_dump())
     _fingerprint_data(spec, source)
     check_sizes_fit_pool(spec, source)
     return spec
+
+
+def _refuse_non_finite(source: str, value: Any, where: str = "") -> None:
+    """inf and nan are valid YAML floats (and `lr=inf` parses as one) but no setting means them,
+    and step ids cannot hash them: refuse them in the validated spec, naming the field, for
+    every model the spec composes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(source, where or "(top level)", f"expected a finite number, got {value}")
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        _refuse_non_finite(source, item, f"{where}.{key}" if where else str(key))
 
 
 def data_paths(spec: Spec) -> dict[str, str]:

@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     PrivateAttr,
+    StrictInt,
     Tag,
     create_model,
     field_validator,
@@ -336,9 +337,10 @@ class Spec(Strict):
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()
     sources: list[Source] = Field(["teacher"], min_length=1)
-    sizes: list[int] = Field(min_length=1, description="Training problems per cell.")
+    sizes: list[StrictInt] = Field(min_length=1, description="Training problems per cell.")
     algorithms: list[Algorithm] = Field(["sft"], min_length=1)
-    seeds: list[int] = Field([0], min_length=1)
+    # Whole numbers only (not true, "1" or 1.0), within what numpy and torch seed with.
+    seeds: list[Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]] = Field([0], min_length=1)
     eval_sets: list[str] = Field(["test"], min_length=1)
     stages: StageSettings = StageSettings()
     resources: dict[ResourceKey, ResourceOverride] = {}

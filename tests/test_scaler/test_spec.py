@@ -134,6 +134,31 @@ def test_bad_overrides(small_spec, override, field, words):
     assert words in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "override, field, words",
+    [
+        ("sizes=[true]", "sizes.0", "valid integer"),  # not a size-1 model
+        ("sizes=['100']", "sizes.0", "valid integer"),
+        ("sizes=[100.0]", "sizes.0", "valid integer"),
+        ("seeds=['0']", "seeds.0", "valid integer"),
+        ("seeds=[-1]", "seeds.0", "greater than or equal to 0"),
+        ("seeds=[4294967296]", "seeds.0", "less than or equal to 4294967295"),
+        ("seeds=[1e23]", "seeds.0", "valid integer"),
+        ("world.train_pool=1e12", "world.train_pool", "less than or equal to 1000000"),
+        ("stages.train.lr=inf", "stages.train.lr", "expected a finite number, got inf"),
+        ("stages.sample.temperature=inf", "stages.sample.temperature", "finite"),
+        ("stages.train.lr=nan", "stages.train.lr", ""),
+    ],
+)
+def test_values_that_cannot_run_are_refused(small_spec, override, field, words):
+    """Strict whole numbers for sizes and seeds, seeds numpy and torch accept, a problem count
+    the generator finishes, and finite floats everywhere."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(small_spec, [override])
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
 def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(cli, results, small_spec):
     for args in (
         f"run {small_spec} sizes=[0]",
