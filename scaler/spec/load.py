@@ -93,7 +93,7 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
     try:
         config = OmegaConf.load(path)
     except (YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
-        raise SpecError(source, "", f"not valid YAML: {_one_line(error)}") from None
+        raise _yaml_error(source, path, error) from None
     if not OmegaConf.is_dict(config):
         raise SpecError(source, "", "expected a mapping of keys at the top level")
     for item in overrides:
@@ -109,6 +109,39 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
         return typing.cast(dict, OmegaConf.to_container(merged, resolve=True))
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
         raise SpecError(source, _omegaconf_key(error), _one_line(error)) from None
+
+
+def _yaml_error(source: str, path: Path, error: Exception) -> SpecError:
+    """A YAML error at its line and column, with the key written there when there is one:
+    `bad.yaml: stages.train (line 5, column 4): not valid YAML: did not find expected key`."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return SpecError(source, "", f"not valid YAML: {_one_line(error)}")
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    key = _key_at(path, mark.line)
+    problem = getattr(error, "problem", None) or _one_line(error)
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None:
+        problem += f" ({context} from line {context_mark.line + 1})"
+    return SpecError(source, f"{key} ({where})" if key else where, f"not valid YAML: {problem}")
+
+
+def _key_at(path: Path, line: int) -> str:
+    """The dotted key written on `line` (0-based) of a YAML file, from the indentation of the
+    lines above it; "" where the line holds no key."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    if line >= len(lines) or not (own := re.match(r"(\s*)([\w.-]+)\s*:", lines[line])):
+        return ""
+    keys, indent = [own.group(2)], len(own.group(1))
+    for text in reversed(lines[:line]):
+        above = re.match(r"(\s*)([\w.-]+)\s*:", text)
+        if above and len(above.group(1)) < indent:
+            keys.insert(0, above.group(2))
+            indent = len(above.group(1))
+    return ".".join(keys)
 
 
 def _one_line(error: Exception) -> str:

@@ -97,6 +97,31 @@ def test_malformed_yaml(tmp_path, text, words):
         load_spec(path)
 
 
+@pytest.mark.parametrize(
+    "text, field, words",
+    [
+        (
+            "experiment: x\nstages:\n  train:\n    lr: 1\n   bad: 2\n",
+            "stages.train.bad (line 5, column 4)",
+            "did not find expected key (while parsing a block mapping from line 3)",
+        ),
+        (
+            "experiment: x\nsizes: [100]\nsizes: [200]\n",
+            "sizes (line 3, column 1)",
+            "duplicate key",
+        ),
+        ("experiment: [unclosed\n", "line 2, column 1", "from line 1"),
+    ],
+)
+def test_a_yaml_error_names_its_line_column_and_key(tmp_path, text, field, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+    assert caught.value.message.startswith("not valid YAML: ") and words in caught.value.message
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(SpecError, match="no such spec file"):
         load_spec(tmp_path / "absent.yaml")
