@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
         "collect", commands.collect, "Load finished steps into results/<experiment>/scaler.duckdb."
     )
     experiment_arg(sub)
+    sub.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="move the database aside and load every step folder again",
+    )
 
     sub = command("query", commands.query, "Run SQL on an experiment's DuckDB (read-only).")
     experiment_arg(sub)

@@ -108,8 +108,7 @@ def collect(args: argparse.Namespace) -> None:
     layout = _layout(args, args.experiment)
     if not layout.steps.is_dir():
         raise SpecError("command line", "experiment", f"no steps under {layout.steps}")
-    result = collect(layout)
-    print(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
+    print(collect(layout, rebuild=args.rebuild).line())
 
 
 def query(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,21 @@ class CollectReport:
     loaded: int
     total: int
     database: Path
+    damaged: Path | None = None
+    """Where a database that could not be opened was moved before this one was rebuilt."""
+
+    def line(self) -> str:
+        said = f"collected {self.loaded} new steps into {self.database} ({self.total} in all)"
+        if self.damaged is not None:
+            said = (
+                f"rebuilt {self.database} from the step folders (the damaged file is now "
+                f"{self.damaged}); " + said
+            )
+        return said
+
+
+class DamagedStore(ScalerError):
+    """The database file cannot be opened as a DuckDB database (empty, truncated, not one)."""
 
 
 def connect(layout: Layout, *, read_only: bool = False, config: dict | None = None):
@@ -152,10 +168,16 @@ def connect(layout: Layout, *, read_only: bool = False, config: dict | None = No
     try:
         con = duckdb.connect(str(layout.database), read_only=read_only, config=config or {})
     except duckdb.IOException as error:
-        # DuckDB has one writer: another scaler process is collecting into this file.
-        raise ScalerError(
-            f"{layout.database} is in use by another process ({str(error).splitlines()[0]}); "
-            "try again when it is done"
+        first = str(error).splitlines()[0]
+        if "lock" in first.lower():
+            # DuckDB has one writer: another scaler process is collecting into this file.
+            raise ScalerError(
+                f"{layout.database} is in use by another process ({first}); "
+                "try again when it is done"
+            ) from None
+        raise DamagedStore(
+            f"{layout.database} is damaged ({first}); `scaler collect` moves it aside and "
+            "rebuilds it from the step folders"
         ) from None
     if not read_only:
         migrate(con)
@@ -181,9 +203,15 @@ def migrate(con, migrations: list[tuple[str, str]] = MIGRATIONS) -> list[str]:
     return [name for name, _ in new]
 
 
-def collect(layout: Layout) -> CollectReport:
-    """Load every finished step not yet in the database."""
-    con = connect(layout)
+def collect(layout: Layout, *, rebuild: bool = False) -> CollectReport:
+    """Load every finished step not yet in the database. The database is a cache of the step
+    folders: one that cannot be opened (or any, with `rebuild`) is moved aside and rebuilt."""
+    damaged = _move_aside(layout) if rebuild and layout.database.exists() else None
+    try:
+        con = connect(layout)
+    except DamagedStore:
+        damaged = _move_aside(layout)
+        con = connect(layout)
     try:
         known = {row[0] for row in con.execute("SELECT name FROM steps").fetchall()}
         new_dirs = [d for d in layout.finished_dirs() if d.name not in known]
@@ -192,7 +220,19 @@ def collect(layout: Layout) -> CollectReport:
         total = con.execute("SELECT count(*) FROM steps").fetchone()[0]
     finally:
         con.close()
-    return CollectReport(loaded=len(new_dirs), total=total, database=layout.database)
+    return CollectReport(len(new_dirs), total, layout.database, damaged)
+
+
+def _move_aside(layout: Layout) -> Path:
+    """Rename the database (and its write-ahead log) to `<name>.damaged-<UTC time>`: kept for
+    a look, never read again."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = layout.database.with_name(f"{layout.database.name}.damaged-{stamp}")
+    layout.database.rename(aside)
+    wal = layout.database.with_name(layout.database.name + ".wal")
+    if wal.exists():
+        wal.rename(aside.with_name(aside.name + ".wal"))
+    return aside
 
 
 def _load(con, step_dirs: list[Path]) -> None:

@@ -105,5 +105,4 @@ def _raise_if_failed(layout: Layout, report: RunReport) -> None:
 def _collect(layout: Layout, say: Callable[[str], None]) -> None:
     from scaler.store import collect  # duckdb: only once there is something to load
 
-    result = collect(layout)
-    say(f"collected {result.loaded} new steps into {result.database} ({result.total} in all)")
+    say(collect(layout).line())
