@@ -55,14 +55,14 @@ def run_experiment(
         say(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
         # The spec may differ in what does not change a step (its analysis: section).
         layout.write_spec(spec_json)
-        report: RunReport | None = RunReport(already_done=len(plan.steps))
+        report = RunReport(already_done=len(plan.steps))
     elif name == "slurm":
         from scaler.slurm.follow import run_on_slurm
 
-        report = run_on_slurm(plan, layout, spec, spec_hash, detach=detach, say=say)
-        if report is None:
+        followed = run_on_slurm(plan, layout, spec, spec_hash, detach=detach, say=say)
+        if followed is None:  # detached: the jobs are queued, nothing to collect yet
             return None
-        _raise_if_failed(layout, report)
+        report = followed
     else:
         from scaler.run.local import execute, make_executor
 
@@ -73,8 +73,9 @@ def run_experiment(
             plan, layout, runner, spec_hash=spec_hash, retries=spec.executor.retries, say=say
         )
         say(f"ran {len(report.ran)} steps ({report.already_done} were done)")
-        _raise_if_failed(layout, report)
-    _collect(layout, say)
+    _collect(layout, say)  # also when steps failed: what did finish is queryable
+    if report.failed:
+        raise RunFailed(report.failed)
     return report
 
 
@@ -92,14 +93,6 @@ def refuse_if_queued_on_slurm(layout: Layout) -> None:
             f"(scaler status {layout.root.name}) or cancel them (scaler cancel "
             f"{layout.root.name}) before running them elsewhere"
         )
-
-
-def _raise_if_failed(layout: Layout, report: RunReport) -> None:
-    if report.failed:
-        from scaler.store import collect
-
-        collect(layout)  # what did finish is queryable
-        raise RunFailed(report.failed)
 
 
 def _collect(layout: Layout, say: Callable[[str], None]) -> None:
