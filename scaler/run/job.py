@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scaler.layout import FAILED_PREFIX, TMP_PREFIX, Layout, read_json, write_json
+from scaler.manifest import write_manifest
 from scaler.stages import STAGES
 
 if TYPE_CHECKING:  # scaler.plan reads the spec models: more than a job process needs
@@ -93,6 +94,7 @@ def run_step(job: StepJob) -> dict[str, Any]:
         metrics = _finite(runner.run(config, inputs, tmp, **_checkpointing(runner, job)) or {})
         write_json(tmp / "result.json", {"metrics": metrics})
         write_json(tmp / "provenance.json", _provenance(job, started))
+        write_manifest(tmp)  # last: it vouches for everything above
     except Exception:
         (tmp / "error.txt").write_text(traceback.format_exc())
         _replace_dir(tmp, final.parent / f"{FAILED_PREFIX}{final.name}")

@@ -29,7 +29,8 @@ def test_a_finished_step_has_its_records(tmp_path):
     assert run_step(_job(tmp_path, value=2.5))["value"] == 2.5
     final = tmp_path / "fixture" / "fixture-abc"
     assert sorted(p.name for p in final.iterdir()) == [
-        "config.json", "output.txt", "provenance.json", "result.json"]  # fmt: skip
+        "config.json", "manifest.json", "output.txt", "provenance.json", "result.json",
+    ]  # fmt: skip
     record = json.loads((final / "config.json").read_text())
     assert record["coords"] == {"size": 1} and record["config"] == {"value": 2.5}
     provenance = json.loads((final / "provenance.json").read_text())
