@@ -10,6 +10,7 @@ stays instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -17,16 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaler import commands
-from scaler.errors import ScalerError, SpecError
+from scaler.errors import ScalerError, SpecError, Terminated
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     # A `kill` stops the run like Ctrl-C does: running local jobs are cancelled, nothing is lost.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, _terminate)
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may also come after options: `scaler run spec.yaml --executor local seeds=[0]`.
@@ -41,12 +42,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"scaler: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        print("scaler: interrupted; run the same command again to finish", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        how = "stopped by SIGTERM" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"scaler: {how}; run the same command again to finish", file=sys.stderr)
+        sys.exit(143 if isinstance(interrupt, Terminated) else 130)
     except BrokenPipeError:
         # `scaler plan ... | head`: the reader left; say nothing more (Python's recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as error:
+        if error.errno != errno.ENOSPC or getattr(args, "verbose", False):
+            raise
+        from scaler.disk_space import disk_full
+
+        full = disk_full(Path(error.filename or "."), str(error))
+        print(f"scaler: error: {full}", file=sys.stderr)
         sys.exit(1)
 
 
@@ -108,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         "--detach",
         action="store_true",
         help="slurm: submit the whole DAG, print the job ids and return (see `scaler status`)",
+    )
+    sub.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run of this experiment is going, wait for it to end (default: exit 2)",
     )
 
     sub = command(

@@ -74,7 +74,12 @@ def run(args: argparse.Namespace) -> None:
     spec, layout = _load(args)
     with _in_flags({"parallel": "--parallel", "detach": "--detach"}):
         run_experiment(
-            spec, layout, executor=args.executor, parallel=args.parallel, detach=args.detach
+            spec,
+            layout,
+            executor=args.executor,
+            parallel=args.parallel,
+            detach=args.detach,
+            wait=args.wait,
         )
 
 

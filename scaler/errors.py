@@ -109,3 +109,23 @@ class RunFailed(ScalerError):
         self.failures = failures
         lines = [f"{len(failures)} step(s) failed:"] + [str(f) for f in failures]
         super().__init__("\n".join(lines))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that both stop a command the same way."""
+
+
+class RunStopped(ScalerError):
+    """A run was stopped by Ctrl-C or SIGTERM; its running steps were cancelled."""
+
+    def __init__(self, terminated: bool, cancelled: list[str]):
+        self.cancelled = cancelled
+        self.exit_code = 143 if terminated else 130  # 128 + the signal, as shells report
+        how = "stopped by SIGTERM" if terminated else "interrupted"
+        shown = ", ".join(cancelled[:4]) + (
+            f" and {len(cancelled) - 4} more" if len(cancelled) > 4 else ""
+        )
+        what = f"cancelled {len(cancelled)} running step(s) ({shown}); " if cancelled else ""
+        super().__init__(
+            f"{how}: {what}every finished step is kept; run the same command again to finish"
+        )

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from scaler.errors import ArgumentError, RunFailed, SubmissionError
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
-from scaler.plan import expand
+from scaler.plan import Plan, expand
+from scaler.run.locks import experiment_lock
 from scaler.run.outcome import RunReport
 from scaler.spec.schema import Spec
 
@@ -32,6 +33,7 @@ def run_experiment(
     executor: str | None = None,
     parallel: int | None = None,
     detach: bool = False,
+    wait: bool = False,
     say: Callable[[str], None] = print,
 ) -> RunReport | None:
     """Run the steps of `spec` that are not done and collect them; return what ran (None when
@@ -39,6 +41,8 @@ def run_experiment(
 
     `executor` (inline, local or slurm) and `parallel` (steps at once, local) default to the
     spec's executor section; raises RunFailed, after collecting, when some step failed.
+    One run of an experiment at a time (scaler.run.locks): while another holds it this raises
+    ExperimentBusy, or with `wait` waits for it.
     """
     if parallel is not None and parallel < 1:
         raise ArgumentError(ARGUMENTS, "parallel", f"expected a number >= 1, got {parallel}")
@@ -48,6 +52,20 @@ def run_experiment(
     if detach and name != "slurm":
         raise ArgumentError(ARGUMENTS, "detach", "only the slurm executor runs detached")
     plan = expand(spec)
+    with experiment_lock(layout.root, wait=wait, say=say):
+        return _run_locked(spec, plan, layout, name, parallel=parallel, detach=detach, say=say)
+
+
+def _run_locked(
+    spec: Spec,
+    plan: Plan,
+    layout: Layout,
+    name: str,
+    *,
+    parallel: int | None,
+    detach: bool,
+    say: Callable[[str], None],
+) -> RunReport | None:
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)
     done = layout.done_names()

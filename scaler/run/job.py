@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 import os
 import shutil
@@ -24,8 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scaler.disk_space import says_no_space
 from scaler.layout import FAILED_PREFIX, TMP_PREFIX, Layout, read_json, write_json
 from scaler.manifest import write_manifest
+from scaler.run.lifeline import tied_to
+from scaler.run.locks import step_claim
 from scaler.stages import STAGES
 
 if TYPE_CHECKING:  # scaler.plan reads the spec models: more than a job process needs
@@ -52,6 +56,8 @@ class StepJob:
     work_dir: str = ""
     """A folder that outlives attempts, for runners that checkpoint (`checkpoint_dir`); removed
     once the step is published."""
+    owner: dict[str, Any] | None = None
+    """The local run this job belongs to (scaler.run.lifeline): the job ends when it ends."""
 
 
 def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJob:
@@ -79,13 +85,21 @@ def run_step(job: StepJob) -> dict[str, Any]:
     if final.is_dir():  # finished meanwhile by another run
         return read_json(final / "result.json")["metrics"]
     final.parent.mkdir(parents=True, exist_ok=True)
-    _clear_dead_attempts(final)
+    with tied_to(job.owner), step_claim(final):
+        if final.is_dir():  # by the process whose claim this one waited for
+            return read_json(final / "result.json")["metrics"]
+        return _run_claimed(job, final)
+
+
+def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
+    # Under the step's claim nobody else writes this step: what attempts left is dead.
+    for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}"
-    if tmp.exists():  # our own pid: left by an earlier attempt in this very process
-        shutil.rmtree(tmp)
     tmp.mkdir()
     write_json(tmp / "config.json", _config_record(job))
     started = time.time()
+    _note_attempt(job, "started")
     try:
         _limit_threads(job.cpus)
         runner = importlib.import_module(job.module)
@@ -96,18 +110,60 @@ def run_step(job: StepJob) -> dict[str, Any]:
         write_json(tmp / "provenance.json", _provenance(job, started))
         write_manifest(tmp)  # last: it vouches for everything above
     except Exception:
-        (tmp / "error.txt").write_text(traceback.format_exc())
-        _replace_dir(tmp, final.parent / f"{FAILED_PREFIX}{final.name}")
+        _keep_failure(tmp, final, traceback.format_exc())
+        _note_attempt(job, "failed")
         raise
     except BaseException:
-        # Interrupted, not failed: Ctrl-C, or submitit exiting after it requeued the job on a
-        # time limit or preemption. The next attempt starts afresh (or from its checkpoints).
+        # Interrupted, not failed: Ctrl-C, a cancel from the run (lifeline.Cancelled), or
+        # submitit exiting after it requeued the job on a time limit or preemption. The next
+        # attempt starts afresh (or from its checkpoints).
         shutil.rmtree(tmp, ignore_errors=True)
+        _note_attempt(job, "stopped")
         raise
     _publish(tmp, final)
+    _note_attempt(job, "finished")
     if job.work_dir:
         shutil.rmtree(job.work_dir, ignore_errors=True)
     return metrics
+
+
+ATTEMPTS_LOG = Path("logs") / "attempts.jsonl"
+"""Under results/<exp>/: one line per attempt at a step and per end of one (started, finished,
+failed, stopped), with its host and pid: how many times each step was executed, and when."""
+
+
+def _note_attempt(job: StepJob, event: str) -> None:
+    line = {"step": job.name, "event": event, "host": socket.gethostname(), "pid": os.getpid()}
+    # results/<exp>/steps/<stage>/<name>: the experiment's folder is three levels up.
+    path = Path(job.out_dir).parents[2] / ATTEMPTS_LOG
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One write of a short line in append mode: lines from parallel jobs never interleave.
+        with open(path, "a") as log:
+            log.write(json.dumps(line | {"at": time.time()}) + "\n")
+    except OSError:  # a full disk fails the step where it writes its results, not here
+        pass
+
+
+def _keep_failure(tmp: Path, final: Path, text: str) -> None:
+    """Keep a failed attempt as .failed-<name>/ with its traceback (error.txt). On a full disk
+    only the traceback is kept: the attempt's partial files go first, to make room (and space
+    for the re-run); if even then it cannot be written, no error.txt rather than an empty one."""
+    failed = final.parent / f"{FAILED_PREFIX}{final.name}"
+    if not says_no_space(text):
+        try:
+            (tmp / "error.txt").write_text(text)
+            _replace_dir(tmp, failed)
+            return
+        except OSError:
+            pass
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(failed, ignore_errors=True)
+    try:
+        failed.mkdir()
+        (failed / "error.txt").write_text(text)
+    except OSError:
+        shutil.rmtree(failed, ignore_errors=True)
 
 
 class RequeueableStep:
@@ -142,31 +198,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
-
-
-def _clear_dead_attempts(final: Path) -> None:
-    """Remove what killed attempts at this step left behind on this host."""
-    host = socket.gethostname()
-    for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
-        owner_host, _, pid = leftover.name.removeprefix(f"{TMP_PREFIX}{final.name}-").rpartition(
-            "-"
-        )
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed process whose parent died too can linger as a zombie where nothing reaps it.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -212,6 +243,7 @@ def _limit_threads(cpus: int) -> None:
 def _config_record(job: StepJob) -> dict[str, Any]:
     record = asdict(job)
     record.pop("provenance")
+    record.pop("owner")  # which process ran it is provenance, not what the step is
     return record
 
 

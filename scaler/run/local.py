@@ -13,17 +13,22 @@ at any moment and started again picks up where it stopped.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from scaler.errors import StepFailed
+from scaler.errors import RunStopped, StepFailed, Terminated
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
 from scaler.run.job import StepJob, make_job, run_step
+from scaler.run.locks import this_process
 from scaler.run.outcome import ERROR_TAIL_LINES, RunReport, done_line, ended_line, step_failure
 from scaler.spec.schema import Resources
 
@@ -67,19 +72,35 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """submitit's local executor: each step in its own process, `parallel` at a time."""
+    """submitit's local executor: each step in its own process, `parallel` at a time, tied to
+    this run (scaler.run.lifeline) so that no job outlives it."""
 
     def __init__(self, log_dir: Path, parallel: int):
         import submitit
 
         self.slots = parallel
         self._executor = submitit.LocalExecutor(folder=log_dir)
+        self._owner = this_process()
 
     def submit(self, job: StepJob, resources: Resources) -> Handle:
         self._executor.update_parameters(
             timeout_min=resources.time_min, gpus_per_node=resources.gpus
         )
-        return self._executor.submit(run_step, job)
+        # Started with SIGINT ignored (inherited by submitit's controller and its task): a
+        # Ctrl-C reaches this process only, which cancels the jobs itself, rather than each
+        # process of the terminal's group printing its own KeyboardInterrupt traceback.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return self._executor.submit(run_step, replace(job, owner=self._owner))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @staticmethod
+    def cancel(handle: Any) -> None:
+        # SIGTERM to submitit's controller, which forwards it to its task; there it raises
+        # lifeline.Cancelled. (submitit's own cancel sends SIGINT, which these ignore.)
+        with suppress(ProcessLookupError, ValueError):
+            os.kill(int(handle.job_id), signal.SIGTERM)
 
 
 def make_executor(name: str, log_dir: Path, parallel: int) -> Executor:
@@ -156,13 +177,26 @@ def execute(
                 finish(*running.pop(name))
             if not finished:
                 time.sleep(poll_seconds)
-    except KeyboardInterrupt:
-        for _, handle, _ in running.values():
-            cancel = getattr(handle, "cancel", None)
-            if cancel is not None:
-                cancel(check=False)
-        raise
+    except KeyboardInterrupt as interrupt:
+        raise _cancel_running(executor, running, interrupt, say) from None
     return report
+
+
+CANCEL_WAIT_S = 15.0
+"""How long cancelled jobs get to clean up before the run stops waiting for them."""
+
+
+def _cancel_running(executor, running: dict, interrupt: KeyboardInterrupt, say) -> RunStopped:
+    """Cancel the running steps and wait for their processes to end, so that none outlives the
+    run; what they had written of their steps is removed by them (scaler.run.job)."""
+    cancel = getattr(executor, "cancel", None)
+    if cancel is not None:
+        for _, handle, _ in running.values():
+            cancel(handle)
+    deadline = time.time() + CANCEL_WAIT_S
+    while time.time() < deadline and not all(h.done() for _, h, _ in running.values()):
+        time.sleep(0.05)
+    return RunStopped(isinstance(interrupt, Terminated), sorted(running))
 
 
 def _skip_dependents(failed: Step, dependents: dict, report: RunReport, say) -> None:

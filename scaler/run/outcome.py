@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaler.disk_space import disk_full
 from scaler.errors import StepFailed
 from scaler.layout import Layout
 from scaler.plan import Step
@@ -40,12 +41,17 @@ def step_failure(
     """The error of a failed step: the tail of the traceback it wrote, else of its job's `log`,
     else `how_it_ended`, pointing at `where` (the job's log folder or file)."""
     error_file = layout.failed_dir(step.stage, step.name) / "error.txt"
+    found, tail = where, how_it_ended
     for source in (error_file, log):
         if source is not None and source.is_file():
             lines = source.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
             if lines:
-                return StepFailed(step.name, str(source), "\n".join(lines))
-    return StepFailed(step.name, str(where), how_it_ended)
+                found, tail = source, "\n".join(lines)
+                break
+    full = disk_full(layout.root, tail)
+    if full:  # the traceback may be anywhere in a runner; the cause is one line
+        tail = f"{full}\n{tail}"
+    return StepFailed(step.name, str(found), tail)
 
 
 def coords_text(step: Step) -> str:

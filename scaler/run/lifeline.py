@@ -1,0 +1,68 @@
+"""A local job's lifeline to the `scaler run` that started it: when the run ends, so does the job.
+
+submitit's local executor starts each job as a controller process and a task process, meant
+to outlive the Python session that submitted them. For a local run that is wrong: a run killed
+with kill -9 left its jobs training under PID 1, publishing steps its re-run was running again.
+So a local job (one whose StepJob names its run as `owner`) watches that run's process and
+cancels itself when it is gone, and it answers SIGTERM (how the run cancels it, through
+submitit's controller, which forwards SIGTERM to its task) by raising `Cancelled`, which
+`run_step` turns into a clean exit: the half-written step is removed, its claim released.
+
+Slurm jobs have no owner: they outlive the submitting command by design (`--detach`).
+This module is imported in job processes: keep it free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from scaler.run.locks import is_alive
+
+WATCH_EVERY_S = 0.25
+GRACE_S = 10.0
+"""How long a cancelled step may take to clean up before its process exits regardless."""
+EXIT_ORPHANED = 70
+
+
+class Cancelled(BaseException):
+    """The run this job belongs to cancelled it or ended. A BaseException, so that a runner's
+    `except Exception` does not swallow it."""
+
+
+@contextmanager
+def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
+    """While the block runs, end it (raise Cancelled in this, the main, thread) on SIGTERM or
+    when the process `owner` describes has ended."""
+    if not owner or owner.get("host") != socket.gethostname():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _cancel)
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(owner, stop), daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel(signum: int, frame: Any) -> None:
+    raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+
+def _watch(owner: dict[str, Any], stop: threading.Event) -> None:
+    while is_alive(owner):
+        if stop.wait(WATCH_EVERY_S):
+            return
+    # The run is gone: cancel the step as the run would have; exit regardless if the main
+    # thread is stuck where no Python signal handler runs.
+    os.kill(os.getpid(), signal.SIGTERM)
+    if not stop.wait(GRACE_S):
+        os._exit(EXIT_ORPHANED)
