@@ -6,6 +6,8 @@
         steps/<stage>/.tmp-<stage>-<id>-<host>-<pid>/  a step being written (never read as one)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
         steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
+        steps/<stage>/.damaged-<stage>-<id>/  a finished step that failed its manifest check,
+                                              set aside with damaged.txt (it runs again)
         logs/                                 job logs (logs/slurm/: of Slurm jobs)
         slurm/jobs.jsonl                      which Slurm job holds which step
         slurm/submit.lock, slurm/cancelled    one submitter at a time; when `scaler cancel` ran
@@ -14,7 +16,8 @@
         report.html                           `scaler report`'s page
 
 A step directory exists only once its step is complete, so listing a stage directory is the
-whole answer to "what is done": one scandir per stage, however large the plan.
+whole answer to "what is done": one scandir per stage, however large the plan. Its manifest.json
+says what was in it when it finished; scaler.manifest checks a folder against it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 TMP_PREFIX = ".tmp-"
 FAILED_PREFIX = ".failed-"
 WORK_PREFIX = ".work-"
+DAMAGED_PREFIX = ".damaged-"
 
 
 def default_results_root() -> Path:
@@ -82,6 +86,10 @@ class Layout:
 
     def work_dir(self, stage: str, name: str) -> Path:
         return self.steps / stage / f"{WORK_PREFIX}{name}"
+
+    def damaged_dir(self, stage: str, name: str) -> Path:
+        """Where a finished step that failed its check is moved (scaler.manifest.set_aside)."""
+        return self.steps / stage / f"{DAMAGED_PREFIX}{name}"
 
     @property
     def slurm(self) -> Path:
