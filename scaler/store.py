@@ -3,7 +3,13 @@
 Jobs never open the database (DuckDB has one writer); they leave result.json and Parquet in their
 step directories, and `collect` loads the steps it has not loaded before, keyed by step id, in
 one transaction. Loading twice changes nothing. The schema evolves through named migrations,
-applied in order and recorded in `schema_migrations`.
+applied in order and recorded in `schema_migrations` (scaler.migrations).
+
+The database is a cache of the step folders, and only of those their manifests vouch for
+(scaler.manifest): `collect` checks every finished folder first, moves the damaged ones aside
+(they run again with the next `scaler run`), and drops from the database every step whose folder
+is no longer a finished, verified step, or is a new folder of the same name (a repaired step,
+told by its manifest's hash, `steps.manifest_sha256`), before loading what is new.
 """
 
 from __future__ import annotations
@@ -18,113 +24,8 @@ from typing import Any
 from runners.files import ROW_FILES
 from scaler.errors import ArgumentError, ScalerError
 from scaler.layout import Layout, read_json
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "001_initial",
-        """
-        CREATE TABLE steps (
-            step_id VARCHAR PRIMARY KEY, name VARCHAR, stage VARCHAR, experiment VARCHAR,
-            world VARCHAR, model VARCHAR, source VARCHAR, algorithm VARCHAR,
-            size INTEGER, seed INTEGER, eval_set VARCHAR,
-            config JSON, inputs JSON, metrics JSON,
-            started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, wall_s DOUBLE,
-            host VARCHAR, git_commit VARCHAR, git_dirty BOOLEAN, versions JSON, spec_hash VARCHAR,
-            path VARCHAR
-        );
-        CREATE TABLE metrics (
-            step_id VARCHAR, stage VARCHAR, name VARCHAR, value DOUBLE,
-            PRIMARY KEY (step_id, name)
-        );
-        CREATE TABLE eval_problems (
-            step_id VARCHAR, problem_id INTEGER, correct BOOLEAN, false_positive BOOLEAN,
-            first_wrong_step INTEGER, n_steps INTEGER, pred_answer VARCHAR, gold_answer VARCHAR,
-            output VARCHAR,
-            PRIMARY KEY (step_id, problem_id)
-        );
-        CREATE VIEW evals AS
-        SELECT s.step_id, s.experiment, s.world, s.model, s.source, s.algorithm, s.size, s.seed,
-               s.eval_set, m.accuracy, m.false_positive_rate, m.n, s.inputs->>'$.model' AS train_id
-        FROM steps s
-        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'evaluate')
-              ON name IN ('accuracy', 'false_positive_rate', 'n') USING first(value)) m
-          USING (step_id)
-        WHERE s.stage = 'evaluate';
-        """,
-    ),
-    (
-        "002_samples_and_votes",
-        """
-        ALTER TABLE eval_problems ADD COLUMN reason VARCHAR;
-        ALTER TABLE eval_problems ADD COLUMN n_tokens INTEGER;
-        ALTER TABLE eval_problems ADD COLUMN n_samples INTEGER;
-        ALTER TABLE eval_problems ADD COLUMN n_correct INTEGER;
-        ALTER TABLE eval_problems ADD COLUMN pass_at_k BOOLEAN;
-        ALTER TABLE eval_problems ADD COLUMN maj_at_k BOOLEAN;
-        CREATE TABLE samples (
-            step_id VARCHAR, problem_id INTEGER, sample_id INTEGER, extracted VARCHAR,
-            correct BOOLEAN, reason VARCHAR, false_positive BOOLEAN, first_wrong_step INTEGER,
-            n_tokens INTEGER, text VARCHAR,
-            PRIMARY KEY (step_id, problem_id, sample_id)
-        );
-        CREATE OR REPLACE VIEW evals AS
-        SELECT s.step_id, s.experiment, s.world, s.model, s.source, s.algorithm, s.size, s.seed,
-               s.eval_set, m.accuracy, m.false_positive_rate, m.n, s.inputs->>'$.model' AS train_id,
-               m.pass_at_k, m.maj_at_k, m.k
-        FROM steps s
-        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'evaluate')
-              ON name IN ('accuracy', 'false_positive_rate', 'n', 'pass_at_k', 'maj_at_k', 'k')
-              USING first(value)) m
-          USING (step_id)
-        WHERE s.stage = 'evaluate';
-        """,
-    ),
-    (
-        "003_data_metrics_and_pits",
-        """
-        CREATE TABLE pits (
-            step_id VARCHAR, problem_id INTEGER, sample_id INTEGER, n_steps INTEGER,
-            q_values VARCHAR, pit INTEGER, pit_setlur INTEGER, pit_no_success INTEGER,
-            true_pit INTEGER, paired BOOLEAN,
-            PRIMARY KEY (step_id, problem_id, sample_id)
-        );
-        CREATE VIEW data_metrics AS
-        SELECT v.step_id, v.experiment, v.world, v.model AS sampler, v.source, v.size, v.seed,
-               v.inputs->>'$.candidates' AS candidates_id,
-               m.k, m.problems, m.pass_rate, m.coverage_at_k, m.diversity_at_k,
-               m.false_positive_rate, m.mean_tokens, g.params, g.sampling_flops,
-               g.flops_per_problem
-        FROM steps v
-        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'verify')
-              ON name IN ('k', 'problems', 'pass_rate', 'coverage_at_k', 'diversity_at_k',
-                          'false_positive_rate', 'mean_tokens')
-              USING first(value)) m USING (step_id)
-        LEFT JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'sample')
-              ON name IN ('params', 'sampling_flops', 'flops_per_problem')
-              USING first(value)) g ON g.step_id = v.inputs->>'$.candidates'
-        WHERE v.stage = 'verify';
-        CREATE VIEW first_pits AS
-        SELECT s.step_id, s.experiment, s.source, s.size, s.seed,
-               s.config->>'$.pit' AS rule, m.negatives, m.pairs, m.first_pit_accuracy,
-               m.first_pit_accuracy_setlur, m.first_pit_accuracy_no_success
-        FROM steps s
-        JOIN (PIVOT (SELECT step_id, name, value FROM metrics WHERE stage = 'build')
-              ON name IN ('negatives', 'pairs', 'first_pit_accuracy',
-                          'first_pit_accuracy_setlur', 'first_pit_accuracy_no_success')
-              USING first(value)) m USING (step_id)
-        WHERE s.stage = 'build' AND s.config->>'$.kind' = 'per_step_dpo';
-        """,
-    ),
-    # 004_scaling_analyses and 005_shared_fits_and_single_points are the analysis' own tables,
-    # declared with it (analysis/schema.py) and applied when an analysis is saved.
-    (
-        "006_verdict_rule",
-        """
-        ALTER TABLE samples ADD COLUMN rule VARCHAR;
-        ALTER TABLE eval_problems ADD COLUMN rule VARCHAR;
-        """,
-    ),
-]
+from scaler.manifest import StepChecks, check_step, check_steps, set_aside_damaged
+from scaler.migrations import MIGRATIONS
 
 # ROW_FILES (runners.files): the per-row Parquet files a step may leave, and the table each is
 # loaded into; the migrations' tables hold their columns (runners.files.ROW_COLUMNS).
@@ -133,8 +34,12 @@ COORDINATES = ("world", "model", "source", "algorithm", "size", "seed", "eval_se
 PROVENANCE = ("started_at", "ended_at", "wall_s", "host", "git_commit", "git_dirty", "spec_hash")
 STEP_COLUMNS = [
     "step_id", "name", "stage", "experiment", *COORDINATES, "config", "inputs", "metrics",
-    *PROVENANCE, "versions", "path",
+    *PROVENANCE, "versions", "path", "manifest_sha256",
 ]  # fmt: skip
+STEP_TABLES = ("steps", "metrics", *ROW_FILES.values())
+"""Every table with rows of a step, by step_id: what dropping a step deletes from."""
+SHOWN_STEPS = 3
+"""Damaged steps named in collect's line; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +49,40 @@ class CollectReport:
     database: Path
     damaged: Path | None = None
     """Where a database that could not be opened was moved before this one was rebuilt."""
+    set_aside: tuple[tuple[str, str], ...] = ()
+    """(name, reason) of each step folder that failed its check and was moved aside."""
+    dropped: int = 0
+    """Steps deleted from the database: their folder is gone, damaged or a new one."""
 
     def line(self) -> str:
         said = f"collected {self.loaded} new steps into {self.database} ({self.total} in all)"
+        if self.dropped:
+            said = (
+                f"dropped {self.dropped} steps from the database (their folders are gone, damaged "
+                "or new); " + said
+            )
+        if self.set_aside:
+            said = damaged_steps_line(self.set_aside, "set aside") + "; " + said
         if self.damaged is not None:
             said = (
                 f"rebuilt {self.database} from the step folders (the damaged file is now "
                 f"{self.damaged}); " + said
             )
         return said
+
+
+def damaged_steps_line(
+    steps: tuple[tuple[str, str], ...] | list[tuple[str, str]], verb: str
+) -> str:
+    """`set aside 2 damaged steps (a: why, b: why), which scaler run runs again`."""
+    named = "; ".join(f"{name}: {reason}" for name, reason in steps[:SHOWN_STEPS])
+    more = f"; and {len(steps) - SHOWN_STEPS} more" if len(steps) > SHOWN_STEPS else ""
+    return f"{verb} {len(steps)} damaged steps ({named}{more}), which `scaler run` runs again"
+
+
+class UnloadableStep(ScalerError):
+    """A step file that matches its manifest and still cannot be loaded: a bug, in the stage
+    that wrote it or in the store."""
 
 
 class DamagedStore(ScalerError):
@@ -204,8 +134,11 @@ def migrate(con, migrations: list[tuple[str, str]] = MIGRATIONS) -> list[str]:
 
 
 def collect(layout: Layout, *, rebuild: bool = False) -> CollectReport:
-    """Load every finished step not yet in the database. The database is a cache of the step
-    folders: one that cannot be opened (or any, with `rebuild`) is moved aside and rebuilt."""
+    """Load every finished, verified step not yet in the database (see the module).
+
+    The database is a cache of the step folders: one that cannot be opened (or any, with
+    `rebuild`) is moved aside and rebuilt. `rebuild` also checks every folder fully (hashing
+    every file, scaler.manifest), the quick check otherwise."""
     damaged = _move_aside(layout) if rebuild and layout.database.exists() else None
     try:
         con = connect(layout)
@@ -213,14 +146,100 @@ def collect(layout: Layout, *, rebuild: bool = False) -> CollectReport:
         damaged = _move_aside(layout)
         con = connect(layout)
     try:
-        known = {row[0] for row in con.execute("SELECT name FROM steps").fetchall()}
-        new_dirs = [d for d in layout.finished_dirs() if d.name not in known]
-        if new_dirs:
-            _load(con, new_dirs)
+        checks = check_steps(layout, full=rebuild)
+        set_aside = set_aside_damaged(layout, checks)
+        known = {row[0]: row[1:] for row in con.execute(
+            "SELECT name, step_id, manifest_sha256 FROM steps").fetchall()}  # fmt: skip
+        stale = [
+            step_id
+            for name, (step_id, digest) in known.items()
+            if name not in checks.verified or checks.verified[name][1] != digest
+        ]
+        new = {
+            name: verified
+            for name, verified in checks.verified.items()
+            if name not in known or known[name][1] != verified[1]
+        }
+        late = _load_verified(con, layout, stale, new)
         total = con.execute("SELECT count(*) FROM steps").fetchone()[0]
     finally:
         con.close()
-    return CollectReport(len(new_dirs), total, layout.database, damaged)
+    return CollectReport(
+        len(new) - len(late), total, layout.database, damaged, (*set_aside, *late), len(stale)
+    )
+
+
+def _load_verified(
+    con, layout: Layout, stale: list[str], new: dict[str, tuple[Path, str]]
+) -> list[tuple[str, str]]:
+    """Drop the `stale` step ids and load the `new` folders, in one transaction; return the
+    steps set aside on the way.
+
+    A file the quick check passed may still be damaged (overwritten, its mtime set back): if
+    loading fails, the new folders are checked fully and the damaged ones set aside before one
+    more try. A file that matches its manifest and fails to load is a bug: UnloadableStep."""
+    try:
+        _replace_steps(con, stale, new)
+        return []
+    except _LoadError:
+        pass
+    checks = StepChecks(
+        {name: entry for name, entry in new.items() if check_step(entry[0], full=True) is None},
+        {
+            name: (folder, reason)
+            for name, (folder, _) in new.items()
+            if (reason := check_step(folder, full=True)) is not None
+        },
+    )
+    set_aside = set_aside_damaged(layout, checks)
+    try:
+        _replace_steps(con, stale, checks.verified)
+    except _LoadError as error:
+        raise UnloadableStep(
+            f"{error.path} matches its manifest but cannot be loaded ({error.why}); this is a "
+            "bug in the stage that wrote it or in scaler's store"
+        ) from None
+    return set_aside
+
+
+class _LoadError(Exception):
+    def __init__(self, path: Path | str, why: str):
+        self.path, self.why = path, why
+
+
+def _replace_steps(con, stale: list[str], new: dict[str, tuple[Path, str]]) -> None:
+    import duckdb
+
+    con.execute("BEGIN")
+    try:
+        if stale:
+            for table in STEP_TABLES:
+                con.execute(
+                    f"DELETE FROM {table} WHERE step_id IN (SELECT unnest(?::VARCHAR[]))", [stale]
+                )
+        if new:
+            _load(con, new)
+    except duckdb.Error as error:
+        con.execute("ROLLBACK")
+        raise _LoadError(*_unloadable(con, new, error)) from None
+    except _LoadError:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _unloadable(con, new: dict[str, tuple[Path, str]], error: Exception) -> tuple[Path | str, str]:
+    """Which Parquet file of `new` DuckDB cannot read, and why; only when loading them failed."""
+    import duckdb
+
+    for folder, _ in new.values():
+        for name in ROW_FILES:
+            if (folder / name).is_file():
+                try:
+                    con.execute("SELECT count(*) FROM read_parquet(?)", [str(folder / name)])
+                except duckdb.Error as file_error:
+                    return folder / name, str(file_error).splitlines()[0]
+    return ", ".join(sorted(new)), str(error).splitlines()[0]
 
 
 def _move_aside(layout: Layout) -> Path:
@@ -235,14 +254,16 @@ def _move_aside(layout: Layout) -> Path:
     return aside
 
 
-def _load(con, step_dirs: list[Path]) -> None:
+def _load(con, new: dict[str, tuple[Path, str]]) -> None:
+    """Insert the steps of the folders `new` (name -> folder, manifest SHA-256), in the caller's
+    transaction."""
     import pyarrow as pa
 
     steps, metrics = [], []
     row_files: dict[str, list[str]] = {name: [] for name in ROW_FILES}
-    for step_dir in step_dirs:
+    for step_dir, digest in new.values():
         row, step_metrics = _step_row(step_dir)
-        steps.append(row)
+        steps.append(row | {"manifest_sha256": digest})
         metrics += [
             {"step_id": row["step_id"], "stage": row["stage"], "name": k, "value": v}
             for k, v in step_metrics.items()
@@ -262,34 +283,51 @@ def _load(con, step_dirs: list[Path]) -> None:
             ]
         ),
     )
-    con.execute("BEGIN")
     con.register("new_steps", steps_table)
     con.register("new_metrics", metrics_table)
-    columns = ", ".join(STEP_COLUMNS)
-    values = ", ".join(f"to_timestamp({c})" if c.endswith("_at") else c for c in STEP_COLUMNS)
-    con.execute(f"INSERT INTO steps ({columns}) SELECT {values} FROM new_steps")
-    con.execute("INSERT INTO metrics SELECT * FROM new_metrics")
-    for name, files in row_files.items():
-        if files:
-            # The step id is in the folder's name: <stage>-<id>/<name>.
-            con.execute(
-                f"""
-                INSERT INTO {ROW_FILES[name]} BY NAME
-                SELECT * EXCLUDE (filename),
-                       regexp_extract(filename, '-([0-9a-f]+)[/\\\\]{name}$', 1) AS step_id
-                FROM read_parquet(?, filename = true, union_by_name = true)
-                """,
-                [files],
-            )
-    con.execute("COMMIT")
-    con.unregister("new_steps")
-    con.unregister("new_metrics")
+    try:
+        columns = ", ".join(STEP_COLUMNS)
+        values = ", ".join(f"to_timestamp({c})" if c.endswith("_at") else c for c in STEP_COLUMNS)
+        con.execute(f"INSERT INTO steps ({columns}) SELECT {values} FROM new_steps")
+        con.execute("INSERT INTO metrics SELECT * FROM new_metrics")
+        for name, files in row_files.items():
+            if files:
+                # The step id is in the folder's name: <stage>-<id>/<name>.
+                con.execute(
+                    f"""
+                    INSERT INTO {ROW_FILES[name]} BY NAME
+                    SELECT * EXCLUDE (filename),
+                           regexp_extract(filename, '-([0-9a-f]+)[/\\\\]{name}$', 1) AS step_id
+                    FROM read_parquet(?, filename = true, union_by_name = true)
+                    """,
+                    [files],
+                )
+    finally:
+        con.unregister("new_steps")
+        con.unregister("new_metrics")
 
 
 def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
-    record = read_json(step_dir / "config.json")
-    metrics = read_json(step_dir / "result.json")["metrics"]
-    provenance = read_json(step_dir / "provenance.json")
+    record, result, provenance = (
+        _read_record(step_dir / name) for name in ("config.json", "result.json", "provenance.json")
+    )
+    try:
+        return _row(step_dir, record, result["metrics"], provenance)
+    except (KeyError, TypeError, AttributeError) as error:
+        why = f"{type(error).__name__} {error} in config.json, result.json or provenance.json"
+        raise _LoadError(step_dir, why) from None
+
+
+def _read_record(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as error:
+        raise _LoadError(path, str(error)) from None
+
+
+def _row(
+    step_dir: Path, record: dict, metrics: dict, provenance: dict
+) -> tuple[dict[str, Any], dict[str, float]]:
     coords = record["coords"]
     row = {
         "step_id": record["step_id"],
