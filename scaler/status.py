@@ -1,7 +1,9 @@
 """Where an experiment's steps stand, as `scaler plan` and `scaler status` print it.
 
 One `step_states` serves both. A step's folder says whether it is done or its last attempt
-failed; for a step submitted to Slurm, its latest job says whether it is queued, running, or
+failed, and its manifest whether a finished folder is still whole: one that fails the quick check
+of scaler.manifest is `damaged` (nothing here moves it; `scaler run` and `scaler collect` set it
+aside). For a step submitted to Slurm, its latest job says whether it is queued, running, or
 ended without a result (failed, or cancelled), from one squeue and, for jobs that ended, one
 sacct. `scaler plan` reads the folders only: it shows what a run would do, without asking the
 cluster.
@@ -21,20 +23,25 @@ from typing import Any
 from scaler.errors import StepFailed
 from scaler.fingerprint import fields_without_effect, output_fields
 from scaler.layout import Layout, read_json
+from scaler.manifest import damaged_steps
 from scaler.plan import Plan, Step
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import active, ended_states, job_failure, submitted_tasks
 from scaler.text import format_table
 
 TO_RUN = "to run"
+DAMAGED = "damaged"
+SHOWN_DAMAGED = 10
 
 
 @dataclass(frozen=True)
 class StepStates:
     states: dict[str, str]
-    """Step name -> done, running, queued, failed, cancelled or to run."""
+    """Step name -> done, damaged, running, queued, failed, cancelled or to run."""
     failures: list[StepFailed]
     """The error of each failed step, in plan order."""
+    damaged: dict[str, str]
+    """Why each damaged step of the plan is (its folder no longer matches its manifest)."""
 
 
 def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepStates:
@@ -43,11 +50,14 @@ def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepSt
     slurm = Slurm(layout.slurm_logs) if tasks and not missing_commands() else None
     queue = slurm.queue() if slurm else {}
     done, failed_dirs = layout.done_names(), layout.failed_names()
+    damaged = damaged_steps(layout)
     states: dict[str, str] = {}
     ended: list[Step] = []
     for step in plan.steps:
         task = tasks.get(step.name)
-        if step.name in done:
+        if step.name in damaged:
+            states[step.name] = DAMAGED
+        elif step.name in done:
             states[step.name] = "done"
         elif task and active(queue, task):
             states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
@@ -66,44 +76,61 @@ def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepSt
             states[step.name] = "cancelled" if cancelled else "failed"
         if states[step.name] == "failed":
             failures.append(job_failure(step, layout, slurm, task, state))
-    return StepStates(states, failures)
+    in_plan = {name: why for name, why in damaged.items() if name in states}
+    return StepStates(states, failures, in_plan)
+
+
+def damaged_lines(damaged: dict[str, str], shown: int = SHOWN_DAMAGED) -> list[str]:
+    """What `scaler plan` and `scaler status` say about damaged steps: each with its reason,
+    and what repairs them."""
+    if not damaged:
+        return []
+    lines = [f"DAMAGED {name}: {why}" for name, why in list(damaged.items())[:shown]]
+    if len(damaged) > shown:
+        lines.append(f"... and {len(damaged) - shown} more damaged steps")
+    lines.append(
+        f"{len(damaged)} steps no longer match their manifests: `scaler run` moves them aside "
+        "(.damaged-<step>/) and runs them again"
+    )
+    return lines
+
+
+PLAN_COLUMNS = ("done", DAMAGED, TO_RUN, "failed")
 
 
 def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool = False) -> str:
-    states = step_states(plan, layout, ask_slurm=False).states
-    counts = {
-        state: sum(1 for s in states.values() if s == state)
-        for state in ("done", "to run", "failed")
-    }
+    found = step_states(plan, layout, ask_slurm=False)
+    states = found.states
+    counts = Counter(states.values())
     n_cells = max(plan.cells.values(), default=0)
+    damaged = f", {counts[DAMAGED]} damaged" if counts[DAMAGED] else ""
     lines = [
         f"experiment {plan.experiment} ({source}): {len(plan.steps)} steps for {n_cells} grid "
-        f"cells; {counts['done']} done, {counts['to run']} to run, {counts['failed']} failed",
+        f"cells; {counts['done']} done, {counts[TO_RUN]} to run, {counts['failed']} failed"
+        + damaged,
         f"results: {layout.root}",
         "",
     ]
     rows = []
     for stage, steps in plan.by_stage().items():
-        stage_states = [states[s.name] for s in steps]
+        stage_states = Counter(states[s.name] for s in steps)
         served = sorted({plan.cells[s.id] for s in steps})
         rows.append(
             [
                 stage,
                 len(steps),
-                stage_states.count("done"),
-                stage_states.count("to run"),
-                stage_states.count("failed"),
+                *(stage_states[column] for column in PLAN_COLUMNS),
                 ",".join(map(str, served)),
                 _resources(plan, stage),
             ]
         )
     lines.append(
-        format_table(
-            ["stage", "steps", "done", "to run", "failed", "cells per step", "resources"], rows
-        )
+        format_table(["stage", "steps", *PLAN_COLUMNS, "cells per step", "resources"], rows)
     )
+    if found.damaged:
+        lines += ["", *damaged_lines(found.damaged)]
     if list_steps:
-        lines += ["", _step_listing(plan, layout, states)]
+        lines += ["", _step_listing(plan, layout, found)]
     return "\n".join(lines)
 
 
@@ -117,20 +144,28 @@ def _resources(plan: Plan, stage: str) -> str:
     return ", ".join(parts)
 
 
-def _step_listing(plan: Plan, layout: Layout, states: dict[str, str]) -> str:
-    finished = _finished_configs(layout)
+def _step_listing(plan: Plan, layout: Layout, found: StepStates) -> str:
+    finished = _finished_configs(layout, set(found.damaged))
     rows = []
     for step in plan.steps:
         coords = " ".join(f"{k}={v}" for k, v in step.coords.items() if k not in ("world", "model"))
-        why = "" if states[step.name] == "done" else why_new(step, finished.get(step.stage, []))
-        rows.append([step.name, states[step.name], plan.cells[step.id], coords, why])
+        state = found.states[step.name]
+        if state == "done":
+            why = ""
+        elif state == DAMAGED:
+            why = found.damaged[step.name]
+        else:
+            why = why_new(step, finished.get(step.stage, []))
+        rows.append([step.name, state, plan.cells[step.id], coords, why])
     return format_table(["step", "state", "cells", "coordinates", "why new"], rows)
 
 
-def _finished_configs(layout: Layout) -> dict[str, list[dict[str, Any]]]:
+def _finished_configs(layout: Layout, damaged: set[str]) -> dict[str, list[dict[str, Any]]]:
+    # A damaged folder's config.json may be what is missing: only whole folders are compared.
     configs: dict[str, list[dict[str, Any]]] = {}
     for step_dir in layout.finished_dirs():
-        configs.setdefault(step_dir.parent.name, []).append(read_json(step_dir / "config.json"))
+        if step_dir.name not in damaged:
+            configs.setdefault(step_dir.parent.name, []).append(read_json(step_dir / "config.json"))
     return configs
 
 
@@ -162,7 +197,7 @@ def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-STATUS_COLUMNS = ("done", "running", "queued", "failed", "cancelled", TO_RUN)
+STATUS_COLUMNS = ("done", DAMAGED, "running", "queued", "failed", "cancelled", TO_RUN)
 SHOWN_FAILURES = 10
 
 
@@ -189,6 +224,8 @@ def experiment_status(layout: Layout) -> str:
         "",
         format_table(["stage", "steps", *map(_label, STATUS_COLUMNS)], rows),
     ]
+    if found.damaged:
+        lines += ["", *damaged_lines(found.damaged)]
     for failure in found.failures[:SHOWN_FAILURES]:
         tail = "\n".join("  | " + line for line in failure.tail.splitlines())
         lines += ["", f"FAILED {failure.step_name}", f"  log: {failure.log_path}", tail]
