@@ -1,0 +1,214 @@
+"""The fault suite: `scaler run` killed, stopped, doubled and starved of disk, then run again.
+
+Each case runs the real CLI in its own session (so that `ps` finds every process it started,
+however far they wandered) on the small demo grid with the local executor, and checks what a
+user relies on: no process outlives the run, no step is executed twice (counted from the run's
+attempts log, logs/attempts.jsonl), and the re-run ends with the DuckDB rows of a clean run.
+The moments of the kills are drawn from a seeded generator, so a failure can be replayed. The
+step-folder and database corruptions have their own tests (test_step_folders, test_store_repair).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import SMALL_SPEC, write_spec
+
+LOCAL = dict(SMALL_SPEC, executor={"name": "local", "parallel": 2})
+HOW_IT_RAN = ("tokens_per_s", "train_seconds", "val_seconds", "wall_s", "resumed_from_step")
+"""Metrics that say how a step ran (its speed; where a killed train resumed), not what it made."""
+ROWS = {
+    # What the steps computed, without where, when and how fast they ran.
+    "steps": "SELECT step_id, name, stage, config, inputs FROM steps",
+    "metrics": f"SELECT * FROM metrics WHERE name NOT IN {HOW_IT_RAN}",
+    "eval_problems": "SELECT * FROM eval_problems",
+}
+ORPHAN_GRACE_S = 10.0
+
+
+def _env(results: Path) -> dict[str, str]:
+    return dict(os.environ, SCALER_RESULTS=str(results))
+
+
+def _start(spec: Path, results: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scaler", "run", str(spec), *extra],
+        env=_env(results),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own session: every process it starts is findable
+    )
+
+
+def _run(spec: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", "run", str(spec), *extra],
+        env=_env(results),
+        capture_output=True,
+        text=True,
+    )
+
+
+def _session_processes(session: int) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True)
+    found = []
+    for line in listing.stdout.splitlines():
+        pid, sid, stat, args = line.split(None, 3)
+        if int(sid) == session and not stat.startswith("Z"):
+            found.append(f"{pid} {args}")
+    return found
+
+
+def _no_orphans(session: int) -> None:
+    deadline = time.time() + ORPHAN_GRACE_S
+    while (left := _session_processes(session)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes outlived their run: {left}"
+
+
+def _executions(results: Path) -> dict[str, list[dict]]:
+    log = results / "small" / "logs" / "attempts.jsonl"
+    events: dict[str, list[dict]] = {}
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        events.setdefault(event["step"], []).append(event)
+    return events
+
+
+def _check_each_step_ran_once(results: Path) -> None:
+    """Every step finished exactly once, and no two attempts at a step ever overlapped."""
+    for step, events in _executions(results).items():
+        finished = [e for e in events if e["event"] == "finished"]
+        assert len(finished) == 1, f"{step} finished {len(finished)} times: {events}"
+        open_attempts = 0
+        for event in sorted(events, key=lambda e: e["at"]):
+            open_attempts += 1 if event["event"] == "started" else -1
+            assert open_attempts <= 1, f"two attempts at {step} ran at once: {events}"
+
+
+def _rows(results: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(results / "small" / "scaler.duckdb"), read_only=True) as con:
+        return {table: sorted(con.execute(sql).fetchall()) for table, sql in ROWS.items()}
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> dict:
+    """One uninterrupted run of the grid: the rows every faulted run must end with."""
+    root = tmp_path_factory.mktemp("clean")
+    spec = write_spec(root / "small.yaml", LOCAL)
+    started = time.time()
+    done = _run(spec, root / "results")
+    assert done.returncode == 0, done.stderr
+    return {"rows": _rows(root / "results"), "seconds": time.time() - started}
+
+
+def _wait_for_running_train(results: Path, run: subprocess.Popen, timeout: float = 120) -> None:
+    train = results / "small" / "steps" / "train"
+    deadline = time.time() + timeout
+    while time.time() < deadline and run.poll() is None:
+        if train.is_dir() and any(p.name.startswith(".claim-") for p in train.iterdir()):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no train step started")
+
+
+def _kill_and_rerun(tmp_path: Path, clean: dict, sig: int, delay: float) -> str:
+    """Start a run, send `sig` to it `delay` seconds into its first train steps, check that
+    nothing outlives it, run again and check the outcome; return the killed run's stderr."""
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    run = _start(spec, results)
+    _wait_for_running_train(results, run)
+    time.sleep(delay)
+    os.kill(run.pid, sig)
+    _, err = run.communicate(timeout=60)
+    _no_orphans(run.pid)
+    rerun = _run(spec, results)
+    assert rerun.returncode == 0, rerun.stderr
+    _check_each_step_ran_once(results)
+    assert _rows(results) == clean["rows"]
+    return err
+
+
+def test_sigterm_cancels_the_running_steps_and_the_rerun_finishes(tmp_path, clean):
+    delay = random.Random(15).uniform(0.0, 3.0)
+    err = _kill_and_rerun(tmp_path, clean, signal.SIGTERM, delay)
+    assert "Traceback" not in err
+    if err:  # stopped mid-run (the grid may have finished first on a fast machine)
+        assert err.startswith("scaler: error: stopped by SIGTERM") and err.count("\n") == 1
+
+
+def test_kill_9_leaves_no_job_behind_and_the_rerun_finishes(tmp_path, clean):
+    _kill_and_rerun(tmp_path, clean, signal.SIGKILL, random.Random(9).uniform(0.0, 3.0))
+
+
+def test_ctrl_c_stops_the_whole_group_with_one_line(tmp_path, clean):
+    """Ctrl-C in a terminal sends SIGINT to every process of the foreground group."""
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    run = _start(spec, results)
+    _wait_for_running_train(results, run)
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and err.startswith("scaler: error: interrupted: cancelled")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    _no_orphans(run.pid)
+    train = results / "small" / "steps" / "train"
+    assert not [p.name for p in train.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_kills_at_random_moments_lose_nothing(tmp_path, clean, seed):
+    """Anywhere in the run, not only in a train step: from the first second to its end."""
+    draw = random.Random(seed)
+    sig = draw.choice([signal.SIGKILL, signal.SIGTERM])
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    run = _start(spec, results)
+    time.sleep(draw.uniform(0.5, clean["seconds"] + 5))
+    os.kill(run.pid, sig)
+    run.communicate(timeout=60)
+    _no_orphans(run.pid)
+    rerun = _run(spec, results)
+    assert rerun.returncode == 0, rerun.stderr
+    _check_each_step_ran_once(results)
+    assert _rows(results) == clean["rows"]
+
+
+def test_a_second_run_says_who_holds_the_experiment_and_exits_2(tmp_path, clean):
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    first = _start(spec, results)
+    _wait_for_running_train(results, first)
+    second = _run(spec, results)
+    assert second.returncode == 2 and second.stdout == ""
+    assert f"is being run by pid {first.pid}" in second.stderr and second.stderr.count("\n") == 1
+    waiting = _run(spec, results, "--wait")  # waits for the first, then has nothing to do
+    assert first.wait(timeout=10) == 0
+    assert waiting.returncode == 0, waiting.stderr
+    assert "waiting for pid" in waiting.stdout and "nothing to run" in waiting.stdout
+    _check_each_step_ran_once(results)
+    assert _rows(results) == clean["rows"]
+
+
+def test_two_runs_started_together_execute_each_step_once(tmp_path, clean):
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    runs = [_start(spec, results, "--wait") for _ in range(2)]
+    outcomes = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    assert sum("nothing to run" in out for out, _ in outcomes) == 1
+    _check_each_step_ran_once(results)
+    assert _rows(results) == clean["rows"]
