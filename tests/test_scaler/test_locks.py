@@ -32,6 +32,18 @@ def _holder(code: str) -> subprocess.Popen:
     return process
 
 
+def _claim_holder(final: Path, seconds: float, then_publish: bool = False) -> subprocess.Popen:
+    publish = f"Path({str(final)!r}).mkdir()" if then_publish else ""
+    return _holder(
+        f"""
+        with step_claim(Path({str(final)!r})):
+            print("held", flush=True)
+            import time; time.sleep({seconds})
+            {publish}
+        """
+    )
+
+
 def test_a_second_run_is_told_who_holds_the_experiment(tmp_path):
     holder = _holder(
         f"""
@@ -79,14 +91,7 @@ def test_a_waiting_run_takes_the_experiment_when_the_holder_ends(tmp_path):
 
 def test_a_step_claimed_elsewhere_is_waited_for_then_claimed(tmp_path):
     final = tmp_path / "train-abc"
-    holder = _holder(
-        f"""
-        with step_claim(Path({str(final)!r})):
-            print("held", flush=True)
-            import time; time.sleep(1.5)
-            Path({str(final)!r}).mkdir()
-        """
-    )
+    holder = _claim_holder(final, seconds=1.5, then_publish=True)
     claim = tmp_path / f"{CLAIM_PREFIX}train-abc"
     assert json.loads(claim.read_text())["pid"] == holder.pid
     with step_claim(final):
@@ -98,13 +103,7 @@ def test_a_step_claimed_elsewhere_is_waited_for_then_claimed(tmp_path):
 
 def test_a_claim_dies_with_its_holder(tmp_path):
     final = tmp_path / "train-abc"
-    holder = _holder(
-        f"""
-        with step_claim(Path({str(final)!r})):
-            print("held", flush=True)
-            import time; time.sleep(60)
-        """
-    )
+    holder = _claim_holder(final, seconds=60)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     started = time.time()
