@@ -24,6 +24,8 @@ ACTIVE_STATES = frozenset(
     "CONFIGURING STOPPED SIGNALING STAGE_OUT".split()
 )
 """squeue states of a job that still holds its step: it may yet run or is running."""
+NEVER_SATISFIED = "DependencyNeverSatisfied"
+"""squeue's reason for a job `kill-on-invalid-dep` cancelled: a job it waited on ended badly."""
 
 
 def missing_commands() -> list[str]:
@@ -40,6 +42,12 @@ class JobState:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def killed_for_dependency(self) -> bool:
+        """Cancelled by Slurm before it ran, because a job it waited on ended badly (not by a
+        user: a pending job someone cancels keeps the reason "Dependency")."""
+        return self.state == "CANCELLED" and self.reason == NEVER_SATISFIED
 
 
 class Slurm:
@@ -106,7 +114,7 @@ class Slurm:
             ["sacct", "-X", "--parsable2", "-o", "JobID,State,Reason", "-j", ",".join(jobs)]
         )
         return {
-            task: JobState(info["State"].split()[0], info.get("Reason", ""))
+            task: _accounted(info["State"], info.get("Reason", ""))
             for task, info in SlurmInfoWatcher().read_info(output).items()
         }
 
@@ -118,6 +126,14 @@ class Slurm:
         from submitit.core.utils import JobPaths
 
         return JobPaths(self.folder, job_id=task, task_id=0).stderr
+
+
+def _accounted(state: str, reason: str) -> JobState:
+    """sacct's state in squeue's words. sacct says "CANCELLED by <uid>" when a user cancelled
+    a job, and a plain "CANCELLED" with the reason "Dependency" when Slurm did."""
+    if state == "CANCELLED" and "Dependency" in reason:
+        return JobState("CANCELLED", NEVER_SATISFIED)
+    return JobState(state.split()[0], reason)
 
 
 def sbatch_script(parameters: dict[str, Any], folder: Path, tasks: int, command: str) -> str:

@@ -7,9 +7,11 @@ each array depending on the arrays its inputs are in, and records each sbatch ca
 Following: steps that end without a result are told apart by their final state (from squeue,
 or sacct for jobs that ended more than MinJobAge ago). A failure (FAILED,
 TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) is submitted again up to `executor.retries` times; a
-step cancelled before it ran because an input failed (`kill-on-invalid-dep`) is submitted again
-when its inputs are done or coming again, and skipped when one failed for good; a step someone
-cancelled is reported, not retried. Where the steps stand without following them is
+step Slurm cancelled before it ran because a job it waited on failed (`kill-on-invalid-dep`) is
+submitted again when its inputs are done or coming again, and skipped when one failed for good;
+a step someone cancelled is reported, not retried. Every submission, the follower's and a
+re-run's, says which of its steps were cancelled with their array for a job they did not need
+(scaler.slurm.cancelled). Where the steps stand without following them is
 `scaler status` (scaler.status).
 """
 
@@ -26,6 +28,7 @@ from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
 from scaler.run.job import make_job
 from scaler.run.outcome import RunReport, done_line, ended_line
+from scaler.slurm.cancelled import WithArray, cancelled_with_array
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import (
     active,
@@ -38,7 +41,13 @@ from scaler.slurm.records import (
     submission_lock,
     submitted_tasks,
 )
-from scaler.slurm.render import dependency_ids, group_arrays, resource_parameters, sbatch_parameters
+from scaler.slurm.render import (
+    corresponding_ids,
+    dependency_ids,
+    group_arrays,
+    resource_parameters,
+    sbatch_parameters,
+)
 from scaler.spec.schema import ExecutorSettings, Spec
 
 SACCT_GRACE_S = 60.0
@@ -54,6 +63,8 @@ class Submitted:
     """(stage, job id, tasks) per sbatch call."""
     queued: dict[str, str] = field(default_factory=dict)
     """Steps that were already queued or running, left as they were."""
+    with_array: WithArray | None = None
+    """Steps submitted again because they were cancelled with their array for nothing."""
 
 
 def submit_plan(
@@ -69,7 +80,7 @@ def submit_plan(
     """Submit every step of `plan` (or of `only`) that is neither done nor queued. Refusals
     (a changed spec under queued steps, resources sbatch refuses, a plan over MaxJobCount) come
     before anything is written."""
-    todo, _ = _to_submit(plan, layout, slurm, only)
+    todo, _, _ = _to_submit(plan, layout, slurm, only)
     max_array_size, max_jobs = slurm.limits()
     if len(todo) >= max_jobs:
         raise SubmissionError(
@@ -81,18 +92,23 @@ def submit_plan(
             slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
     with submission_lock(layout):
         # Again under the lock: another run may have submitted some of these meanwhile.
-        todo, queued = _to_submit(plan, layout, slurm, only)
+        todo, queued, queue = _to_submit(plan, layout, slurm, only)
+        with_array = cancelled_with_array(todo, layout, slurm, queue) if todo else None
         array_size = min(settings.max_array_size or max_array_size, max_array_size)
         arrays = group_arrays(todo, queued, plan.resources, array_size)
         if spec_json is not None:  # what `scaler status` expands
             layout.write_spec(spec_json)
         provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
-        result = Submitted(queued=queued)
+        result = Submitted(queued=queued, with_array=with_array)
         job_ids: list[str] = []
         for array in arrays:
             after = dependency_ids(array, job_ids)
             parameters = sbatch_parameters(
-                array, plan.experiment, settings.array_parallelism, after
+                array,
+                plan.experiment,
+                settings.array_parallelism,
+                after,
+                corresponding_ids(array, job_ids),
             )
             jobs = [make_job(step, plan, layout, provenance) for step in array.steps]
             try:
@@ -104,7 +120,7 @@ def submit_plan(
                     f"{error}; the {len(job_ids)} jobs submitted before it stay queued, and "
                     f"`scaler run` again submits the rest"
                 ) from None
-            append_record(layout, array.stage, [step.name for step in array.steps], tasks)
+            append_record(layout, array.stage, [step.name for step in array.steps], tasks, after)
             job_ids.append(tasks[0].split("_")[0])
             result.arrays.append((array.stage, job_ids[-1], len(tasks)))
         return result
@@ -112,9 +128,12 @@ def submit_plan(
 
 def _to_submit(
     plan: Plan, layout: Layout, slurm: Slurm, only: set[str] | None
-) -> tuple[list[Step], dict[str, str]]:
-    """The steps to submit and the steps already queued; refuses to orphan queued steps."""
-    queued = queued_steps(layout, slurm)
+) -> tuple[list[Step], dict[str, str], dict[str, JobState]]:
+    """The steps to submit, the steps already queued, and the queue they were read from;
+    refuses to orphan queued steps."""
+    tasks = submitted_tasks(layout)
+    queue = slurm.queue() if tasks else {}
+    queued = {step: task for step, task in tasks.items() if active(queue, task)}
     orphans = sorted(queued.keys() - {step.name for step in plan.steps})
     if orphans:
         raise SubmissionError(
@@ -129,7 +148,7 @@ def _to_submit(
         for step in plan.steps
         if step.name not in done and step.name not in queued and (only is None or step.name in only)
     ]
-    return todo, queued
+    return todo, queued, queue
 
 
 def describe_submission(submitted: Submitted) -> str:
@@ -168,7 +187,9 @@ def follow(
             break
         again = follower.look()
         if again:
-            submit_plan(plan, layout, slurm, settings, spec_hash=spec_hash, only=again)
+            submitted = submit_plan(plan, layout, slurm, settings, spec_hash=spec_hash, only=again)
+            if submitted.with_array:
+                say("  " + submitted.with_array.line("are submitted again"))
     if follower.report.skipped:
         say(f"  {len(follower.report.skipped)} step(s) not run: an input failed or was cancelled")
     return follower.report
@@ -255,7 +276,7 @@ def _verdict(
 ) -> str:
     """What to do with a step whose job ended without a result: again, failed, cancelled,
     or skipped."""
-    if state.state == "CANCELLED" and "Dependency" in state.reason:
+    if state.killed_for_dependency:
         # Cancelled before it ran, by kill-on-invalid-dep: an input of its array failed. It
         # runs again unless one of its own inputs failed for good.
         inputs = [needed.name for _, needed in step.inputs]
@@ -312,6 +333,8 @@ def run_on_slurm(
         plan, layout, slurm, settings, spec_hash=spec_hash, spec_json=spec.model_dump(mode="json")
     )
     say(describe_submission(submitted))
+    if submitted.with_array:
+        say(submitted.with_array.line("are submitted again"))
     if detach:
         say(f"see progress: scaler status {plan.experiment}; stop: scaler cancel {plan.experiment}")
         return None

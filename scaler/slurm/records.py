@@ -1,11 +1,12 @@
 """What scaler remembers of its Slurm jobs, and what the scheduler says of them now.
 
 Every sbatch call is appended to `slurm/jobs.jsonl` (its stage, its steps and their task ids:
-`<job>` or `<job>_<index>`) right after the call, under the experiment's submit lock, so a
-re-run, `scaler status` and `scaler cancel` know which job holds which step; a step's latest
-line wins. A step is *queued* while the scheduler (one `squeue` per look) still holds its
-latest task. `scaler cancel` touches `slurm/cancelled`, so a `scaler run` following the jobs
-stops. What is done is still read from the step folders only (scaler.layout).
+`<job>` or `<job>_<index>`, and the jobs it waits on with `afterok`) right after the call,
+under the experiment's submit lock, so a re-run, `scaler status` and `scaler cancel` know which
+job holds which step; a step's latest line wins. A step is *queued* while the scheduler (one
+`squeue` per look) still holds its latest task. `scaler cancel` touches `slurm/cancelled`, so a
+`scaler run` following the jobs stops. What is done is still read from the step folders only
+(scaler.layout).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import fcntl
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from scaler.errors import StepFailed
 from scaler.layout import Layout
@@ -23,22 +25,29 @@ from scaler.run.outcome import step_failure
 from scaler.slurm.cluster import JobState, Slurm
 
 
-def submitted_tasks(layout: Layout) -> dict[str, str]:
-    """Step name -> the task (`<job>` or `<job>_<index>`) of its latest submission."""
+def read_records(layout: Layout) -> list[dict[str, Any]]:
+    """Every sbatch call of the experiment, oldest first."""
     path = layout.slurm_jobs
     if not path.is_file():
-        return {}
-    tasks: dict[str, str] = {}
+        return []
     with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                tasks.update(zip(record["steps"], record["tasks"], strict=True))
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def submitted_tasks(layout: Layout) -> dict[str, str]:
+    """Step name -> the task (`<job>` or `<job>_<index>`) of its latest submission."""
+    tasks: dict[str, str] = {}
+    for record in read_records(layout):
+        tasks.update(zip(record["steps"], record["tasks"], strict=True))
     return tasks
 
 
-def append_record(layout: Layout, stage: str, steps: list[str], tasks: list[str]) -> None:
+def append_record(
+    layout: Layout, stage: str, steps: list[str], tasks: list[str], after: Sequence[str] = ()
+) -> None:
+    """Record one sbatch call: its steps, their tasks, and the jobs it waits on (`afterok`)."""
     record = {"at": time.time(), "stage": stage, "steps": steps, "tasks": tasks}
+    record["after"] = list(after)
     with open(layout.slurm_jobs, "a") as handle:
         handle.write(json.dumps(record) + "\n")
         handle.flush()

@@ -13,7 +13,15 @@ resources).
 Dependencies. An array waits (`afterok`) on exactly the jobs holding its steps' inputs: a whole
 earlier array when it needs every task of it, else the single tasks (`<job>_<task>`), and the
 tasks of earlier submissions still queued or running. `kill-on-invalid-dep` turns a failed
-input into a cancelled dependent instead of a job pending forever.
+input into a cancelled dependent instead of a job pending forever, but Slurm cancels a whole
+array at once: one failed train task would cancel every evaluation after it. So where an array
+maps task to task onto an earlier one (task i needs task i and nothing else of it: a grid's
+evaluations of its models), it waits with `aftercorr` instead, and a failure cancels only the
+task that needed it. The steps of such an array are put in the order of the tasks they need,
+so both split into the same chunks. Where no such map exists (a step needing several tasks, or
+several steps one task), the follower says which steps were cancelled for nothing and submits
+them again (scaler.slurm.cancelled). Splitting arrays per task instead would turn one sbatch
+call per (stage, resources) into one per step.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ class NeedsArray:
 
     array: int
     tasks: tuple[int, ...] | None
+    corresponding: bool = False
+    """Task i waits on task i of `array` only (`aftercorr`)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ def group_arrays(
     for step in todo:
         key = (level[step.name], step.stage, resources[step.stage].model_dump_json())
         groups.setdefault(key, []).append(step)
+    for steps in groups.values():
+        _in_order_of_their_inputs(steps, groups.values())
 
     chunks = [
         (steps[0].stage, steps[start : start + max_array_size])
@@ -81,6 +93,21 @@ def group_arrays(
     ]
 
 
+def _in_order_of_their_inputs(steps: list[Step], groups: Iterable[list[Step]]) -> None:
+    """Sort `steps` in the order of the steps they need in another group, when each needs
+    exactly one of that group and no two need the same one: then task i of their arrays needs
+    task i of that group's arrays, and they can wait with `aftercorr`."""
+    if len(steps) < 2:
+        return
+    for other in groups:
+        index = {step.name: i for i, step in enumerate(other)}
+        needed = [[index[i.name] for _, i in step.inputs if i.name in index] for step in steps]
+        if all(len(n) == 1 for n in needed) and len({n[0] for n in needed}) == len(steps):
+            order = {step.name: n[0] for step, n in zip(steps, needed, strict=True)}
+            steps.sort(key=lambda step: order[step.name])
+            return
+
+
 def _with_dependencies(
     stage: str,
     resources: Resources,
@@ -90,38 +117,69 @@ def _with_dependencies(
     queued: Mapping[str, str],
 ) -> ArrayJob:
     tasks_needed: dict[int, set[int]] = {}
+    corresponding: dict[int, bool] = {}
+    users: dict[int, int] = {}
     jobs_needed: set[str] = set()
-    for step in steps:
+    for own_task, step in enumerate(steps):
+        of_array: dict[int, list[int]] = {}
         for _, needed in step.inputs:
             if needed.name in position:
                 array, task = position[needed.name]
-                tasks_needed.setdefault(array, set()).add(task)
+                of_array.setdefault(array, []).append(task)
             elif needed.name in queued:
                 jobs_needed.add(queued[needed.name])
+        for array, tasks in of_array.items():
+            tasks_needed.setdefault(array, set()).update(tasks)
+            corresponding[array] = corresponding.get(array, True) and tasks == [own_task]
+            users[array] = users.get(array, 0) + 1
     needs_arrays = tuple(
-        NeedsArray(array, None if len(tasks) == len(chunks[array][1]) else tuple(sorted(tasks)))
+        NeedsArray(array, None, corresponding=True)
+        # Only between arrays: a single task is not an array, and waiting on all of a
+        # one-task job is the same as waiting on its one task.
+        if corresponding[array] and users[array] == len(steps) > 1 and len(chunks[array][1]) > 1
+        else NeedsArray(
+            array, None if len(tasks) == len(chunks[array][1]) else tuple(sorted(tasks))
+        )
         for array, tasks in sorted(tasks_needed.items())
     )
     return ArrayJob(stage, resources, tuple(steps), needs_arrays, tuple(sorted(jobs_needed)))
 
 
 def dependency_ids(array: ArrayJob, submitted: list[str]) -> list[str]:
-    """The job ids `array` waits on, once the arrays before it were given ids `submitted`."""
+    """The job ids `array` waits on (`afterok`), once the arrays before it were given ids
+    `submitted`; the arrays it waits on task by task are `corresponding_ids`."""
     ids = list(array.needs_jobs)
     for need in array.needs_arrays:
         job = submitted[need.array]
+        if need.corresponding:
+            continue
         ids += [job] if need.tasks is None else [f"{job}_{task}" for task in need.tasks]
     return ids
 
 
+def corresponding_ids(array: ArrayJob, submitted: list[str]) -> list[str]:
+    """The arrays `array` waits on task by task (`aftercorr`)."""
+    return [submitted[need.array] for need in array.needs_arrays if need.corresponding]
+
+
 def sbatch_parameters(
-    array: ArrayJob, experiment: str, array_parallelism: int, after: list[str]
+    array: ArrayJob,
+    experiment: str,
+    array_parallelism: int,
+    after: list[str],
+    corresponding: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """submitit SlurmExecutor parameters for `array`, waiting on the jobs `after`."""
+    """submitit SlurmExecutor parameters for `array`, waiting on the jobs `after` and, task by
+    task, on the arrays `corresponding`."""
     r = array.resources
     extra: dict[str, Any] = dict(r.sbatch)
-    if after:
-        extra |= {"dependency": "afterok:" + ":".join(after), "kill-on-invalid-dep": "yes"}
+    waits = [
+        f"{kind}:{':'.join(ids)}"
+        for kind, ids in (("afterok", after), ("aftercorr", corresponding))
+        if ids
+    ]
+    if waits:  # comma: every one of them must hold
+        extra |= {"dependency": ",".join(waits), "kill-on-invalid-dep": "yes"}
     optional = {
         "partition": r.partition,
         "account": r.account,

@@ -133,7 +133,7 @@ def test_a_failing_step_is_reported_its_dependents_cancelled_and_the_rest_finish
     assert "1 step(s) failed" in run.err and "exceeds the 60 problems" in run.err
     done = {d.name.split("-")[0] for d in (results / "small" / "steps").glob("*/[!.]*")}
     assert done == {"generate", "train", "evaluate"}
-    # The size-50 evaluation, cancelled with its array, was submitted again and finished.
+    # The size-50 evaluation waited on its own train task only (aftercorr) and finished.
     with open_db(results) as con:
         assert con.execute("SELECT size FROM evals").fetchall() == [(50,)]
     status = cli("status small").out
@@ -185,6 +185,126 @@ def test_a_job_cancelled_mid_run_is_reported_and_a_rerun_completes_it(cli, resul
     rerun = cli(["run", str(spec), *long_train, *FAST])
     assert rerun.code == 0, rerun.err
     assert "ran 2 steps" in rerun.out or "[2/2] done evaluate" in rerun.out
+
+
+GRID_2X2 = ["sizes=[50,100]", "seeds=[0,1]"]
+# Long enough (~15 s) that a train task is still training when Slurm kills it (as below).
+LONG_TRAIN = ["stages.train.min_steps=600", "stages.train.max_steps=600"]
+
+
+def _cancel_a_running_train_task(results: Path) -> tuple[str, str]:
+    """scancel a train task once it is training; (its step, its job)."""
+    train = _wait_for(lambda: next((r for r in _records(results) if r["stage"] == "train"), None),
+                      "the train array")  # fmt: skip
+    _wait_for(lambda: any(r["stage"] == "evaluate" for r in _records(results)), "the evaluations")
+    job = train["tasks"][0].split("_")[0]
+    step_of = dict(zip(train["tasks"], train["steps"], strict=True))
+    folder = results / "small" / "steps" / "train"
+
+    def training() -> str | None:
+        # Past Python's start-up (its temporary folder exists), so the cancelled job stays in
+        # the queue as CANCELLED for KillWait instead of vanishing.
+        running = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "R", "-o", "%i", "-j", job], capture_output=True, text=True
+        ).stdout.split()
+        started = {d.name for d in folder.glob(".tmp-*")} if folder.is_dir() else set()
+        return next((t for t in running if any(step_of[t] in d for d in started)), None)
+
+    victim = _wait_for(training, "a train task to start training")
+    subprocess.run(["scancel", victim], check=True)
+    return step_of[victim], job
+
+
+def _models(results: Path) -> dict[str, str]:
+    """Finished evaluate step -> the train step it evaluated (its config.json's input)."""
+    found = {}
+    for folder in (results / "small" / "steps" / "evaluate").glob("[!.]*"):
+        config = json.loads((folder / "config.json").read_text())
+        found[folder.name] = Path(config["inputs"]["model"]).name
+    return found
+
+
+def _all_ended(job: str) -> bool:
+    states = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-j", job, "-o", "%T"], capture_output=True, text=True
+    ).stdout.split()
+    return bool(states) and all(state in ("CANCELLED", "COMPLETED") for state in states)
+
+
+@pytest.mark.slow  # a minute or more on 2 cores: 600-step trains
+def test_a_cancelled_train_task_cancels_only_its_own_evaluation(cli, results, spec):
+    # A 2x2 grid with one eval set: evaluation i waits on train task i only (aftercorr).
+    assert cli(["run", str(spec), "--detach", *GRID_2X2, *LONG_TRAIN]).code == 0
+    _, train_job = _cancel_a_running_train_task(results)
+    [evaluate] = [r for r in _records(results) if r["stage"] == "evaluate"]
+    job = evaluate["tasks"][0].split("_")[0]
+    script = results / "small" / "logs" / "slurm" / f"{job}_submission.sh"
+    assert f"aftercorr:{train_job}" in script.read_text()
+    _wait_for(lambda: _all_ended(job), "the evaluations to end", timeout=240)
+    states = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-j", job, "-o", "%T"], capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(states) == ["CANCELLED", "COMPLETED", "COMPLETED", "COMPLETED"]
+    assert "7 done, 2 cancelled" in cli("status small").out  # the train task and its evaluation
+    # The re-run submits what was cancelled, the train step and its evaluation, and no more.
+    rerun = cli(["run", str(spec), *GRID_2X2, *LONG_TRAIN, *FAST])
+    assert rerun.code == 0, rerun.err
+    assert "submitted 2 steps in 2 jobs" in rerun.out
+    assert "cancelled with their array" not in rerun.out
+    assert "9 steps; 9 done" in cli("status small").out
+
+
+@pytest.mark.slow  # a minute or more on 2 cores: 600-step trains
+def test_steps_cancelled_with_their_array_are_named_and_submitted_again(cli, results, spec):
+    # Two eval sets: eight evaluations of four models in one array, which waits on the whole
+    # train array. Cancelling one train task cancels all eight; the six that do not need it are
+    # named and submitted again, alone, and the run finishes once the train step is run again.
+    grid = [*GRID_2X2, "eval_sets=[test,val]", *LONG_TRAIN]
+    follow = _scaler("run", str(spec), *grid, *FAST)
+    victim, _ = _cancel_a_running_train_task(results)
+    out, err = follow.communicate(timeout=300)
+    assert follow.returncode == 1, err
+    [line] = [line for line in out.splitlines() if "cancelled with their array" in line]
+    evaluations = [r for r in _records(results) if r["stage"] == "evaluate"]
+    assert len(evaluations) == 2
+    first, again = evaluations
+    assert len(first["steps"]) == 8 and len(again["steps"]) == 6
+    assert line.strip().startswith(
+        f"6 evaluate steps were cancelled with their array when {victim} was cancelled; "
+        "they do not need it and are submitted again: "
+    )
+    assert line.split(": ", 1)[1].split(", ") == again["steps"]
+    models = _models(results)  # the six finished evaluations, none of the victim's model
+    assert set(again["steps"]) == set(models) and victim not in models.values()
+    assert "2 step(s) not run" in out  # the victim's own evaluations
+    assert "10 done, 3 cancelled" in cli("status small").out
+
+    rerun = cli(["run", str(spec), *grid, *FAST])
+    assert rerun.code == 0, rerun.err
+    assert (
+        "submitted 3 steps in 2 jobs" in rerun.out and "cancelled with their array" not in rerun.out
+    )
+    assert "13 steps; 13 done" in cli("status small").out
+
+
+@pytest.mark.slow  # a minute or more on 2 cores: 600-step trains
+def test_a_rerun_names_the_steps_cancelled_with_their_array(cli, results, spec):
+    # Detached: nobody follows when the array is cancelled; the re-run that submits the steps
+    # again says which of them were cancelled for a train task they do not need.
+    grid = ["sizes=[50,100]", "eval_sets=[test,val]", *LONG_TRAIN]
+    assert cli(["run", str(spec), "--detach", *grid]).code == 0
+    victim, _ = _cancel_a_running_train_task(results)
+    evaluate = next(r for r in _records(results) if r["stage"] == "evaluate")
+    _wait_for(lambda: _all_ended(evaluate["tasks"][0].split("_")[0]), "the evaluations to end")
+    rerun = cli(["run", str(spec), *grid, *FAST])
+    assert rerun.code == 0, rerun.err
+    models = _models(results)
+    innocent = [step for step in evaluate["steps"] if models[step] != victim]
+    assert len(innocent) == 2
+    assert (
+        f"2 evaluate steps were cancelled with their array when {victim} was cancelled; "
+        f"they do not need it and are submitted again: {', '.join(innocent)}"
+    ) in rerun.out
 
 
 def test_a_changed_spec_never_orphans_queued_steps_and_cancel_empties_the_queue(cli, results, spec):

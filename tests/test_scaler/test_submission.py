@@ -17,6 +17,7 @@ from scaler.plan import Step, expand
 from scaler.slurm.cluster import sbatch_script
 from scaler.slurm.render import (
     NeedsArray,
+    corresponding_ids,
     dependency_ids,
     group_arrays,
     resource_parameters,
@@ -104,14 +105,17 @@ def test_arrays_split_at_the_largest_array_and_depend_on_exact_tasks():
         ("evaluate", 2),
         ("evaluate", 1),
     ]
-    # Each evaluate array waits on the generate job and only the train array holding its models.
+    # Each evaluate array waits on the generate job and only the train array holding its models,
+    # task by task (the last, a single task, on that one job).
     assert [a.needs_arrays for a in arrays[4:]] == [
-        (NeedsArray(0, None), NeedsArray(1, None)),
-        (NeedsArray(0, None), NeedsArray(2, None)),
+        (NeedsArray(0, None), NeedsArray(1, None, corresponding=True)),
+        (NeedsArray(0, None), NeedsArray(2, None, corresponding=True)),
         (NeedsArray(0, None), NeedsArray(3, None)),
     ]
     ids = ["1", "2", "3", "4", "5", "6", "7"]
-    assert dependency_ids(arrays[5], ids) == ["1", "3"]
+    assert dependency_ids(arrays[5], ids) == ["1"]
+    assert corresponding_ids(arrays[5], ids) == ["3"]
+    assert dependency_ids(arrays[6], ids) == ["1", "4"]
 
 
 def test_a_subset_of_an_array_is_named_task_by_task_and_queued_inputs_by_their_job():
@@ -157,3 +161,41 @@ def test_first_arrays_have_no_dependency_and_resources_map_to_sbatch_options():
     checked = resource_parameters(Resources(mem_gb=0.5, gpus=1))
     assert checked["mem"] == "512M" and checked["gpus_per_node"] == 1
     assert "job_name" not in checked and "array_parallelism" not in checked
+
+
+def test_an_array_that_maps_task_to_task_waits_with_aftercorr_in_the_order_of_its_inputs():
+    # A 2x2 grid: evaluation i needs train task i and nothing else of the train array, so a
+    # failed train task cancels its own evaluation only, not the other three.
+    plan = _plan(sizes=[50, 100], seeds=[0, 1])
+    generate, *rest = plan.steps
+    shuffled = [s for s in rest if s.stage == "train"] + [
+        s for s in reversed(rest) if s.stage == "evaluate"
+    ]
+    arrays = group_arrays([generate, *shuffled], {}, plan.resources, 1001)
+    train, evaluate = arrays[1], arrays[2]
+    assert [dict(evaluate.steps[i].inputs)["model"] for i in range(4)] == list(train.steps)
+    assert evaluate.needs_arrays == (NeedsArray(0, None), NeedsArray(1, None, corresponding=True))
+    parameters = sbatch_parameters(
+        evaluate,
+        "small",
+        8,
+        dependency_ids(evaluate, ["7", "8"]),
+        corresponding_ids(evaluate, ["7", "8"]),
+    )
+    assert parameters["additional_parameters"] == {
+        "dependency": "afterok:7,aftercorr:8",
+        "kill-on-invalid-dep": "yes",
+    }
+
+
+def test_no_aftercorr_where_tasks_do_not_map_one_to_one():
+    # Two evaluations per model (fan-out), a subset of the models (a re-run), a train needing
+    # the one generate task: each waits with afterok on what it needs, as before.
+    two_sets = _plan(sizes=[50, 100], eval_sets=["test", "val"])
+    arrays = group_arrays(two_sets.steps, {}, two_sets.resources, 1001)
+    assert not any(need.corresponding for array in arrays for need in array.needs_arrays)
+    plan = _plan(sizes=[50, 100, 150])
+    trains = [s for s in plan.steps if s.stage == "train"]
+    evaluations = [s for s in plan.steps if s.stage == "evaluate"][1:]
+    arrays = group_arrays([*trains, *evaluations], {}, plan.resources, 1001)
+    assert arrays[1].needs_arrays == (NeedsArray(0, (1, 2)),)
