@@ -183,13 +183,10 @@ def _load_verified(
         return []
     except _LoadError:
         pass
+    reasons = {name: check_step(folder, full=True) for name, (folder, _) in new.items()}
     checks = StepChecks(
-        {name: entry for name, entry in new.items() if check_step(entry[0], full=True) is None},
-        {
-            name: (folder, reason)
-            for name, (folder, _) in new.items()
-            if (reason := check_step(folder, full=True)) is not None
-        },
+        {name: entry for name, entry in new.items() if reasons[name] is None},
+        {name: (new[name][0], why) for name, why in reasons.items() if why is not None},
     )
     set_aside = set_aside_damaged(layout, checks)
     try:
