@@ -35,6 +35,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     except ValidationError as error:
         raise _spec_error(source, error) from None
     _refuse_non_finite(source, spec.model_dump())
+    _refuse_lax_numbers(source, spec.model_dump(), raw)
     _fingerprint_data(spec, source)
     check_sizes_fit_pool(spec, source)
     return spec
@@ -55,6 +56,28 @@ def _refuse_non_finite(source: str, value: Any, where: str = "") -> None:
     )
     for key, item in items:
         _refuse_non_finite(source, item, f"{where}.{key}" if where else str(key))
+
+
+INT64 = 2**63
+"""Whole numbers beyond int64 fit no array, tensor or DuckDB column a step writes them to."""
+
+
+def _refuse_lax_numbers(source: str, value: Any, raw: Any, where: str = "") -> None:
+    """A number field given `true` (pydantic reads it as 1), and whole numbers beyond int64:
+    refused by field, comparing the validated spec with what was written, for every model the
+    spec composes (the runners' settings among them)."""
+    field = where or "(top level)"
+    if isinstance(raw, bool) and not isinstance(value, bool) and isinstance(value, int | float):
+        raise SpecError(source, field, f"expected a number, got {str(raw).lower()}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64:
+        raise SpecError(source, field, f"expected a whole number below 2**63, got {value}")
+    if isinstance(value, dict) and isinstance(raw, dict):
+        for key, item in value.items():
+            if key in raw:
+                _refuse_lax_numbers(source, item, raw[key], f"{where}.{key}" if where else key)
+    elif isinstance(value, list) and isinstance(raw, list) and len(value) == len(raw):
+        for index, (item, written) in enumerate(zip(value, raw, strict=True)):
+            _refuse_lax_numbers(source, item, written, f"{where}.{index}" if where else str(index))
 
 
 def data_paths(spec: Spec) -> dict[str, str]:
@@ -98,17 +121,26 @@ def _load_raw(path: Path, overrides: list[str]) -> dict:
         raise SpecError(source, "", "expected a mapping of keys at the top level")
     for item in overrides:
         if "=" not in item or not item.split("=", 1)[0].strip():
-            raise ArgumentError(OVERRIDES, item, "expected an override of the form key=value")
+            raise ArgumentError(
+                OVERRIDES, printable(item), "expected an override of the form key=value"
+            )
     try:
-        cli = OmegaConf.from_dotlist(overrides)
+        OmegaConf.from_dotlist(overrides)
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
-        raise ArgumentError(OVERRIDES, " ".join(overrides), _one_line(error)) from None
+        raise ArgumentError(OVERRIDES, printable(" ".join(overrides)), _one_line(error)) from None
+    merged: Any = config
+    for item in overrides:  # one at a time, so that a merge that fails names its override
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except (OmegaConfBaseException, TypeError, ValueError) as error:
+            # TypeError: a list given where the spec has a mapping, or the other way round.
+            problem = f"cannot merge it: {_one_line(error)}"
+            raise ArgumentError(OVERRIDES, printable(item), problem) from None
     try:
-        merged = OmegaConf.merge(config, cli)
         # The top level was checked to be a mapping above, so the container is a dict.
         return typing.cast(dict, OmegaConf.to_container(merged, resolve=True))
     except (OmegaConfBaseException, YAMLError, ValueError) as error:
-        raise SpecError(source, _omegaconf_key(error), _one_line(error)) from None
+        raise SpecError(source, printable(_omegaconf_key(error)), _one_line(error)) from None
 
 
 def _yaml_error(source: str, path: Path, error: Exception) -> SpecError:
@@ -123,6 +155,7 @@ def _yaml_error(source: str, path: Path, error: Exception) -> SpecError:
     context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
     if context and context_mark is not None:
         problem += f" ({context} from line {context_mark.line + 1})"
+    problem = printable(problem)
     return SpecError(source, f"{key} ({where})" if key else where, f"not valid YAML: {problem}")
 
 
@@ -146,7 +179,13 @@ def _key_at(path: Path, line: int) -> str:
 
 def _one_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return printable(text[0]) if text else type(error).__name__
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters and line breaks escaped (`\\n`, `\\x0c`): a key or
+    an override the user typed is quoted in a one-line error, and must not break that line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _omegaconf_key(error: Exception) -> str:
@@ -177,7 +216,7 @@ def _spec_error(source: str, error: ValidationError) -> SpecError:
             field, message = named.groups()
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return SpecError(source, field or "(top level)", message)
+    return SpecError(source, printable(field) or "(top level)", printable(message))
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -150,6 +150,9 @@ def test_overrides_merge_and_interpolate(small_spec):
         ("sizes=[1,", "sizes=[1,", ""),
         ("description=${nowhere}", "description", "nowhere"),
         ("stages.train.lrr=1", "stages.train.lrr", "unknown key"),
+        # A list where the spec has a mapping: OmegaConf's merge raised a bare TypeError.
+        ("stages.evaluate=[]", "stages.evaluate=[]", "cannot merge it"),
+        ("stages.train=[1]", "stages.train=[1]", "cannot merge it"),
     ],
 )
 def test_bad_overrides(small_spec, override, field, words):
@@ -173,6 +176,17 @@ def test_bad_overrides(small_spec, override, field, words):
         ("stages.train.lr=inf", "stages.train.lr", "expected a finite number, got inf"),
         ("stages.sample.temperature=inf", "stages.sample.temperature", "finite"),
         ("stages.train.lr=nan", "stages.train.lr", ""),
+        # true is not a number: pydantic would read it as 1 in every runner's settings.
+        ("stages.train.lr=true", "stages.train.lr", "expected a number, got true"),
+        ("world.seed=false", "world.seed", "expected a number, got false"),
+        ("resources.train.cpus=true", "resources.train.cpus", "expected a number, got true"),
+        # Beyond int64 nothing downstream can hold it (a tensor, a DuckDB column).
+        (
+            "stages.train.max_new_tokens=9223372036854775808",
+            "stages.train.max_new_tokens",
+            "below 2**63",
+        ),
+        ("stages.evaluate.seed=-9223372036854775809", "stages.evaluate.seed", "below 2**63"),
     ],
 )
 def test_values_that_cannot_run_are_refused(small_spec, override, field, words):
@@ -182,6 +196,23 @@ def test_values_that_cannot_run_are_refused(small_spec, override, field, words):
         load_spec(small_spec, [override])
     assert caught.value.field == field
     assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["stages.train.a\nb", "world.\x0c", "stages.evaluate.\u2028x", "resources.train.\x85"],
+)
+def test_an_error_quoting_a_control_character_stays_one_line(tmp_path, small_spec, key):
+    # A key with a line break, in the file or in an override, is quoted escaped (`a\nb`).
+    in_file = _variant(**{key.replace(".", "__"): 1})
+    for path, overrides in (
+        (write_spec(tmp_path / "k.yaml", in_file), []),
+        (small_spec, [f"{key}=1"]),
+    ):
+        with pytest.raises(SpecError) as caught:
+            load_spec(path, overrides)
+        assert len(str(caught.value).splitlines()) == 1, str(caught.value)
+        assert "unknown key" in caught.value.message
 
 
 def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(cli, results, small_spec):
