@@ -16,6 +16,7 @@ from collections.abc import Callable
 from scaler.errors import ArgumentError, RunFailed, SubmissionError
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
+from scaler.manifest import repair_damaged
 from scaler.plan import Plan, expand
 from scaler.run.locks import experiment_lock
 from scaler.run.outcome import RunReport
@@ -68,6 +69,8 @@ def _run_locked(
 ) -> RunReport | None:
     spec_json = spec.model_dump(mode="json")
     spec_hash = content_hash(spec_json)
+    for step_name, reason in repair_damaged(layout):
+        say(f"repairing {step_name}: {reason}; it runs again")
     done = layout.done_names()
     if all(step.name in done for step in plan.steps):
         say(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
