@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.files import ROW_FILES
+from scaler.disk_space import disk_full, says_no_space
 from scaler.errors import ArgumentError, ScalerError
 from scaler.layout import Layout, read_json
 from scaler.manifest import StepChecks, check_step, check_steps, set_aside_damaged
@@ -138,7 +139,28 @@ def collect(layout: Layout, *, rebuild: bool = False) -> CollectReport:
 
     The database is a cache of the step folders: one that cannot be opened (or any, with
     `rebuild`) is moved aside and rebuilt. `rebuild` also checks every folder fully (hashing
-    every file, scaler.manifest), the quick check otherwise."""
+    every file, scaler.manifest), the quick check otherwise. On a full disk this raises one
+    line naming the mount point, and a database it was creating is removed, not left empty."""
+    import duckdb
+
+    existed = layout.database.exists()
+    try:
+        return _collect(layout, rebuild)
+    except (duckdb.Error, OSError) as error:
+        if not says_no_space(str(error)):
+            raise
+        if not existed:
+            for path in (layout.database, _wal(layout)):
+                path.unlink(missing_ok=True)
+        raise ScalerError(f"collect: {disk_full(layout.root, str(error))}") from None
+
+
+def _wal(layout: Layout) -> Path:
+    """DuckDB's write-ahead log, beside the database."""
+    return layout.database.with_name(layout.database.name + ".wal")
+
+
+def _collect(layout: Layout, rebuild: bool) -> CollectReport:
     damaged = _move_aside(layout) if rebuild and layout.database.exists() else None
     try:
         con = connect(layout)
@@ -245,7 +267,7 @@ def _move_aside(layout: Layout) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = layout.database.with_name(f"{layout.database.name}.damaged-{stamp}")
     layout.database.rename(aside)
-    wal = layout.database.with_name(layout.database.name + ".wal")
+    wal = _wal(layout)
     if wal.exists():
         wal.rename(aside.with_name(aside.name + ".wal"))
     return aside

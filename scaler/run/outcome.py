@@ -49,8 +49,8 @@ def step_failure(
                 found, tail = source, "\n".join(lines)
                 break
     full = disk_full(layout.root, tail)
-    if full:  # the traceback may be anywhere in a runner; the cause is one line
-        tail = f"{full}\n{tail}"
+    if full:  # wherever in a runner it ran out, the cause is one line, and what said it
+        tail = f"{full}\n{tail.strip().splitlines()[-1] if tail.strip() else ''}".strip()
     return StepFailed(step.name, str(found), tail)
 
 
@@ -69,9 +69,11 @@ def headline(metrics: dict) -> str:
 
 
 def done_line(progress: str, step: Step, seconds: float, metrics: dict) -> str:
-    return f"[{progress}] done {step.name} {coords_text(step)} {seconds:.1f}s{headline(metrics)}"
+    where = " ".join(filter(None, [step.name, coords_text(step), f"{seconds:.1f}s"]))
+    return f"[{progress}] done {where}{headline(metrics)}"
 
 
 def ended_line(progress: str, word: str, step: Step, why: str = "") -> str:
     """`[4/5] FAILED <step> (coords)`, and why when the scheduler said (`: TIMEOUT`)."""
-    return f"[{progress}] {word} {step.name} {coords_text(step)}" + (f": {why}" if why else "")
+    where = " ".join(filter(None, [step.name, coords_text(step)]))
+    return f"[{progress}] {word} {where}" + (f": {why}" if why else "")

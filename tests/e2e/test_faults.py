@@ -212,3 +212,41 @@ def test_two_runs_started_together_execute_each_step_once(tmp_path, clean):
     assert sum("nothing to run" in out for out, _ in outcomes) == 1
     _check_each_step_ran_once(results)
     assert _rows(results) == clean["rows"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 64 KiB (root only); `grow(size)` remounts it larger, as freeing space does."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (as in CI); a full disk is not tested")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)])
+    if mounted.returncode != 0:
+        pytest.skip("mount -t tmpfs failed here; a full disk is not tested")
+
+    def grow(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+    yield disk, grow
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_named_and_nothing_is_left_half_written(tmp_path, clean, small_disk):
+    disk, grow = small_disk
+    results = disk / "results"
+    spec = write_spec(tmp_path / "small.yaml", LOCAL)
+    for size in ("64k", "300k"):  # full while generating, then while saving a model
+        grow(size)
+        run = _run(spec, results)
+        # The failed step's own traceback tail is shown; scaler itself never crashes.
+        assert run.returncode == 1 and run.stderr.startswith("scaler: error: "), run.stderr
+        assert f"no space left on {disk}" in run.stderr and "scaler/cli.py" not in run.stderr
+        files = [p for p in results.rglob("*") if p.is_file()]
+        assert not [p for p in files if p.name == "error.txt" and p.stat().st_size == 0]
+        assert not [p for p in files if p.name == "scaler.duckdb" and p.stat().st_size == 0]
+    grow("64m")
+    rerun = _run(spec, results)
+    assert rerun.returncode == 0, rerun.stderr
+    _check_each_step_ran_once(results)
+    assert _rows(results) == clean["rows"]
