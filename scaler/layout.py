@@ -2,13 +2,16 @@
 
     results/<experiment>/
         spec.json                             the spec of the latest run, resolved (`scaler status`)
+        run.lock                              held by the one `scaler run` of this experiment
         steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
         steps/<stage>/.tmp-<stage>-<id>-<host>-<pid>/  a step being written (never read as one)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
         steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
+        steps/<stage>/.claim-<stage>-<id>     held by the process running that step
         steps/<stage>/.damaged-<stage>-<id>/  a finished step that failed its manifest check,
                                               set aside with damaged.txt (it runs again)
         logs/                                 job logs (logs/slurm/: of Slurm jobs)
+        logs/attempts.jsonl                   every attempt at a step: started, finished, failed...
         slurm/jobs.jsonl                      which Slurm job holds which step
         slurm/submit.lock, slurm/cancelled    one submitter at a time; when `scaler cancel` ran
         scaler.duckdb                         everything collected, for queries and analysis
@@ -34,6 +37,7 @@ TMP_PREFIX = ".tmp-"
 FAILED_PREFIX = ".failed-"
 WORK_PREFIX = ".work-"
 DAMAGED_PREFIX = ".damaged-"
+CLAIM_PREFIX = ".claim-"
 
 
 def default_results_root() -> Path:
@@ -65,6 +69,16 @@ class Layout:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def run_lock(self) -> Path:
+        """Held (flock) by the one `scaler run` of this experiment (scaler.run.locks)."""
+        return self.root / "run.lock"
+
+    @property
+    def attempts_log(self) -> Path:
+        """One JSON line per attempt at a step and per end of one, with its host and pid."""
+        return self.logs / "attempts.jsonl"
 
     @property
     def plots(self) -> Path:

@@ -53,7 +53,7 @@ def run_experiment(
     if detach and name != "slurm":
         raise ArgumentError(ARGUMENTS, "detach", "only the slurm executor runs detached")
     plan = expand(spec)
-    with experiment_lock(layout.root, wait=wait, say=say):
+    with experiment_lock(layout, wait=wait, say=say):
         return _run_locked(spec, plan, layout, name, parallel=parallel, detach=detach, say=say)
 
 

@@ -127,15 +127,12 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
     return metrics
 
 
-ATTEMPTS_LOG = Path("logs") / "attempts.jsonl"
-"""Under results/<exp>/: one line per attempt at a step and per end of one (started, finished,
-failed, stopped), with its host and pid: how many times each step was executed, and when."""
-
-
 def _note_attempt(job: StepJob, event: str) -> None:
+    """Log an attempt's start or end (Layout.attempts_log): how many times each step was
+    executed, where, and when."""
     line = {"step": job.name, "event": event, "host": socket.gethostname(), "pid": os.getpid()}
     # results/<exp>/steps/<stage>/<name>: the experiment's folder is three levels up.
-    path = Path(job.out_dir).parents[2] / ATTEMPTS_LOG
+    path = Layout(Path(job.out_dir).parents[2]).attempts_log
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # One write of a short line in append mode: lines from parallel jobs never interleave.

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from scaler.errors import ScalerError
+from scaler.layout import CLAIM_PREFIX, Layout
 
-RUN_LOCK = "run.lock"
-CLAIM_PREFIX = ".claim-"
 WAIT_POLL_S = 1.0
 
 
@@ -77,12 +76,12 @@ def is_alive(owner: dict[str, Any]) -> bool:
 
 @contextmanager
 def experiment_lock(
-    root: Path, *, wait: bool = False, say: Callable[[str], None] = print
+    layout: Layout, *, wait: bool = False, say: Callable[[str], None] = print
 ) -> Iterator[None]:
-    """Hold `root`/run.lock while the block runs; see the module. Raises ExperimentBusy when
-    another run holds it, unless `wait`, which waits for it (saying so once)."""
+    """Hold the experiment's run.lock while the block runs; see the module. Raises
+    ExperimentBusy when another run holds it, unless `wait`, which waits for it (saying so)."""
+    root, path = layout.root, layout.run_lock
     root.mkdir(parents=True, exist_ok=True)
-    path = root / RUN_LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if not _try_lock(fd):

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scaler.layout import CLAIM_PREFIX, Layout
 from scaler.run.locks import (
-    CLAIM_PREFIX,
-    RUN_LOCK,
     ExperimentBusy,
     experiment_lock,
     is_alive,
@@ -26,7 +25,8 @@ from scaler.run.locks import (
 
 def _holder(code: str) -> subprocess.Popen:
     """A process that runs `code` (with the locks imported), prints `held` and sleeps."""
-    script = "from pathlib import Path\nfrom scaler.run.locks import *\n" + textwrap.dedent(code)
+    imports = "from pathlib import Path\nfrom scaler.layout import Layout\n"
+    script = imports + "from scaler.run.locks import *\n" + textwrap.dedent(code)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process
@@ -47,41 +47,41 @@ def _claim_holder(final: Path, seconds: float, then_publish: bool = False) -> su
 def test_a_second_run_is_told_who_holds_the_experiment(tmp_path):
     holder = _holder(
         f"""
-        with experiment_lock(Path({str(tmp_path)!r})):
+        with experiment_lock(Layout(Path({str(tmp_path)!r}))):
             print("held", flush=True)
             import time; time.sleep(60)
         """
     )
     try:
         with pytest.raises(ExperimentBusy, match=f"being run by pid {holder.pid} on ") as busy:
-            with experiment_lock(tmp_path):
+            with experiment_lock(Layout(tmp_path)):
                 pass
         assert busy.value.exit_code == 2
     finally:
         holder.kill()
         holder.wait()
     said: list[str] = []
-    with experiment_lock(tmp_path, say=said.append):  # free again: the holder was killed
-        note = json.loads((tmp_path / RUN_LOCK).read_text())
+    with experiment_lock(Layout(tmp_path), say=said.append):  # free again: the holder was killed
+        note = json.loads(Layout(tmp_path).run_lock.read_text())
         assert note["pid"] == os.getpid()
     assert said == [
         f"a previous run of {tmp_path.name} ended without releasing it (pid {holder.pid} on "
         + said[0].split(" on ", 1)[1]
     ]
-    assert (tmp_path / RUN_LOCK).read_text() == ""  # released: no note left
+    assert Layout(tmp_path).run_lock.read_text() == ""  # released: no note left
 
 
 def test_a_waiting_run_takes_the_experiment_when_the_holder_ends(tmp_path):
     holder = _holder(
         f"""
-        with experiment_lock(Path({str(tmp_path)!r})):
+        with experiment_lock(Layout(Path({str(tmp_path)!r}))):
             print("held", flush=True)
             import time; time.sleep(1.5)
         """
     )
     said: list[str] = []
     started = time.time()
-    with experiment_lock(tmp_path, wait=True, say=said.append):
+    with experiment_lock(Layout(tmp_path), wait=True, say=said.append):
         waited = time.time() - started
     holder.wait()
     assert (
