@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SMALL_SPEC, check_small_database, open_db, requires_slurm, write_spec
+from scaler.manifest import write_manifest
 
 pytestmark = requires_slurm
 FAST = ["executor.poll_s=0.5"]
@@ -59,11 +60,19 @@ def _step_dir(results: Path, stage: str) -> Path | None:
 
 
 def _truncate_training_data(results: Path, problems: int) -> bytes:
-    """Keep the first `problems` training problems; return the whole file to restore it."""
-    train = _wait_for(lambda: _step_dir(results, "generate"), "the generate step") / "train.jsonl"
+    """Keep the first `problems` training problems; return the whole file to restore it. The
+    step's manifest is written again, so the step stays done (not damaged) and the train steps
+    reading it fail for real."""
+    folder = _wait_for(lambda: _step_dir(results, "generate"), "the generate step")
+    train = folder / "train.jsonl"
     whole = train.read_bytes()
-    train.write_bytes(b"".join(whole.splitlines(keepends=True)[:problems]))
+    _rewrite(folder, b"".join(whole.splitlines(keepends=True)[:problems]))
     return whole
+
+
+def _rewrite(generate: Path, train: bytes) -> None:
+    (generate / "train.jsonl").write_bytes(train)
+    write_manifest(generate)
 
 
 def _scaler(*args: str) -> subprocess.Popen:
@@ -149,7 +158,7 @@ def test_a_failed_step_is_retried_up_to_the_limit(results, spec):
     follow = _scaler("run", str(spec), "executor.retries=1", *FAST)
     failed = results / "small" / "steps" / "train"
     _wait_for(lambda: list(failed.glob(".failed-*")), "the first attempt to fail")
-    (_step_dir(results, "generate") / "train.jsonl").write_bytes(whole)  # a transient fault
+    _rewrite(_step_dir(results, "generate"), whole)  # a transient fault
     out, err = follow.communicate(timeout=300)
     assert follow.returncode == 0, err
     assert "submitting it again (retry 1 of 1)" in out and "collected 5 new steps" in out
