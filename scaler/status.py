@@ -25,6 +25,7 @@ from scaler.fingerprint import fields_without_effect, output_fields
 from scaler.layout import Layout, read_json
 from scaler.manifest import damaged_steps
 from scaler.plan import Plan, Step
+from scaler.slurm.cancelled import WithArray, cancelled_with_array
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import active, ended_states, job_failure, submitted_tasks
 from scaler.text import format_table
@@ -42,6 +43,8 @@ class StepStates:
     """The error of each failed step, in plan order."""
     damaged: dict[str, str]
     """Why each damaged step of the plan is (its folder no longer matches its manifest)."""
+    with_array: WithArray | None = None
+    """The cancelled steps Slurm cancelled with their array for a task they do not need."""
 
 
 def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepStates:
@@ -72,12 +75,14 @@ def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepSt
         task = tasks.get(step.name, "")
         state = how.get(task, JobState("UNKNOWN"))
         if step.name in ended_names:
-            cancelled = state.state == "CANCELLED" and step.name not in failed_dirs
-            states[step.name] = "cancelled" if cancelled else "failed"
+            by_cancel = state.state == "CANCELLED" and step.name not in failed_dirs
+            states[step.name] = "cancelled" if by_cancel else "failed"
         if states[step.name] == "failed":
             failures.append(job_failure(step, layout, slurm, task, state))
     in_plan = {name: why for name, why in damaged.items() if name in states}
-    return StepStates(states, failures, in_plan)
+    cancelled = [step for step in plan.steps if states[step.name] == "cancelled"]
+    with_array = cancelled_with_array(cancelled, layout, slurm, queue) if slurm else None
+    return StepStates(states, failures, in_plan, with_array)
 
 
 def damaged_lines(damaged: dict[str, str], shown: int = SHOWN_DAMAGED) -> list[str]:
@@ -224,6 +229,8 @@ def experiment_status(layout: Layout) -> str:
         "",
         format_table(["stage", "steps", *map(_label, STATUS_COLUMNS)], rows),
     ]
+    if found.with_array:  # told apart from steps cancelled by a user or for their own input
+        lines += ["", found.with_array.line("`scaler run` submits them again")]
     if found.damaged:
         lines += ["", *damaged_lines(found.damaged)]
     for failure in found.failures[:SHOWN_FAILURES]:

@@ -23,7 +23,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -81,51 +81,66 @@ def experiment_lock(
     """Hold the experiment's run.lock while the block runs; see the module. Raises
     ExperimentBusy when another run holds it, unless `wait`, which waits for it (saying so)."""
     root, path = layout.root, layout.run_lock
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not _try_lock(fd):
-            holder = _describe(_read_note(fd))
-            if not wait:
-                raise ExperimentBusy(
-                    f"experiment {root.name} is being run by {holder}; wait for it to end "
-                    "(scaler run --wait), or stop that run, then run again"
-                )
+    waiting: list[str] = []
+
+    def when_held(fd: int) -> None:
+        holder = _describe(_read_note(fd))
+        if not wait:
+            raise ExperimentBusy(
+                f"experiment {root.name} is being run by {holder}; wait for it to end "
+                "(scaler run --wait), or stop that run, then run again"
+            )
+        if not waiting:
             say(f"waiting for {holder} to finish")
-            _lock_blocking(fd)
+            waiting.append(holder)
+
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, when_held)
+    try:
         left = _read_note(fd)
-        if left:  # the lock was free, its note not cleared: that run died
+        if left:  # the lock was free and its file still there: that run died holding it
             say(f"a previous run of {root.name} ended without releasing it ({_describe(left)})")
         _write_note(fd, this_process() | {"command": "scaler run"})
-        try:
-            yield
-        finally:
-            _write_note(fd, None)
+        yield
     finally:
+        path.unlink(missing_ok=True)  # under the lock; see _acquire
+        if created:  # a run refused before it wrote anything leaves nothing behind
+            with suppress(OSError):
+                root.rmdir()
         os.close(fd)  # releases the flock
 
 
 @contextmanager
 def step_claim(final: Path) -> Iterator[None]:
     """Hold the claim on the step to be published at `final` while the block runs; wait while
-    another process holds it. The claim file is removed on the way out, under the lock; a
-    waiter that then holds a removed file takes the claim again on the new one."""
+    another process holds it."""
     path = final.parent / f"{CLAIM_PREFIX}{final.name}"
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock_blocking(fd)
-            if _same_file(fd, path):
-                break
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the holder removed it as we waited: claim the path's new file
+    fd = _acquire(path, when_held=lambda fd: None)
     try:
         _write_note(fd, this_process())
         yield
     finally:
         path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _acquire(path: Path, when_held: Callable[[int], None]) -> int:
+    """Open and flock `path`, first calling `when_held(fd)` if another process holds it (which
+    raises, or returns to wait for it); return the descriptor. Holders remove the file as they
+    release it, so that nothing is left behind: a lock won on a file no longer at `path` is let
+    go and the path's new file locked instead."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                when_held(fd)
+                _lock_blocking(fd)
+            if _same_file(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)
 
 
