@@ -305,6 +305,9 @@ def test_a_rerun_names_the_steps_cancelled_with_their_array(cli, results, spec):
     victim, _ = _cancel_a_running_train_task(results)
     evaluate = next(r for r in _records(results) if r["stage"] == "evaluate")
     _wait_for(lambda: _all_ended(evaluate["tasks"][0].split("_")[0]), "the evaluations to end")
+    status = cli("status small").out
+    assert "2 evaluate steps were cancelled with their array" in status
+    assert "scaler run` submits them again" in status
     rerun = cli(["run", str(spec), *grid, *FAST])
     assert rerun.code == 0, rerun.err
     models = _models(results)
