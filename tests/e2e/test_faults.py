@@ -207,6 +207,7 @@ def test_a_second_run_says_who_holds_the_experiment_and_exits_2(tmp_path, clean)
     assert _rows(results) == clean["rows"]
 
 
+@pytest.mark.slow  # the lock itself is checked in make test by the case above
 def test_two_runs_started_together_execute_each_step_once(tmp_path, clean):
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)

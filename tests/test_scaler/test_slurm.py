@@ -345,6 +345,7 @@ def test_resources_slurm_refuses_are_one_error_before_anything_is_submitted(cli,
     assert not (results / "small").exists()  # nothing written
 
 
+@pytest.mark.slow  # two to three minutes: Slurm's 30-s time-limit timer and a 1-min limit
 def test_a_train_step_requeued_at_its_time_limit_resumes_from_its_checkpoint(cli, results, spec):
     # About a minute of training under a 1-minute limit. Slurm checks time limits on a 30-s
     # timer and signals a job when its warning (10 s before the limit) falls before the next
