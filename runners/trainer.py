@@ -4,8 +4,9 @@ resumable checkpoints and what a run reports.
 `trainer_arguments` is trl's SFTConfig or DPOConfig for a train config (also used by
 benchmarks/bench_trl_vs_torch.py); `trl_example` turns a TRAIN row into trl's format.
 `Validation` scores the model on validation problems every `eval_every` steps and keeps the best
-weights; `validation_callback` hooks it into the Trainer and completes each checkpoint with its
-state (CALLBACK_STATE, written last: a checkpoint folder without it is incomplete). transformers,
+weights; `validation_callback` hooks it into the Trainer, completes each checkpoint with its
+state (CALLBACK_STATE, written last: a checkpoint folder without it is incomplete) and reports
+the optimiser step, loss and validation accuracy after each step (runners.progress). transformers,
 trl and peft are imported inside the functions.
 """
 
@@ -172,13 +173,24 @@ def validation_callback(validation: Validation, trainer_dir: Path) -> Any:
     `trainer_dir` with the validation state, removing the checkpoint before it."""
     from transformers import TrainerCallback
 
+    from runners.progress import report
+
     class KeepBestOnValidation(TrainerCallback):
+        loss: float | None = None
+        """The last logged training loss (logged every `logging_steps`), for the progress."""
+
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             if state.global_step >= state.max_steps:
                 # No checkpoint at the end: the model is saved next, and a Trainer resumed from
                 # a checkpoint at max_steps mid-epoch trains one step more (transformers 5.23).
                 control.should_save = False
             validation.at_step(state.global_step, state.max_steps)
+            latest = validation.curve[-1]["val_accuracy"] if validation.curve else None
+            report(state.global_step, state.max_steps, "steps", loss=self.loss, val_accuracy=latest)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if logs and isinstance(logs.get("loss"), (int, float)):
+                self.loss = float(logs["loss"])
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             # Called after the Trainer wrote its part of the checkpoint: this file completes it.

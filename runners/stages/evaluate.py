@@ -76,6 +76,7 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         write_samples,
         write_table,
     )
+    from runners.progress import counting_prompts
     from runners.prompts import render_prompt
 
     started = time.perf_counter()
@@ -85,7 +86,8 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     loaded, tokenizer = load_sampler(config.backend, model_dir(inputs["model"]))
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
 
-    greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]
+    with counting_prompts(loaded, len(prompts), "problems", phase="greedy"):
+        greedy = [drawn[0] for drawn in sample(config.sampling(greedy=True), prompts, **loaded)]
     verdicts = judge(problems, [c.text for c in greedy])
     rows = [
         {
@@ -105,7 +107,8 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     ]
     metrics = _greedy_metrics(problems, verdicts, greedy)
     if config.samples:
-        drawn = sample(config.sampling(config.samples), prompts, **loaded)
+        with counting_prompts(loaded, len(prompts), "problems", phase="sampled"):
+            drawn = sample(config.sampling(config.samples), prompts, **loaded)
         sample_rows = _judge_samples(judge, problems, drawn)
         write_samples(out_dir / SAMPLES, sample_rows)
         by_problem = defaultdict(list)

@@ -56,6 +56,7 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     from runners.decoding import load_sampler, sample_texts
     from runners.files import first_row_per_problem, model_dir, read_exemplars, write_jsonl
     from runners.model import count_parameters
+    from runners.progress import counting_prompts
     from runners.prompts import render_prompt
 
     started = time.perf_counter()
@@ -66,7 +67,8 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
     checkpoint = config.name_or_path or model_dir(inputs["model"])
     loaded, tokenizer = load_sampler(config.backend, checkpoint)
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
-    drawn = sample_texts(config.world, config.sampling(config.samples), prompts, loaded)
+    with counting_prompts(loaded, len(prompts), "problems"):
+        drawn = sample_texts(config.world, config.sampling(config.samples), prompts, loaded)
     candidates = [
         {
             **{k: v for k, v in problem.items() if k != "id"},

@@ -21,6 +21,8 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +107,9 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
         runner = importlib.import_module(job.module)
         config = runner.Config.model_validate(job.config)
         inputs = {role: Path(path) for role, path in job.inputs.items()}
-        metrics = _finite(runner.run(config, inputs, tmp, **_checkpointing(runner, job)) or {})
+        with _progress_file(job):
+            metrics = runner.run(config, inputs, tmp, **_checkpointing(runner, job))
+        metrics = _finite(metrics or {})
         write_json(tmp / "result.json", {"metrics": metrics})
         write_json(tmp / "provenance.json", _provenance(job, started))
         write_manifest(tmp)  # last: it vouches for everything above
@@ -125,6 +129,32 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
     if job.work_dir:
         shutil.rmtree(job.work_dir, ignore_errors=True)
     return metrics
+
+
+PROGRESS_VARIABLE = "SCALER_PROGRESS_FILE"
+"""Where a runner's runners.progress.report writes (the same name there; a test checks)."""
+PROGRESS_FILE = "progress.json"
+"""In the step's work_dir: outlives a killed attempt, removed with the folder once published."""
+
+
+@contextmanager
+def _progress_file(job: StepJob) -> Iterator[None]:
+    """SCALER_PROGRESS_FILE set to this step's progress file while its runner runs; what it was
+    before (in a process that runs step after step, another step's) is restored after."""
+    if not job.work_dir:
+        yield
+        return
+    before = os.environ.get(PROGRESS_VARIABLE)
+    path = Path(job.work_dir) / PROGRESS_FILE
+    path.unlink(missing_ok=True)  # a failed attempt's: not this attempt's progress
+    os.environ[PROGRESS_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_VARIABLE] = before
 
 
 def _note_attempt(job: StepJob, event: str) -> None:
