@@ -131,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         "Where an experiment stands: steps done, running, queued, failed.",
     )
     experiment_arg(sub)
+    sub.add_argument(
+        "--watch",
+        action="store_true",
+        help="show the live progress (steps per stage, each running step's progress, an ETA) "
+        "until nothing runs or is queued; Ctrl-C stops watching",
+    )
 
     sub = command(
         "cancel", commands.cancel, "Cancel an experiment's queued and running Slurm jobs."

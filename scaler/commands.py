@@ -84,14 +84,23 @@ def run(args: argparse.Namespace) -> None:
 
 
 def status(args: argparse.Namespace) -> None:
-    from scaler.status import experiment_status
+    from scaler.errors import Terminated
+    from scaler.status import experiment_status, watch_status
 
     layout = _layout(args, args.experiment)
     if not layout.spec_file.is_file():
         raise SpecError(
             "command line", "experiment", f"no run at {layout.root}; run `scaler run SPEC` first"
         )
-    print(experiment_status(layout))
+    if not args.watch:
+        print(experiment_status(layout))
+        return
+    try:
+        watch_status(layout)
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Terminated):  # a kill says so, as for every command
+            raise
+        # Ctrl-C is how watching ends: nothing was interrupted but the watching itself.
 
 
 def cancel(args: argparse.Namespace) -> None:

@@ -11,12 +11,16 @@ cluster.
 `scaler plan` prints the steps per stage, which are done, and the grid cells they serve; for a
 step that would run, `--steps` also says why it is new: the config fields in which it differs
 from the closest finished step of the same stage (or that no such step exists). `scaler status`
-prints per stage how many steps are in each state, and the failures with their log tails.
+prints per stage how many steps are in each state, and the failures with their log tails;
+`--watch` shows the live progress display, read from the files, until nothing runs or waits.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,10 +217,7 @@ def _label(state: str) -> str:
 
 def experiment_status(layout: Layout) -> str:
     """`scaler status`: per stage, how many steps are in each state; failures with log tails."""
-    from scaler.plan import expand
-    from scaler.spec.schema import Spec
-
-    plan = expand(Spec.model_validate(read_json(layout.spec_file)))
+    plan = _saved_plan(layout)
     found = step_states(plan, layout)
     rows = []
     for stage, steps in plan.by_stage().items():
@@ -239,3 +240,57 @@ def experiment_status(layout: Layout) -> str:
     if len(found.failures) > SHOWN_FAILURES:
         lines.append(f"... and {len(found.failures) - SHOWN_FAILURES} more failed steps")
     return "\n".join(lines)
+
+
+WATCH_INTERVAL_S = 2.0
+"""How often `scaler status --watch` reads the files again (and asks Slurm, when it has jobs)."""
+
+
+def watch_status(
+    layout: Layout,
+    *,
+    live: bool | None = None,
+    interval_s: float = WATCH_INTERVAL_S,
+    say: Callable[[str], None] = print,
+) -> None:
+    """`scaler status --watch`: the progress display (scaler.run.progress_view), read from the
+    files, until nothing of the experiment runs or is queued; then the status as without it.
+    Without a terminal (or with `live=False`), one line each time the counts change."""
+    from scaler.run import progress_view
+
+    plan = _saved_plan(layout)
+    durations = progress_view.Durations()
+    live = progress_view.on_terminal() if live is None else live
+    view = progress_view.LiveView() if live else None
+    last = ""
+    with view or nullcontext():
+        while True:
+            board = progress_view.board_from_files(plan, layout, durations, _on_slurm(layout))
+            if view is not None:
+                view.show(board)
+            else:
+                line = f"{board.title}: {board.summary()}"
+                if line != last:
+                    eta = f"; {progress_view.eta_text(board)}" if board.active else ""
+                    say(time.strftime("%H:%M:%S ") + line + eta)
+                    last = line
+            if not board.active:
+                break
+            time.sleep(interval_s)
+    say(experiment_status(layout))
+
+
+def _on_slurm(layout: Layout) -> set[str]:
+    """The steps whose Slurm jobs are pending or running (one squeue), if any were submitted."""
+    if not submitted_tasks(layout) or missing_commands():
+        return set()
+    from scaler.slurm.records import queued_steps
+
+    return set(queued_steps(layout, Slurm(layout.slurm_logs)))
+
+
+def _saved_plan(layout: Layout) -> Plan:
+    from scaler.plan import expand
+    from scaler.spec.schema import Spec
+
+    return expand(Spec.model_validate(read_json(layout.spec_file)))

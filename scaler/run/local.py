@@ -120,10 +120,12 @@ def execute(
     retries: int = 0,
     say: Callable[[str], None] = print,
     poll_seconds: float = 0.05,
+    live: bool | None = None,
 ) -> RunReport:
     """Run every step of `plan` not done yet with `executor`; a failed step is tried `retries`
-    more times, then reported and the steps that need it skipped."""
-    # One function (about 70 lines): `finish` updates the scheduler's own state (ready,
+    more times, then reported and the steps that need it skipped. `live`: draw the progress
+    display (scaler.run.progress_view) above the lines; None: when printing to a terminal."""
+    # One function (about 75 lines): `finish` updates the scheduler's own state (ready,
     # waiting_on, attempts, report), which a class would only spread out.
     done = layout.done_names()
     todo = [step for step in plan.steps if step.name not in done]
@@ -140,6 +142,7 @@ def execute(
     running: dict[str, tuple[Step, Handle, float]] = {}
     attempts: dict[str, int] = {}
     say(f"running {len(todo)} of {len(plan.steps)} steps ({report.already_done} done)")
+    display = _Display(plan, layout, todo, executor.slots, on=_live(live, say))
 
     def finish(step: Step, handle: Handle, started: float) -> None:
         try:
@@ -156,6 +159,7 @@ def execute(
             _skip_dependents(step, dependents, report, say)
             return
         report.ran.append(step.name)
+        display.durations.add(step.stage, step.coords.get("size"), time.time() - started)
         say(done_line(report.progress(len(todo)), step, time.time() - started, metrics))
         for waiting in dependents.get(step.name, ()):
             waiting_on[waiting.name].discard(step.name)
@@ -164,22 +168,75 @@ def execute(
                 # so partial runs already hold complete results.
                 ready.appendleft(waiting)
 
-    try:
-        while ready or running:
-            while ready and len(running) < executor.slots:
-                step = ready.popleft()
-                job = make_job(step, plan, layout, provenance)
-                started = time.time()
-                handle = executor.submit(job, plan.resources[step.stage])
-                running[step.name] = (step, handle, started)
-            finished = [name for name, (_, handle, _) in running.items() if handle.done()]
-            for name in finished:
-                finish(*running.pop(name))
-            if not finished:
-                time.sleep(poll_seconds)
-    except KeyboardInterrupt as interrupt:
-        raise _cancel_running(executor, running, interrupt, say) from None
+    with display:
+        try:
+            while ready or running:
+                while ready and len(running) < executor.slots:
+                    step = ready.popleft()
+                    job = make_job(step, plan, layout, provenance)
+                    started = time.time()
+                    handle = executor.submit(job, plan.resources[step.stage])
+                    running[step.name] = (step, handle, started)
+                finished = [name for name, (_, handle, _) in running.items() if handle.done()]
+                for name in finished:
+                    finish(*running.pop(name))
+                display.tick(running, done, report)
+                if not finished:
+                    time.sleep(poll_seconds)
+        except KeyboardInterrupt as interrupt:
+            raise _cancel_running(executor, running, interrupt, say) from None
     return report
+
+
+def _live(live: bool | None, say: Callable[[str], None]) -> bool:
+    # Automatic only when the lines go to stdout and stdout is a terminal: a caller that
+    # collects the lines (tests, the library) gets them alone.
+    if live is None:
+        from scaler.run.progress_view import on_terminal
+
+        return say is print and on_terminal()
+    return live
+
+
+class _Display:
+    """The live progress display of one `execute` (scaler.run.progress_view), or, when off,
+    nothing at all: the scheduler's lines are then the whole output."""
+
+    def __init__(self, plan: Plan, layout: Layout, todo: list[Step], slots: int, *, on: bool):
+        from scaler.run import progress_view
+
+        self.plan, self.layout, self.slots = plan, layout, slots
+        self.durations = progress_view.Durations()
+        self._view = progress_view.LiveView() if on else None
+        if on:  # the measured durations of the stages to run, read once
+            self.durations.load(layout, {step.stage for step in todo})
+
+    def __enter__(self) -> _Display:
+        if self._view is not None:
+            self._view.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._view is not None:
+            self._view.__exit__(*exc)
+
+    def tick(self, running: dict[str, tuple[Step, Handle, float]], done: set, report) -> None:
+        if self._view is None or not self._view.due():
+            return
+        from scaler.run.progress_view import scheduler_board
+
+        started = {name: (step, since) for name, (step, _, since) in running.items()}
+        self._view.show(
+            scheduler_board(
+                self.plan,
+                self.layout,
+                self.durations,
+                done=done,
+                running=started,
+                report=report,
+                slots=self.slots,
+            )  # fmt: skip
+        )
 
 
 CANCEL_WAIT_S = 15.0
