@@ -10,9 +10,10 @@ the SCALER_PROGRESS_FILE that scaler.run.job sets): `{"done": 120, "total": 700,
 "steps", "loss": 1.9, "val_accuracy": 0.41}`.
 
 The ETA comes from measured durations (`Durations`): the mean `wall_s` (provenance.json) of
-the finished steps of the same stage and size (config.json coords.size), else of the stage;
-a running step is expected to take what its kind took, less what it has run; the work left
-is shared by the slots. Stages with no finished step yet are named rather than guessed.
+the finished steps of the same stage and size (config.json coords.size), else of the stage.
+A running step is expected to take what its kind took, less what it has run, or longer when its
+own pace (its progress so far) says so; the work left is shared by the slots. Stages with no
+finished step yet are named rather than guessed.
 
 Drawn with rich's Live (a table redrawn in place; `print` goes above it, so the scheduler's
 one line per event still scrolls by), not tqdm, which draws one bar per line and has no table.
@@ -119,13 +120,30 @@ class Durations:
 def eta(durations: Durations, running: list[Running], queued: list[Step], slots: int):
     """(seconds of work left shared by `slots`, stages with no measured duration)."""
     left, unknown = 0.0, set()
-    for step, elapsed in [(r.step, r.elapsed) for r in running] + [(s, 0.0) for s in queued]:
+    for step, elapsed, record in [(r.step, r.elapsed, r.progress) for r in running] + [
+        (s, 0.0, None) for s in queued
+    ]:
         expected = durations.expected(step)
-        if expected is None:
+        # A step slower than its kind (a busier machine) says so by its own pace, once it is
+        # far enough along for the pace to mean something (its start-up is in `elapsed`).
+        done = _fraction(record)
+        own_pace = elapsed * (1 - done) / done if done >= PACE_FROM else None
+        if expected is None and own_pace is None:
             unknown.add(step.stage)
-        else:
-            left += max(expected - elapsed, 0.0)
+            continue
+        left += max(expected - elapsed if expected is not None else 0.0, own_pace or 0.0, 0.0)
     return left / max(slots, 1), sorted(unknown)
+
+
+PACE_FROM = 0.1
+"""The fraction of its work a running step must have done before its own pace counts."""
+
+
+def _fraction(record: dict[str, Any] | None) -> float:
+    try:
+        return min(float(record["done"]) / float(record["total"]), 1.0)  # type: ignore[index]
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return 0.0
 
 
 def board_from_files(
@@ -214,10 +232,9 @@ def eta_text(board: Board) -> str:
     seconds, unknown = board.eta
     if not unknown:
         return f"ETA {duration(seconds)}"
-    stages = " or ".join(unknown)
     if not seconds:
-        return f"ETA unknown: no {stages} step has finished yet"
-    return f"ETA {duration(seconds)} + the {stages} steps (none finished yet)"
+        return f"ETA unknown: no {' or '.join(unknown)} step has finished yet"
+    return f"ETA {duration(seconds)} + the {' and '.join(unknown)} steps (none finished yet)"
 
 
 def render(board: Board) -> Any:

@@ -262,6 +262,12 @@ def test_the_eta_comes_from_finished_steps_of_the_same_stage_and_size(tmp_path):
     running = [Running(train[50], 5.0, None)]
     assert eta(durations, running, [train[100], train[200]], 2) == (50.0, [])
     assert eta(durations, [Running(train[100], 90.0, None)], [], 1) == (0.0, [])  # overdue
+    # Its own pace wins when slower: a quarter done in 30 s leaves 90 s, not the 15 s measured.
+    quarter = {"done": 2, "total": 8, "unit": "steps"}
+    assert eta(durations, [Running(train[50], 30.0, quarter)], [], 1) == (90.0, [])
+    assert eta(durations, [Running(evaluate, 30.0, quarter)], [], 1) == (90.0, [])
+    early = {"done": 1, "total": 100, "unit": "steps"}  # too early for a pace: the measured
+    assert eta(durations, [Running(train[50], 5.0, early)], [], 1) == (10.0, [])
     board = Board("small", eta=eta(durations, running, [evaluate], 1))
     assert board.eta == (10.0, ["evaluate"])
     assert eta_text(board) == "ETA 10s + the evaluate steps (none finished yet)"
@@ -291,4 +297,8 @@ def test_the_live_board_draws_each_running_step(tmp_path):
     text = screen.getvalue()
     assert "small: 1 done, 1 running, 3 queued" in text
     assert train.name in text and "steps 4/8 loss=2.5 val_accuracy=0.25" in text
-    assert "1m 05s" in text and "ETA unknown: no evaluate or train step" in text
+    # Half done in 65 s: 65 s left, on two slots; nothing measured for the queued ones.
+    assert "1m 05s" in text and "ETA 33s + the evaluate and train steps" in text
+    assert eta_text(scheduler_board(
+        plan, layout, Durations(), done={generate.name}, running={}, report=RunReport(), slots=2,
+    )) == "ETA unknown: no evaluate or train step has finished yet"  # fmt: skip
