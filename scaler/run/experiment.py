@@ -22,7 +22,7 @@ from scaler.run.locks import experiment_lock
 from scaler.run.outcome import RunReport
 from scaler.spec.schema import Spec
 
-EXECUTORS = ("inline", "local", "slurm")
+EXECUTORS = ("inline", "local", "warm", "slurm")
 ARGUMENTS = "run_experiment"
 """The source of an error in an argument of run_experiment; the CLI says its flags instead."""
 

@@ -108,7 +108,11 @@ def make_executor(name: str, log_dir: Path, parallel: int) -> Executor:
         return InlineExecutor()
     if name == "local":
         return LocalExecutor(log_dir, parallel)
-    raise ValueError(f"unknown executor {name!r}; expected inline or local")
+    if name == "warm":
+        from scaler.run.warm import WarmExecutor  # only when chosen, as submitit is
+
+        return WarmExecutor(parallel)
+    raise ValueError(f"unknown executor {name!r}; expected inline, local or warm")
 
 
 def execute(

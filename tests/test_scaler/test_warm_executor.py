@@ -1,0 +1,327 @@
+"""The warm executor (scaler.run.warm) with real worker processes: a worker killed mid-step, a
+step that calls os._exit, a step over its time limit, Ctrl-C and kill -9 of `scaler run`, and
+the small grid's DuckDB rows against submitit's local executor.
+
+The crash cases run a tiny runner written into tmp_path (imported by the spawned workers through
+sys.path and PYTHONPATH), driven the way scaler.run.local's scheduler drives an executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import get_args
+
+import duckdb
+import pytest
+
+from conftest import SMALL_SPEC, write_spec
+from scaler.run import warm
+from scaler.run.job import StepJob
+from scaler.run.warm import StepStopped, WarmExecutor, WorkerDied
+from scaler.spec.schema import ExecutorSettings, Resources
+
+CRASH_RUNNER = '''
+import os, signal, time
+from pathlib import Path
+from pydantic import BaseModel
+
+class Config(BaseModel):
+    how: str = ""
+    marker: str = ""
+    """The step misbehaves (`how`) only while this file exists: a re-run after it is gone
+    completes."""
+
+def run(config, inputs, out_dir):
+    (out_dir / "partial.txt").write_text("partial")
+    if config.marker and Path(config.marker).exists():
+        if config.how == "exit":
+            os._exit(3)
+        if config.how == "deaf":  # does not answer SIGTERM
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if config.how in ("hang", "deaf"):
+            while Path(config.marker).exists():
+                time.sleep(0.05)
+    return {"pid": os.getpid()}
+'''
+WARM = dict(SMALL_SPEC, executor={"name": "warm", "parallel": 2})
+LOCAL = dict(SMALL_SPEC, executor={"name": "local", "parallel": 2})
+HOW_IT_RAN = ("tokens_per_s", "train_seconds", "val_seconds", "wall_s", "resumed_from_step")
+ROWS = {  # as tests/e2e/test_faults.py compares runs: what the steps computed, not how fast
+    "steps": "SELECT step_id, name, stage, config, inputs FROM steps",
+    "metrics": f"SELECT * FROM metrics WHERE name NOT IN {HOW_IT_RAN}",
+    "eval_problems": "SELECT * FROM eval_problems",
+}
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch) -> str:
+    folder = tmp_path / "runners"
+    folder.mkdir()
+    (folder / "crash_runner.py").write_text(CRASH_RUNNER)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
+    )
+    return "crash_runner"
+
+
+@pytest.fixture
+def executor():
+    made = WarmExecutor(parallel=2)
+    yield made
+    made.shutdown()
+
+
+def _job(root: Path, name: str, **config) -> StepJob:
+    return StepJob(
+        name=name,
+        stage="crash",
+        step_id=name,
+        module="crash_runner",
+        version=1,
+        config=config,
+        inputs={},
+        coords={},
+        out_dir=str(root / "exp" / "steps" / "crash" / name),
+    )
+
+
+DEFAULT = Resources()
+
+
+def _run_all(executor: WarmExecutor, jobs: list[StepJob], resources=DEFAULT) -> dict:
+    """Run `jobs` as the scheduler does (a slot at a time); name -> metrics or the exception."""
+    queue, running, outcome = list(jobs), {}, {}
+    while queue or running:
+        while queue and len(running) < executor.slots:
+            job = queue.pop(0)
+            running[job.name] = executor.submit(job, resources)
+        for name in [n for n, h in running.items() if h.done()]:
+            try:
+                outcome[name] = running.pop(name).result()
+            except Exception as error:  # noqa: BLE001 - the outcome under test
+                outcome[name] = error
+        time.sleep(0.01)
+    return outcome
+
+
+def _wait_for_claim(crash_dir: Path, name: str, timeout: float = 30) -> int:
+    """The pid in the step's claim note: the process running it."""
+    claim = crash_dir / f".claim-{name}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            return json.loads(claim.read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.02)
+    raise AssertionError(f"{name} never started")
+
+
+def _leftovers(crash_dir: Path) -> list[str]:
+    return [p.name for p in crash_dir.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
+
+
+def test_a_worker_killed_mid_step_fails_that_step_alone(tmp_path, runner, executor):
+    marker = tmp_path / "hang"
+    marker.touch()
+    jobs = [_job(tmp_path, "a", how="hang", marker=str(marker))]
+    jobs += [_job(tmp_path, name) for name in ("b", "c", "d")]
+    crash_dir = tmp_path / "exp" / "steps" / "crash"
+    handle = executor.submit(jobs[0], Resources())
+    other = executor.submit(jobs[1], Resources())
+    os.kill(_wait_for_claim(crash_dir, "a"), signal.SIGKILL)
+    while not (handle.done() and other.done()):
+        time.sleep(0.01)
+    with pytest.raises(WorkerDied, match=r"its worker process died \(killed by SIGKILL"):
+        handle.result()
+    survivor = other.result()["pid"]
+    outcome = _run_all(executor, jobs[2:])  # the grid goes on: a fresh worker takes the slot
+    assert {name: type(value) for name, value in outcome.items()} == {"c": dict, "d": dict}
+    assert survivor in {value["pid"] for value in outcome.values()}  # the other slot's worker
+    marker.unlink()
+    rerun = _run_all(executor, jobs[:1])
+    assert isinstance(rerun["a"], dict) and (crash_dir / "a" / "partial.txt").is_file()
+    assert not _leftovers(crash_dir)
+
+
+def test_a_step_calling_os_exit_fails_alone_and_its_rerun_completes(tmp_path, runner, executor):
+    marker = tmp_path / "exit"
+    marker.touch()
+    jobs = [_job(tmp_path, "quits", how="exit", marker=str(marker))]
+    jobs += [_job(tmp_path, name) for name in ("b", "c", "d")]
+    outcome = _run_all(executor, jobs)
+    assert isinstance(outcome["quits"], WorkerDied)
+    assert "its worker process died (exit code 3)" in str(outcome["quits"])
+    assert str(outcome["quits"].paths.stderr).endswith("logs/warm/quits.log")
+    assert all(isinstance(outcome[name], dict) for name in "bcd")
+    marker.unlink()
+    assert isinstance(_run_all(executor, jobs[:1])["quits"], dict)
+
+
+def test_a_step_over_its_time_limit_is_stopped_cleanly(tmp_path, runner, executor):
+    # time_min is whole minutes in a spec; a fraction here, past the spec's validation.
+    limit = Resources.model_construct(time_min=0.02)  # 1.2 s
+    marker = tmp_path / "hang"
+    marker.touch()
+    job = _job(tmp_path, "slow", how="hang", marker=str(marker))
+    started = time.time()
+    outcome = _run_all(executor, [job], resources=limit)
+    assert time.time() - started < 10
+    assert isinstance(outcome["slow"], StepStopped)
+    assert str(outcome["slow"]) == "over its time limit of 0.02 min"
+    crash_dir = tmp_path / "exp" / "steps" / "crash"
+    assert not (crash_dir / "slow").exists() and not _leftovers(crash_dir)
+    events = (tmp_path / "exp" / "logs" / "attempts.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in events] == ["started", "stopped"]
+    # Stopped by the lifeline, not killed: the same worker runs the next step.
+    pids = executor.worker_pids()
+    assert isinstance(_run_all(executor, [_job(tmp_path, "next")])["next"], dict)
+    assert executor.worker_pids() == pids
+
+
+def test_a_step_deaf_to_sigterm_is_killed_after_the_grace(tmp_path, runner, executor, monkeypatch):
+    monkeypatch.setattr(warm, "STOP_GRACE_S", 0.5)
+    marker = tmp_path / "deaf"
+    marker.touch()
+    job = _job(tmp_path, "deaf", how="deaf", marker=str(marker))
+    outcome = _run_all(executor, [job], resources=Resources.model_construct(time_min=0.01))
+    assert isinstance(outcome["deaf"], StepStopped)
+    assert str(outcome["deaf"]) == "over its time limit of 0.01 min: its worker was killed"
+    marker.unlink()
+    assert isinstance(_run_all(executor, [job])["deaf"], dict)
+
+
+# ---- `scaler run` with the warm executor, in its own session ---------------------------------
+
+needs_warm_in_spec = pytest.mark.skipif(
+    "warm" not in get_args(ExecutorSettings.model_fields["name"].annotation),
+    reason="the spec's executor.name does not take warm yet (scaler/spec/schema.py)",
+)
+
+
+def _start(spec: Path, results: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scaler", "run", str(spec)],
+        env=dict(os.environ, SCALER_RESULTS=str(results)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own session: every process it starts is findable
+    )
+
+
+def _run(spec: Path, results: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", "run", str(spec)],
+        env=dict(os.environ, SCALER_RESULTS=str(results)),
+        capture_output=True,
+        text=True,
+    )
+
+
+def _session_processes(session: int) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True)
+    found = []
+    for line in listing.stdout.splitlines():
+        pid, sid, stat, args = line.split(None, 3)
+        if int(sid) == session and not stat.startswith("Z"):
+            found.append(f"{pid} {args}")
+    return found
+
+
+def _no_process_left(session: int, grace: float = 15.0) -> None:
+    deadline = time.time() + grace
+    while (left := _session_processes(session)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes outlived their run: {left}"
+
+
+def _train_claim_pid(results: Path, run: subprocess.Popen, timeout: float = 120) -> int:
+    train = results / "small" / "steps" / "train"
+    deadline = time.time() + timeout
+    while time.time() < deadline and run.poll() is None:
+        for claim in train.glob(".claim-*") if train.is_dir() else ():
+            with_note = claim.read_text() if claim.exists() else ""
+            if with_note:
+                return json.loads(with_note)["pid"]
+        time.sleep(0.05)
+    raise AssertionError("no train step started")
+
+
+def _rows(results: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(results / "small" / "scaler.duckdb"), read_only=True) as con:
+        return {table: sorted(con.execute(sql).fetchall()) for table, sql in ROWS.items()}
+
+
+@needs_warm_in_spec
+@pytest.mark.parametrize(
+    ("sig", "code", "says"),
+    [(signal.SIGINT, 130, "interrupted: cancelled"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
+)
+def test_ctrl_c_or_a_kill_stops_the_run_with_one_line_and_leaves_no_process(
+    tmp_path, sig, code, says
+):
+    results = tmp_path / "results"
+    run = _start(write_spec(tmp_path / "small.yaml", WARM), results)
+    _train_claim_pid(results, run)
+    if sig == signal.SIGINT:
+        os.killpg(run.pid, sig)  # what a terminal's Ctrl-C does: the whole foreground group
+    else:
+        os.kill(run.pid, sig)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == code and err.startswith(f"scaler: error: {says}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    _no_process_left(run.pid)
+    train = results / "small" / "steps" / "train"
+    assert not [p.name for p in train.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
+
+
+@needs_warm_in_spec
+def test_kill_9_of_the_run_leaves_no_worker_behind(tmp_path):
+    results = tmp_path / "results"
+    run = _start(write_spec(tmp_path / "small.yaml", WARM), results)
+    _train_claim_pid(results, run)
+    os.kill(run.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    _no_process_left(run.pid)
+
+
+@pytest.fixture(scope="module")
+def local_rows(tmp_path_factory) -> dict:
+    """The small grid's rows from submitit's local executor: what the warm one must give."""
+    root = tmp_path_factory.mktemp("local")
+    done = _run(write_spec(root / "small.yaml", LOCAL), root / "results")
+    assert done.returncode == 0, done.stderr
+    return _rows(root / "results")
+
+
+@needs_warm_in_spec
+@pytest.mark.slow
+def test_the_small_grid_gives_the_rows_of_the_local_executor(tmp_path, local_rows):
+    results = tmp_path / "results"
+    done = _run(write_spec(tmp_path / "small.yaml", WARM), results)
+    assert done.returncode == 0, done.stderr
+    assert _rows(results) == local_rows
+
+
+@needs_warm_in_spec
+@pytest.mark.slow
+def test_a_train_worker_killed_mid_step_fails_alone_and_the_rerun_completes(tmp_path, local_rows):
+    results = tmp_path / "results"
+    spec = write_spec(tmp_path / "small.yaml", WARM)
+    run = _start(spec, results)
+    os.kill(_train_claim_pid(results, run), signal.SIGKILL)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1, err
+    assert "its worker process died (killed by SIGKILL" in err and "Traceback" not in err
+    assert out.count("done train-") == 1 and out.count("done evaluate-") == 1  # the rest ran
+    rerun = _run(spec, results)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "running 2 of 5 steps" in rerun.stdout
+    assert _rows(results) == local_rows
