@@ -168,6 +168,11 @@ class WarmExecutor:
 
     def _submit_to(self, slot: int, job: StepJob) -> tuple[Future, ProcessPoolExecutor]:
         pool = self._pools[slot]
+        worker = _worker_of(pool) if pool is not None else None
+        if pool is not None and (worker is None or not worker.is_alive()):
+            # Died while idle: a step given to it now would be blamed for that death.
+            pool.shutdown(wait=False)
+            pool = None
         if pool is not None:
             try:
                 return pool.submit(_run_in_worker, job), pool

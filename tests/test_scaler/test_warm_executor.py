@@ -164,6 +164,22 @@ def test_a_step_calling_os_exit_fails_alone_and_its_rerun_completes(tmp_path, ru
     assert isinstance(_run_all(executor, jobs[:1])["quits"], dict)
 
 
+def test_a_worker_that_died_between_steps_is_replaced(tmp_path, runner, executor):
+    first = _run_all(executor, [_job(tmp_path, "first")])["first"]["pid"]
+    os.kill(first, signal.SIGKILL)
+    while _state(first) not in ("Z", "gone"):
+        time.sleep(0.01)
+    second = _run_all(executor, [_job(tmp_path, "second")])["second"]
+    assert isinstance(second, dict) and second["pid"] != first
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
 def test_a_step_over_its_time_limit_is_stopped_cleanly(tmp_path, runner, executor):
     # time_min is whole minutes in a spec; a fraction here, past the spec's validation.
     limit = Resources.model_construct(time_min=0.02)  # 1.2 s
