@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runners.progress import ENVIRONMENT_VARIABLE as PROGRESS_VARIABLE
 from scaler.disk_space import says_no_space
 from scaler.layout import FAILED_PREFIX, TMP_PREFIX, Layout, read_json, write_json
 from scaler.manifest import write_manifest
@@ -131,8 +132,6 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
     return metrics
 
 
-PROGRESS_VARIABLE = "SCALER_PROGRESS_FILE"
-"""Where a runner's runners.progress.report writes (the same name there; a test checks)."""
 PROGRESS_FILE = "progress.json"
 """In the step's work_dir: outlives a killed attempt, removed with the folder once published."""
 

@@ -30,6 +30,7 @@ SCALER_FROM_RUNNERS = {
     "runners.model",
     "runners.prompts",
     "runners.compute_budget",
+    "runners.progress",  # the variable naming a step's progress file, set by its job
     "runners.readers",  # counting and hashing the data files a spec names
     "runners.judging.conventions",  # the verifier's identity, part of judging steps' ids
     "runners.worlds.demo",  # the demo world's vocabulary, to count a tiny model's parameters

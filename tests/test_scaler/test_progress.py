@@ -28,7 +28,6 @@ import runners.progress as progress
 from conftest import ROOT, SMALL_SPEC
 from scaler.layout import Layout
 from scaler.plan import expand
-from scaler.run import job as job_module
 from scaler.run.local import InlineExecutor, execute
 from scaler.run.locks import experiment_lock, step_claim
 from scaler.run.outcome import RunReport
@@ -52,12 +51,6 @@ def progress_file(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv(progress.ENVIRONMENT_VARIABLE, str(path))
     progress._last_write.clear()
     return path
-
-
-def test_scaler_and_the_runners_name_the_same_variable():
-    # scaler/ may not import runners.progress (tests/test_scaler/test_boundaries.py): one name
-    # on each side, held equal here.
-    assert job_module.PROGRESS_VARIABLE == progress.ENVIRONMENT_VARIABLE
 
 
 def test_without_the_variable_nothing_is_written(tmp_path, monkeypatch):
