@@ -6,7 +6,7 @@
         steps/<stage>/<stage>-<id>/           a finished step (renamed into place when complete)
         steps/<stage>/.tmp-<stage>-<id>-<host>-<pid>/  a step being written (never read as one)
         steps/<stage>/.failed-<stage>-<id>/   the last failed attempt, with error.txt
-        steps/<stage>/.work-<stage>-<id>/     checkpoints that outlive a killed attempt
+        steps/<stage>/.work-<stage>-<id>/     checkpoints outliving a killed attempt; progress.json
         steps/<stage>/.claim-<stage>-<id>     held by the process running that step
         steps/<stage>/.damaged-<stage>-<id>/  a finished step that failed its manifest check,
                                               set aside with damaged.txt (it runs again)
