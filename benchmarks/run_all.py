@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bench_orchestrator.py",
+    "bench_warm.py",
     "bench_step_check.py",
     "bench_fit.py",
     "bench_multipliers.py",
