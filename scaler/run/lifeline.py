@@ -53,6 +53,23 @@ def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Start job processes inside this block: SIGINT is blocked while it runs, and processes
+    inherit their signal mask, so the jobs started here never see the terminal's Ctrl-C (which
+    goes to every process of the terminal's group, each printing its own KeyboardInterrupt
+    traceback); this process alone gets it, and cancels them (SIGTERM). A Ctrl-C that arrives
+    meanwhile is held, not lost: it is raised here as the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are the main thread's
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _cancel(signum: int, frame: Any) -> None:
     raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
 

@@ -28,6 +28,7 @@ from scaler.layout import Layout
 from scaler.plan import Plan, Step
 from scaler.provenance import run_provenance
 from scaler.run.job import StepJob, make_job, run_step
+from scaler.run.lifeline import interrupts_held
 from scaler.run.locks import this_process
 from scaler.run.outcome import ERROR_TAIL_LINES, RunReport, done_line, ended_line, step_failure
 from scaler.spec.schema import Resources
@@ -81,24 +82,23 @@ class LocalExecutor:
         self.slots = parallel
         self._executor = submitit.LocalExecutor(folder=log_dir)
         self._owner = this_process()
+        self.started: list[Handle] = []
+        """The jobs submitted and not known to be done, for `_cancel_running`."""
 
     def submit(self, job: StepJob, resources: Resources) -> Handle:
         self._executor.update_parameters(
             timeout_min=resources.time_min, gpus_per_node=resources.gpus
         )
-        # Started with SIGINT ignored (inherited by submitit's controller and its task): a
-        # Ctrl-C reaches this process only, which cancels the jobs itself, rather than each
-        # process of the terminal's group printing its own KeyboardInterrupt traceback.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            return self._executor.submit(run_step, replace(job, owner=self._owner))
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with interrupts_held():  # see there: the jobs never see the terminal's Ctrl-C
+            handle = self._executor.submit(run_step, replace(job, owner=self._owner))
+            # Known before a Ctrl-C held meanwhile is raised, so that it is cancelled too.
+            self.started = [h for h in self.started if not h.done()] + [handle]
+        return handle
 
     @staticmethod
     def cancel(handle: Any) -> None:
         # SIGTERM to submitit's controller, which forwards it to its task; there it raises
-        # lifeline.Cancelled. (submitit's own cancel sends SIGINT, which these ignore.)
+        # lifeline.Cancelled. (submitit's own cancel sends SIGINT, which these never see.)
         with suppress(ProcessLookupError, ValueError):
             os.kill(int(handle.job_id), signal.SIGTERM)
 
@@ -250,12 +250,15 @@ CANCEL_WAIT_S = 15.0
 def _cancel_running(executor, running: dict, interrupt: KeyboardInterrupt, say) -> RunStopped:
     """Cancel the running steps and wait for their processes to end, so that none outlives the
     run; what they had written of their steps is removed by them (scaler.run.job)."""
+    handles = [handle for _, handle, _ in running.values()]
+    # A job submitted as the interrupt came is not in `running` yet; its executor knows it.
+    handles += [h for h in getattr(executor, "started", []) if h not in handles and not h.done()]
     cancel = getattr(executor, "cancel", None)
     if cancel is not None:
-        for _, handle, _ in running.values():
+        for handle in handles:
             cancel(handle)
     deadline = time.time() + CANCEL_WAIT_S
-    while time.time() < deadline and not all(h.done() for _, h, _ in running.values()):
+    while time.time() < deadline and not all(h.done() for h in handles):
         time.sleep(0.05)
     return RunStopped(isinstance(interrupt, Terminated), sorted(running))
 
