@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ SMALL_SPEC = {
     },
     "executor": {"name": "inline", "parallel": 2},
 }
+
+
+def sigint_as_in_a_terminal() -> None:
+    """For a child that a test stops with SIGINT (as Ctrl-C does): a shell starts background
+    jobs (`make test &`, CI runners) with SIGINT ignored, which children inherit; in a terminal
+    it is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_spec(path: Path, spec: dict) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SMALL_SPEC, write_spec
+from conftest import SMALL_SPEC, sigint_as_in_a_terminal, write_spec
 
 LOCAL = dict(SMALL_SPEC, executor={"name": "local", "parallel": 2})
 HOW_IT_RAN = ("tokens_per_s", "train_seconds", "val_seconds", "wall_s", "resumed_from_step")
@@ -48,6 +48,7 @@ def _start(spec: Path, results: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own session: every process it starts is findable
+        preexec_fn=sigint_as_in_a_terminal,
     )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import runners.progress as progress
-from conftest import ROOT, SMALL_SPEC
+from conftest import ROOT, SMALL_SPEC, sigint_as_in_a_terminal
 from scaler.layout import Layout
 from scaler.plan import expand
 from scaler.run.local import InlineExecutor, execute
@@ -219,6 +219,7 @@ def test_ctrl_c_ends_watching_with_exit_0_and_no_traceback(tmp_path):
         watcher = subprocess.Popen(
             [sys.executable, "-m", "scaler", "status", "small", "--watch"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+            preexec_fn=sigint_as_in_a_terminal,
         )  # fmt: skip
         out = watcher.stdout.readline()  # the first board: it is watching
         watcher.send_signal(signal.SIGINT)
