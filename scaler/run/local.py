@@ -189,6 +189,10 @@ def execute(
                     time.sleep(poll_seconds)
         except KeyboardInterrupt as interrupt:
             raise _cancel_running(executor, running, interrupt, say) from None
+        finally:
+            # Worker pools (the warm executor) end here, their queues released; not at exit,
+            # where multiprocessing's resource tracker would warn of them on stderr.
+            getattr(executor, "shutdown", lambda: None)()
     return report
 
 

@@ -169,7 +169,9 @@ class WarmExecutor:
     def _submit_to(self, slot: int, job: StepJob) -> tuple[Future, ProcessPoolExecutor]:
         pool = self._pools[slot]
         worker = _worker_of(pool) if pool is not None else None
-        if pool is not None and (worker is None or not worker.is_alive()):
+        # By pid, not worker.is_alive(): the pool's own thread may have reaped a dead worker,
+        # after which multiprocessing cannot tell it has ended.
+        if pool is not None and (worker is None or not _running(worker)):
             # Died while idle: a step given to it now would be blamed for that death.
             pool.shutdown(wait=False)
             pool = None
@@ -202,6 +204,10 @@ class WarmExecutor:
         """The pids of the workers started so far (for benchmarks and tests)."""
         workers = [_worker_of(pool) for pool in self._pools if pool is not None]
         return [w.pid for w in workers if w is not None and w.pid]
+
+
+def _running(worker: BaseProcess) -> bool:
+    return worker.pid is not None and is_alive({"pid": worker.pid, "process_start": None})
 
 
 def _worker_of(pool: ProcessPoolExecutor) -> BaseProcess | None:
