@@ -15,67 +15,16 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import SMALL_SPEC, sigint_as_in_a_terminal, write_spec
+from conftest import SMALL_SPEC, write_spec
+from runs import no_process_left, rows, run_scaler, start_run
 
 LOCAL = dict(SMALL_SPEC, executor={"name": "local", "parallel": 2})
-HOW_IT_RAN = ("tokens_per_s", "train_seconds", "val_seconds", "wall_s", "resumed_from_step")
-"""Metrics that say how a step ran (its speed; where a killed train resumed), not what it made."""
-ROWS = {
-    # What the steps computed, without where, when and how fast they ran.
-    "steps": "SELECT step_id, name, stage, config, inputs FROM steps",
-    "metrics": f"SELECT * FROM metrics WHERE name NOT IN {HOW_IT_RAN}",
-    "eval_problems": "SELECT * FROM eval_problems",
-}
 ORPHAN_GRACE_S = 10.0
-
-
-def _env(results: Path) -> dict[str, str]:
-    return dict(os.environ, SCALER_RESULTS=str(results))
-
-
-def _start(spec: Path, results: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scaler", "run", str(spec), *extra],
-        env=_env(results),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own session: every process it starts is findable
-        preexec_fn=sigint_as_in_a_terminal,
-    )
-
-
-def _run(spec: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scaler", "run", str(spec), *extra],
-        env=_env(results),
-        capture_output=True,
-        text=True,
-    )
-
-
-def _session_processes(session: int) -> list[str]:
-    listing = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True)
-    found = []
-    for line in listing.stdout.splitlines():
-        pid, sid, stat, args = line.split(None, 3)
-        if int(sid) == session and not stat.startswith("Z"):
-            found.append(f"{pid} {args}")
-    return found
-
-
-def _no_orphans(session: int) -> None:
-    deadline = time.time() + ORPHAN_GRACE_S
-    while (left := _session_processes(session)) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes outlived their run: {left}"
 
 
 def _executions(results: Path) -> dict[str, list[dict]]:
@@ -98,20 +47,15 @@ def _check_each_step_ran_once(results: Path) -> None:
             assert open_attempts <= 1, f"two attempts at {step} ran at once: {events}"
 
 
-def _rows(results: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(results / "small" / "scaler.duckdb"), read_only=True) as con:
-        return {table: sorted(con.execute(sql).fetchall()) for table, sql in ROWS.items()}
-
-
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> dict:
     """One uninterrupted run of the grid: the rows every faulted run must end with."""
     root = tmp_path_factory.mktemp("clean")
     spec = write_spec(root / "small.yaml", LOCAL)
     started = time.time()
-    done = _run(spec, root / "results")
+    done = run_scaler(spec, root / "results")
     assert done.returncode == 0, done.stderr
-    return {"rows": _rows(root / "results"), "seconds": time.time() - started}
+    return {"rows": rows(root / "results"), "seconds": time.time() - started}
 
 
 def _wait_for_running_train(results: Path, run: subprocess.Popen, timeout: float = 120) -> None:
@@ -129,16 +73,16 @@ def _kill_and_rerun(tmp_path: Path, clean: dict, sig: int, delay: float) -> str:
     nothing outlives it, run again and check the outcome; return the killed run's stderr."""
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
-    run = _start(spec, results)
+    run = start_run(spec, results)
     _wait_for_running_train(results, run)
     time.sleep(delay)
     os.kill(run.pid, sig)
     _, err = run.communicate(timeout=60)
-    _no_orphans(run.pid)
-    rerun = _run(spec, results)
+    no_process_left(run.pid, ORPHAN_GRACE_S)
+    rerun = run_scaler(spec, results)
     assert rerun.returncode == 0, rerun.stderr
     _check_each_step_ran_once(results)
-    assert _rows(results) == clean["rows"]
+    assert rows(results) == clean["rows"]
     return err
 
 
@@ -158,13 +102,13 @@ def test_ctrl_c_stops_the_whole_group_with_one_line(tmp_path, clean):
     """Ctrl-C in a terminal sends SIGINT to every process of the foreground group."""
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
-    run = _start(spec, results)
+    run = start_run(spec, results)
     _wait_for_running_train(results, run)
     os.killpg(run.pid, signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130 and err.startswith("scaler: error: interrupted: cancelled")
     assert err.count("\n") == 1 and "Traceback" not in err
-    _no_orphans(run.pid)
+    no_process_left(run.pid, ORPHAN_GRACE_S)
     train = results / "small" / "steps" / "train"
     assert not [p.name for p in train.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
 
@@ -182,44 +126,44 @@ def test_kills_at_random_moments_lose_nothing(tmp_path, clean, seed):
     sig = draw.choice([signal.SIGKILL, signal.SIGTERM])
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
-    run = _start(spec, results)
+    run = start_run(spec, results)
     time.sleep(draw.uniform(0.5, 0.9 * clean["seconds"]))
     assert run.poll() is None, "the run ended before its kill"
     os.kill(run.pid, sig)
     run.communicate(timeout=60)
-    _no_orphans(run.pid)
-    rerun = _run(spec, results)
+    no_process_left(run.pid, ORPHAN_GRACE_S)
+    rerun = run_scaler(spec, results)
     assert rerun.returncode == 0, rerun.stderr
     _check_each_step_ran_once(results)
-    assert _rows(results) == clean["rows"]
+    assert rows(results) == clean["rows"]
 
 
 def test_a_second_run_says_who_holds_the_experiment_and_exits_2(tmp_path, clean):
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
-    first = _start(spec, results)
+    first = start_run(spec, results)
     _wait_for_running_train(results, first)
-    second = _run(spec, results)
+    second = run_scaler(spec, results)
     assert second.returncode == 2 and second.stdout == ""
     assert f"is being run by pid {first.pid}" in second.stderr and second.stderr.count("\n") == 1
-    waiting = _run(spec, results, "--wait")  # waits for the first, then has nothing to do
+    waiting = run_scaler(spec, results, "--wait")  # waits for the first, then has nothing to do
     assert first.wait(timeout=10) == 0
     assert waiting.returncode == 0, waiting.stderr
     assert "waiting for pid" in waiting.stdout and "nothing to run" in waiting.stdout
     _check_each_step_ran_once(results)
-    assert _rows(results) == clean["rows"]
+    assert rows(results) == clean["rows"]
 
 
 @pytest.mark.slow  # the lock itself is checked in make test by the case above
 def test_two_runs_started_together_execute_each_step_once(tmp_path, clean):
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
-    runs = [_start(spec, results, "--wait") for _ in range(2)]
+    runs = [start_run(spec, results, "--wait") for _ in range(2)]
     outcomes = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outcomes
     assert sum("nothing to run" in out for out, _ in outcomes) == 1
     _check_each_step_ran_once(results)
-    assert _rows(results) == clean["rows"]
+    assert rows(results) == clean["rows"]
 
 
 @pytest.fixture
@@ -246,7 +190,7 @@ def test_a_full_disk_is_named_and_nothing_is_left_half_written(tmp_path, clean, 
     spec = write_spec(tmp_path / "small.yaml", LOCAL)
     for size in ("64k", "300k"):  # full while generating, then while saving a model
         grow(size)
-        run = _run(spec, results)
+        run = run_scaler(spec, results)
         # The failed step's own traceback tail is shown; scaler itself never crashes.
         assert run.returncode == 1 and run.stderr.startswith("scaler: error: "), run.stderr
         assert f"no space left on {disk}" in run.stderr and "scaler/cli.py" not in run.stderr
@@ -254,7 +198,7 @@ def test_a_full_disk_is_named_and_nothing_is_left_half_written(tmp_path, clean, 
         assert not [p for p in files if p.name == "error.txt" and p.stat().st_size == 0]
         assert not [p for p in files if p.name == "scaler.duckdb" and p.stat().st_size == 0]
     grow("64m")
-    rerun = _run(spec, results)
+    rerun = run_scaler(spec, results)
     assert rerun.returncode == 0, rerun.stderr
     _check_each_step_ran_once(results)
-    assert _rows(results) == clean["rows"]
+    assert rows(results) == clean["rows"]

@@ -12,15 +12,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import get_args
 
-import duckdb
 import pytest
 
 from conftest import SMALL_SPEC, write_spec
+from runs import no_process_left, rows, run_scaler, start_run
 from scaler.run import warm
 from scaler.run.job import StepJob
 from scaler.run.warm import StepStopped, WarmExecutor, WorkerDied
@@ -51,12 +50,6 @@ def run(config, inputs, out_dir):
 '''
 WARM = dict(SMALL_SPEC, executor={"name": "warm", "parallel": 2})
 LOCAL = dict(SMALL_SPEC, executor={"name": "local", "parallel": 2})
-HOW_IT_RAN = ("tokens_per_s", "train_seconds", "val_seconds", "wall_s", "resumed_from_step")
-ROWS = {  # as tests/e2e/test_faults.py compares runs: what the steps computed, not how fast
-    "steps": "SELECT step_id, name, stage, config, inputs FROM steps",
-    "metrics": f"SELECT * FROM metrics WHERE name NOT IN {HOW_IT_RAN}",
-    "eval_problems": "SELECT * FROM eval_problems",
-}
 
 
 @pytest.fixture
@@ -221,43 +214,6 @@ needs_warm_in_spec = pytest.mark.skipif(
 )
 
 
-def _start(spec: Path, results: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scaler", "run", str(spec)],
-        env=dict(os.environ, SCALER_RESULTS=str(results)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own session: every process it starts is findable
-    )
-
-
-def _run(spec: Path, results: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scaler", "run", str(spec)],
-        env=dict(os.environ, SCALER_RESULTS=str(results)),
-        capture_output=True,
-        text=True,
-    )
-
-
-def _session_processes(session: int) -> list[str]:
-    listing = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True)
-    found = []
-    for line in listing.stdout.splitlines():
-        pid, sid, stat, args = line.split(None, 3)
-        if int(sid) == session and not stat.startswith("Z"):
-            found.append(f"{pid} {args}")
-    return found
-
-
-def _no_process_left(session: int, grace: float = 15.0) -> None:
-    deadline = time.time() + grace
-    while (left := _session_processes(session)) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes outlived their run: {left}"
-
-
 def _train_claim_pid(results: Path, run: subprocess.Popen, timeout: float = 120) -> int:
     train = results / "small" / "steps" / "train"
     deadline = time.time() + timeout
@@ -270,11 +226,6 @@ def _train_claim_pid(results: Path, run: subprocess.Popen, timeout: float = 120)
     raise AssertionError("no train step started")
 
 
-def _rows(results: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(results / "small" / "scaler.duckdb"), read_only=True) as con:
-        return {table: sorted(con.execute(sql).fetchall()) for table, sql in ROWS.items()}
-
-
 @needs_warm_in_spec
 @pytest.mark.parametrize(
     ("sig", "code", "says"),
@@ -284,7 +235,7 @@ def test_ctrl_c_or_a_kill_stops_the_run_with_one_line_and_leaves_no_process(
     tmp_path, sig, code, says
 ):
     results = tmp_path / "results"
-    run = _start(write_spec(tmp_path / "small.yaml", WARM), results)
+    run = start_run(write_spec(tmp_path / "small.yaml", WARM), results)
     _train_claim_pid(results, run)
     if sig == signal.SIGINT:
         os.killpg(run.pid, sig)  # what a terminal's Ctrl-C does: the whole foreground group
@@ -293,7 +244,7 @@ def test_ctrl_c_or_a_kill_stops_the_run_with_one_line_and_leaves_no_process(
     _, err = run.communicate(timeout=60)
     assert run.returncode == code and err.startswith(f"scaler: error: {says}"), err
     assert err.count("\n") == 1 and "Traceback" not in err
-    _no_process_left(run.pid)
+    no_process_left(run.pid)
     train = results / "small" / "steps" / "train"
     assert not [p.name for p in train.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
 
@@ -301,29 +252,29 @@ def test_ctrl_c_or_a_kill_stops_the_run_with_one_line_and_leaves_no_process(
 @needs_warm_in_spec
 def test_kill_9_of_the_run_leaves_no_worker_behind(tmp_path):
     results = tmp_path / "results"
-    run = _start(write_spec(tmp_path / "small.yaml", WARM), results)
+    run = start_run(write_spec(tmp_path / "small.yaml", WARM), results)
     _train_claim_pid(results, run)
     os.kill(run.pid, signal.SIGKILL)
     run.communicate(timeout=60)
-    _no_process_left(run.pid)
+    no_process_left(run.pid)
 
 
 @pytest.fixture(scope="module")
 def local_rows(tmp_path_factory) -> dict:
     """The small grid's rows from submitit's local executor: what the warm one must give."""
     root = tmp_path_factory.mktemp("local")
-    done = _run(write_spec(root / "small.yaml", LOCAL), root / "results")
+    done = run_scaler(write_spec(root / "small.yaml", LOCAL), root / "results")
     assert done.returncode == 0, done.stderr
-    return _rows(root / "results")
+    return rows(root / "results")
 
 
 @needs_warm_in_spec
 @pytest.mark.slow
 def test_the_small_grid_gives_the_rows_of_the_local_executor(tmp_path, local_rows):
     results = tmp_path / "results"
-    done = _run(write_spec(tmp_path / "small.yaml", WARM), results)
+    done = run_scaler(write_spec(tmp_path / "small.yaml", WARM), results)
     assert done.returncode == 0, done.stderr
-    assert _rows(results) == local_rows
+    assert rows(results) == local_rows
 
 
 @needs_warm_in_spec
@@ -331,13 +282,13 @@ def test_the_small_grid_gives_the_rows_of_the_local_executor(tmp_path, local_row
 def test_a_train_worker_killed_mid_step_fails_alone_and_the_rerun_completes(tmp_path, local_rows):
     results = tmp_path / "results"
     spec = write_spec(tmp_path / "small.yaml", WARM)
-    run = _start(spec, results)
+    run = start_run(spec, results)
     os.kill(_train_claim_pid(results, run), signal.SIGKILL)
     out, err = run.communicate(timeout=300)
     assert run.returncode == 1, err
     assert "its worker process died (killed by SIGKILL" in err and "Traceback" not in err
     assert out.count("done train-") == 1 and out.count("done evaluate-") == 1  # the rest ran
-    rerun = _run(spec, results)
+    rerun = run_scaler(spec, results)
     assert rerun.returncode == 0, rerun.stderr
     assert "running 2 of 5 steps" in rerun.stdout
-    assert _rows(results) == local_rows
+    assert rows(results) == local_rows
