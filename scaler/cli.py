@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     spec_args(sub)
     sub.add_argument(
         "--executor",
-        choices=["inline", "local", "slurm"],
+        choices=["inline", "local", "warm", "slurm"],
         default=None,
         help="where steps run (default: the spec's executor.name)",
     )

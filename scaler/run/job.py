@@ -99,11 +99,11 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
     for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}"
-    tmp.mkdir()
-    write_json(tmp / "config.json", _config_record(job))
     started = time.time()
-    _note_attempt(job, "started")
-    try:
+    tmp.mkdir()
+    try:  # from here on, a cancel (which can land between any two lines) removes tmp
+        write_json(tmp / "config.json", _config_record(job))
+        _note_attempt(job, "started")
         _limit_threads(job.cpus)
         runner = importlib.import_module(job.module)
         config = runner.Config.model_validate(job.config)

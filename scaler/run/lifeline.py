@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from scaler.run.locks import is_alive
@@ -28,6 +30,7 @@ WATCH_EVERY_S = 0.25
 GRACE_S = 10.0
 """How long a cancelled step may take to clean up before its process exits regardless."""
 EXIT_ORPHANED = 70
+RESEND_AFTER_S = 0.05
 
 
 class Cancelled(BaseException):
@@ -43,6 +46,8 @@ def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGTERM, _cancel)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = partial(_cancel_again_if_swallowed, previous_hook)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(owner, stop), daemon=True)
     watcher.start()
@@ -51,6 +56,7 @@ def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
     finally:
         stop.set()
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 @contextmanager
@@ -72,6 +78,19 @@ def interrupts_held() -> Iterator[None]:
 
 def _cancel(signum: int, frame: Any) -> None:
     raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+
+def _cancel_again_if_swallowed(previous_hook: Callable[[Any], Any], unraisable: Any) -> None:
+    """Python ignores an exception raised where it cannot propagate: a SIGTERM that lands while
+    the garbage collector runs some `__del__` (regex's, during a tokenizer's work) raises
+    Cancelled there, and Python prints "Exception ignored in" and carries on. The step would run
+    on until its worker was killed, leaving its half-written folder. So send the signal again:
+    its handler raises at the next point where an exception does propagate. From a timer
+    thread: sent from here, the handler would run here, inside the hook, and be ignored too."""
+    if isinstance(unraisable.exc_value, Cancelled):
+        threading.Timer(RESEND_AFTER_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    else:
+        previous_hook(unraisable)
 
 
 def _watch(owner: dict[str, Any], stop: threading.Event) -> None:

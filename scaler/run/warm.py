@@ -48,7 +48,7 @@ from typing import Any
 
 from scaler.layout import Layout
 from scaler.run.job import StepJob, run_step
-from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S
+from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S, interrupts_held
 from scaler.run.locks import is_alive, this_process
 from scaler.spec.schema import Resources
 
@@ -156,12 +156,10 @@ class WarmExecutor:
         if slot is None:
             raise RuntimeError(f"all {self.slots} slots of the warm executor are busy")
         job = replace(job, owner=self._owner)
-        # SIGINT ignored while a pool starts its worker, which inherits that (see the module).
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        # SIGINT blocked while a pool starts its worker, which inherits that (see the module);
+        # blocked, not ignored, so a Ctrl-C meanwhile is held for this process, not lost.
+        with interrupts_held():
             future, pool = self._submit_to(slot, job)
-        finally:
-            signal.signal(signal.SIGINT, previous)
         handle = WarmHandle(future, _worker_of(pool), job, resources.time_min)
         self._handles[slot] = handle
         return handle

@@ -296,8 +296,10 @@ class StageSettings(Strict):
 class ExecutorSettings(Strict):
     """Where steps run. The command line's --executor wins over `name`."""
 
-    name: Literal["inline", "local", "slurm"] = Field(
-        "local", description="inline: in this process; local: subprocesses; slurm: sbatch."
+    name: Literal["inline", "local", "warm", "slurm"] = Field(
+        "local",
+        description="inline: in this process; local: a fresh process per step (submitit); "
+        "warm: worker processes reused from step to step; slurm: sbatch.",
     )
     parallel: int = Field(2, ge=1, description="Steps running at once (local executor).")
     retries: int = Field(0, ge=0, description="Times a failed step is submitted again.")

@@ -51,7 +51,7 @@ BAD_SPECS = [
     ({"resources__gpu": {"cpus": 2}}, "resources.gpu", "'default', 'generate', 'prepare'"),
     ({"executor__retries": -1}, "executor.retries", "greater than or equal to 0"),
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
-    ({"executor__name": "cloud"}, "executor.name", "'inline', 'local' or 'slurm'"),
+    ({"executor__name": "cloud"}, "executor.name", "'inline', 'local', 'warm' or 'slurm'"),
     ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),
     ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, analysis, description"),
     ({"analysis__baseline": "rft"}, "analysis.baseline", "expected one of ['sft']"),

@@ -36,8 +36,15 @@ class Config(BaseModel):
     """The step misbehaves (`how`) only while this file exists: a re-run after it is gone
     completes."""
 
+class SignalledWhileCollected:
+    def __del__(self):  # the SIGTERM handler runs in here, where Python ignores what it raises
+        os.kill(os.getpid(), signal.SIGTERM)
+
 def run(config, inputs, out_dir):
     (out_dir / "partial.txt").write_text("partial")
+    if config.how == "cancelled_in_del":
+        SignalledWhileCollected()  # dropped at once: its __del__ runs here
+        time.sleep(5)  # what the step would go on doing if the cancel were lost
     if config.marker and Path(config.marker).exists():
         if config.how == "exit":
             os._exit(3)
@@ -171,6 +178,14 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "gone"
+
+
+def test_a_cancel_that_lands_in_a_del_method_still_stops_the_step(tmp_path, runner, executor):
+    # A SIGTERM handled while the garbage collector runs a __del__ raises Cancelled where Python
+    # ignores it ("Exception ignored in"); the lifeline sends it again, to land where it counts.
+    outcome = _run_all(executor, [_job(tmp_path, "del", how="cancelled_in_del")])
+    assert str(outcome["del"]) == "stopped: cancelled by signal SIGTERM"
+    assert _leftovers(tmp_path / "exp" / "steps" / "crash") == []
 
 
 def test_a_step_over_its_time_limit_is_stopped_cleanly(tmp_path, runner, executor):
