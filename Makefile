@@ -16,18 +16,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/scaler run specs/demo.yaml --executor local
+	$(BIN)/scaler run specs/demo.yaml --executor warm
 	$(BIN)/scaler fit demo
 	$(BIN)/scaler report demo
 
 # The papers' settings on the demo world (about 20 and 10 minutes on 2 cores).
 setlur-demo: setup
-	$(BIN)/scaler run specs/setlur-demo.yaml --executor local
+	$(BIN)/scaler run specs/setlur-demo.yaml --executor warm
 	$(BIN)/scaler fit setlur-demo
 	$(BIN)/scaler report setlur-demo
 
 bansal-demo: setup
-	$(BIN)/scaler run specs/bansal-demo.yaml --executor local
+	$(BIN)/scaler run specs/bansal-demo.yaml --executor warm
 	$(BIN)/scaler query bansal-demo "SELECT source, sampler, k, coverage_at_k, diversity_at_k, false_positive_rate, flops_per_problem FROM data_metrics WHERE source IN ('weak', 'strong')"
 	$(BIN)/scaler fit bansal-demo
 	$(BIN)/scaler report bansal-demo

@@ -88,16 +88,22 @@ def run_step(job: StepJob) -> dict[str, Any]:
     if final.is_dir():  # finished meanwhile by another run
         return read_json(final / "result.json")["metrics"]
     final.parent.mkdir(parents=True, exist_ok=True)
-    with tied_to(job.owner), step_claim(final):
+    with tied_to(job.owner), step_claim(final) as died_holding:
         if final.is_dir():  # by the process whose claim this one waited for
             return read_json(final / "result.json")["metrics"]
+        if died_holding:
+            _remove_attempts_of(final)
         return _run_claimed(job, final)
 
 
-def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
-    # Under the step's claim nobody else writes this step: what attempts left is dead.
+def _remove_attempts_of(final: Path) -> None:
+    # Under the step's claim nobody else writes this step: what attempts left is dead. Only
+    # after a holder that died: a glob of the stage folder costs ~8 ms at 10,000 steps.
     for leftover in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
     tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}"
     started = time.time()
     tmp.mkdir()

@@ -1,7 +1,7 @@
 """Run the steps of a plan that are not done yet, in dependency order, here.
 
 Executors are interchangeable: `inline` runs each StepJob in this process, `local` in its own
-process through submitit. An executor has a number of slots (steps it runs at once) and
+process through submitit, `warm` in worker processes that stay up (scaler.run.warm). An executor has a number of slots (steps it runs at once) and
 `submit(job, resources)`, which returns a handle with `done()` and `result()` (raising what the
 step raised); `execute` schedules the whole DAG the same way with either.
 
@@ -186,7 +186,7 @@ def execute(
                     finish(*running.pop(name))
                 display.tick(running, done, report)
                 if not finished:
-                    time.sleep(poll_seconds)
+                    _wait_for_any(executor, running, poll_seconds)
         except KeyboardInterrupt as interrupt:
             raise _cancel_running(executor, running, interrupt, say) from None
         finally:
@@ -194,6 +194,16 @@ def execute(
             # where multiprocessing's resource tracker would warn of them on stderr.
             getattr(executor, "shutdown", lambda: None)()
     return report
+
+
+def _wait_for_any(executor: Executor, running: dict, seconds: float) -> None:
+    # An executor that can be woken by a step's end (warm) is; the others are polled. Either
+    # way at least every `seconds`: `done()` is also where time limits are enforced.
+    wait = getattr(executor, "wait", None)
+    if wait is None:
+        time.sleep(seconds)
+    else:
+        wait([handle for _, handle, _ in running.values()], seconds)
 
 
 def _live(live: bool | None, say: Callable[[str], None]) -> bool:

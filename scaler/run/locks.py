@@ -112,14 +112,16 @@ def experiment_lock(
 
 
 @contextmanager
-def step_claim(final: Path) -> Iterator[None]:
+def step_claim(final: Path) -> Iterator[dict[str, Any] | None]:
     """Hold the claim on the step to be published at `final` while the block runs; wait while
-    another process holds it."""
+    another process holds it. Yields the note of a holder that died holding it (its file is
+    still there, as kill -9 leaves it), else None: only such a holder can have left attempts."""
     path = final.parent / f"{CLAIM_PREFIX}{final.name}"
     fd = _acquire(path, when_held=lambda fd: None)
     try:
+        died_holding = _read_note(fd)
         _write_note(fd, this_process())
-        yield
+        yield died_holding
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
@@ -160,9 +161,21 @@ class WarmExecutor:
         # blocked, not ignored, so a Ctrl-C meanwhile is held for this process, not lost.
         with interrupts_held():
             future, pool = self._submit_to(slot, job)
-        handle = WarmHandle(future, _worker_of(pool), job, resources.time_min)
-        self._handles[slot] = handle
+            # Known before a Ctrl-C held meanwhile is raised, so that it is cancelled too.
+            handle = WarmHandle(future, _worker_of(pool), job, resources.time_min)
+            self._handles[slot] = handle
         return handle
+
+    @property
+    def started(self) -> list[WarmHandle]:
+        """The steps submitted and not done, for the scheduler's cancel."""
+        return [h for h in self._handles if h is not None and not h.future.done()]
+
+    @staticmethod
+    def wait(handles: list[WarmHandle], timeout: float) -> None:
+        """Return once one of `handles` is done, or after `timeout`: the scheduler's wait, which
+        a fixed sleep would make ~25 ms a step."""
+        futures.wait([h.future for h in handles], timeout, return_when=futures.FIRST_COMPLETED)
 
     def _submit_to(self, slot: int, job: StepJob) -> tuple[Future, ProcessPoolExecutor]:
         pool = self._pools[slot]

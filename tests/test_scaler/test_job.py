@@ -61,5 +61,9 @@ def test_leftovers_of_dead_attempts_are_removed(tmp_path):
     stage_dir = tmp_path / "fixture"
     dead = stage_dir / f".tmp-fixture-abc-{socket.gethostname()}-999999999"
     dead.mkdir(parents=True)
+    # What a kill -9 leaves with it: the claim's file, the dead holder's note in it.
+    note = {"pid": 999999999, "host": socket.gethostname(), "since": 0}
+    (stage_dir / ".claim-fixture-abc").write_text(json.dumps(note))
     run_step(_job(tmp_path))
     assert not dead.exists()
+    assert sorted(p.name for p in stage_dir.iterdir()) == ["fixture-abc"]
