@@ -1,9 +1,10 @@
 """Run the steps of a plan that are not done yet, in dependency order, here.
 
 Executors are interchangeable: `inline` runs each StepJob in this process, `local` in its own
-process through submitit, `warm` in worker processes that stay up (scaler.run.warm). An executor has a number of slots (steps it runs at once) and
-`submit(job, resources)`, which returns a handle with `done()` and `result()` (raising what the
-step raised); `execute` schedules the whole DAG the same way with either.
+process through submitit, `warm` in worker processes that stay up (scaler.run.warm). An
+executor has a number of slots (steps it runs at once) and `submit(job, resources)`, which
+returns a handle with `done()` and `result()` (raising what the step raised); `execute`
+schedules the whole DAG the same way with any of them.
 
 Steps whose inputs are all finished are handed to the executor as soon as it has a free slot.
 A failed step is reported with the tail of its error; the steps that need it are skipped and
