@@ -27,6 +27,7 @@ Every guarantee of the local executor is kept:
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import os
 import pickle
@@ -50,7 +51,7 @@ from typing import Any
 from scaler.layout import Layout
 from scaler.run.job import StepJob, run_step
 from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S, interrupts_held
-from scaler.run.locks import is_alive, this_process
+from scaler.run.locks import is_alive, process_start, this_process
 from scaler.spec.schema import Resources
 
 STOP_GRACE_S = 5.0
@@ -151,6 +152,11 @@ class WarmExecutor:
         self._owner = this_process()
         self._pools: list[ProcessPoolExecutor | None] = [None] * parallel
         self._handles: list[WarmHandle | None] = [None] * parallel
+        self._workers: list[tuple[BaseProcess, dict[str, Any]]] = []
+        """Every worker started, its pool's or a replaced pool's: all must end with the run."""
+        # Before multiprocessing's own exit handler (registered earlier, so run later), which
+        # waits for every child: a worker left waiting for work would hold the run forever.
+        atexit.register(self.shutdown)
 
     def submit(self, job: StepJob, resources: Resources) -> WarmHandle:
         slot = next((i for i, h in enumerate(self._handles) if h is None or h.future.done()), None)
@@ -164,7 +170,14 @@ class WarmExecutor:
             # Known before a Ctrl-C held meanwhile is raised, so that it is cancelled too.
             handle = WarmHandle(future, _worker_of(pool), job, resources.time_min)
             self._handles[slot] = handle
+            self._remember(handle.worker)
         return handle
+
+    def _remember(self, worker: BaseProcess | None) -> None:
+        if worker is not None and worker.pid and all(w is not worker for w, _ in self._workers):
+            # Its start time too: a pid reused after it ended is not it (is_alive).
+            identity = {"pid": worker.pid, "process_start": process_start(worker.pid)}
+            self._workers.append((worker, identity))
 
     @property
     def started(self) -> list[WarmHandle]:
@@ -205,11 +218,22 @@ class WarmExecutor:
         handle.stop("cancelled")
 
     def shutdown(self) -> None:
-        """End the workers (they also end with this process, or when it is gone)."""
+        """End the workers: each pool's own way (a sentinel in its queue), then, for a worker
+        still there after STOP_GRACE_S, SIGKILL. A pool whose manager thread has ended (once seen
+        after a SIGTERM of the run) never sends the sentinel, and its worker would wait for work
+        while the run, exiting, waited for it."""
         for pool in self._pools:
             if pool is not None:
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=False, cancel_futures=True)
         self._pools = [None] * self.slots
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker, identity in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if is_alive(identity):
+                with suppress(ProcessLookupError):
+                    os.kill(identity["pid"], signal.SIGKILL)
+                worker.join(1.0)
+        self._workers = []
 
     def worker_pids(self) -> list[int]:
         """The pids of the workers started so far (for benchmarks and tests)."""

@@ -22,6 +22,7 @@ from conftest import SMALL_SPEC, write_spec
 from runs import no_process_left, rows, run_scaler, start_run
 from scaler.run import warm
 from scaler.run.job import StepJob
+from scaler.run.locks import is_alive
 from scaler.run.warm import StepStopped, WarmExecutor, WorkerDied
 from scaler.spec.schema import ExecutorSettings, Resources
 
@@ -219,6 +220,21 @@ def test_a_step_deaf_to_sigterm_is_killed_after_the_grace(tmp_path, runner, exec
     assert str(outcome["deaf"]) == "over its time limit of 0.01 min: its worker was killed"
     marker.unlink()
     assert isinstance(_run_all(executor, [job])["deaf"], dict)
+
+
+def test_shutdown_ends_a_worker_that_its_pool_never_tells_to_stop(
+    tmp_path, runner, monkeypatch
+):
+    # A pool whose manager thread has ended sends its worker no sentinel: the worker waits for
+    # work, and the exiting run (multiprocessing joins every child at exit) waited for it.
+    monkeypatch.setattr(warm, "STOP_GRACE_S", 0.5)
+    executor = WarmExecutor(parallel=1)
+    _run_all(executor, [_job(tmp_path, "a")])
+    [pid] = executor.worker_pids()
+    silent, executor._pools[0] = executor._pools[0], None  # kept: no shutdown on collection
+    executor.shutdown()
+    assert not is_alive({"pid": pid, "process_start": None})
+    silent.shutdown(wait=False)
 
 
 # ---- `scaler run` with the warm executor, in its own session ---------------------------------
