@@ -42,8 +42,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"facts {args.facts}, zipf {args.zipf}, modulus {args.modulus}, epochs {args.epochs}, "
-          f"lr {args.lr}, seed {args.seed}")
+    print(
+        f"facts {args.facts}, zipf {args.zipf}, modulus {args.modulus}, epochs {args.epochs}, "
+        f"lr {args.lr}, seed {args.seed}"
+    )
     for problems in args.problems:
         started = time.perf_counter()
         counts, recalled = probe(problems, args)
@@ -76,7 +78,8 @@ def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarr
 
     def sequence(a: int, b: int) -> tuple[list[int], int]:
         prompt = [bos, fact + a, plus, fact + b]
-        solution = [fact + a, values[a], plus, fact + b, values[b], equals, (values[a] + values[b]) % m]
+        total = (values[a] + values[b]) % m
+        solution = [fact + a, values[a], plus, fact + b, values[b], equals, total]
         return prompt + solution, len(prompt)
 
     rows = [sequence(a, b) for a, b in drawn]
