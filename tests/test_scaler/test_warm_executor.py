@@ -222,9 +222,7 @@ def test_a_step_deaf_to_sigterm_is_killed_after_the_grace(tmp_path, runner, exec
     assert isinstance(_run_all(executor, [job])["deaf"], dict)
 
 
-def test_shutdown_ends_a_worker_that_its_pool_never_tells_to_stop(
-    tmp_path, runner, monkeypatch
-):
+def test_shutdown_ends_a_worker_that_its_pool_never_tells_to_stop(tmp_path, runner, monkeypatch):
     # A pool whose manager thread has ended sends its worker no sentinel: the worker waits for
     # work, and the exiting run (multiprocessing joins every child at exit) waited for it.
     monkeypatch.setattr(warm, "STOP_GRACE_S", 0.5)
