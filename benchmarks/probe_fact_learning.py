@@ -9,7 +9,10 @@ problem using two of them, drawn with Zipf frequencies:
     solution: F17 7 + F3 2 = 9
 
 The loss is on the solution. After training, each fact is probed by greedy recall of its value
-after its name, and recall is reported by how often the fact occurred in the training set.
+after its name, and recall is reported by how often the fact occurred in the training set. Then
+1,000 fresh problems are solved greedily, against what the ideal learner of
+runners/worlds/skill_law.py gets (n = 1 exposure, chance = 1/modulus): its expectation over
+training sets, and its score with this very training set's counts.
 
     .venv/bin/python benchmarks/probe_fact_learning.py [--problems 400 1600] [--facts 400]
 
@@ -26,8 +29,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 from common import machine  # noqa: E402
+from runners.worlds.skill_law import SkillLaw  # noqa: E402
 
+TEST_PROBLEMS = 1000
 BUCKETS = [(0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (9, 10**9)]
 
 
@@ -48,8 +54,10 @@ def main() -> None:
     )
     for problems in args.problems:
         started = time.perf_counter()
-        counts, recalled = probe(problems, args)
+        counts, recalled, solved, ideal_here = probe(problems, args)
         seconds = time.perf_counter() - started
+        law = SkillLaw(args.facts, args.zipf, per_problem=2, chance=1 / args.modulus)
+        expected = 1 - law.expected_error([problems])[0]
         cells = []
         for low, high in BUCKETS:
             chosen = (counts >= low) & (counts <= high)
@@ -57,11 +65,15 @@ def main() -> None:
                 label = f"{low}" if low == high else f"{low}-{high}" if high < 10**9 else f"{low}+"
                 cells.append(f"seen {label}: {recalled[chosen].mean():.2f} ({chosen.sum()})")
         print(f"{problems} problems ({seconds:.0f} s): " + ", ".join(cells))
+        print(
+            f"  fresh problems solved: {solved:.3f}; the ideal learner: {ideal_here:.3f} with "
+            f"these counts, {expected:.3f} expected"
+        )
 
 
-def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """Train on `problems` problems; return each fact's training count and whether it is
-    recalled (greedy) after its name."""
+def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Train on `problems` problems; return each fact's training count, whether it is recalled
+    (greedy) after its name, the share of fresh problems solved, and the ideal learner's."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -111,7 +123,16 @@ def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarr
     probes = torch.tensor([[bos, fact + j, plus, fact, fact + j] for j in range(k)])
     with torch.no_grad():
         predicted = model(input_ids=probes).logits[:, -1, :m].argmax(-1).numpy()
-    return counts, predicted == values
+    # Fresh problems, solved greedily: the last of the 7 solution tokens is the answer.
+    tested = rng.choice(k, size=(TEST_PROBLEMS, 2), p=weights / weights.sum())
+    ids = torch.tensor([[bos, fact + a, plus, fact + b] for a, b in tested])
+    with torch.no_grad():
+        for _ in range(7):
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+    answers = (values[tested[:, 0]] + values[tested[:, 1]]) % m
+    solved = float(np.mean(ids[:, -1].numpy() == answers))
+    usable = np.where(counts[tested] >= 1, 1.0, 1 / m)
+    return counts, predicted == values, solved, float(np.mean(usable.prod(axis=1)))
 
 
 if __name__ == "__main__":
