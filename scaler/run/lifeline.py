@@ -76,6 +76,28 @@ def interrupts_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextmanager
+def signals_deferred(signums: frozenset[int]) -> Iterator[None]:
+    """While the block runs, a signal of `signums` only is noted; it is raised again as the
+    block ends. For code that must not be cut in two, like starting a process: a SIGTERM
+    raised between spawning a child and sending it its start-up data leaves the child printing
+    an EOFError traceback on the run's terminal. A signal mask cannot do this in a process with
+    threads: the kernel hands the signal to a thread that does not block it, and Python runs
+    the handler in the main thread all the same."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
+
+
 def _cancel(signum: int, frame: Any) -> None:
     raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
 

@@ -50,13 +50,14 @@ from typing import Any
 
 from scaler.layout import Layout
 from scaler.run.job import StepJob, run_step
-from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S, interrupts_held
+from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S, interrupts_held, signals_deferred
 from scaler.run.locks import is_alive, process_start, this_process
 from scaler.spec.schema import Resources
 
 STOP_GRACE_S = 5.0
 """How long a step told to stop (SIGTERM) gets to clean up before its worker is killed."""
 WORKER_CONTEXT = "spawn"
+DEFERRED_WHILE_STARTING = frozenset({signal.SIGINT, signal.SIGTERM})
 EXIT_ORPHANED = 70
 
 
@@ -164,8 +165,8 @@ class WarmExecutor:
             raise RuntimeError(f"all {self.slots} slots of the warm executor are busy")
         job = replace(job, owner=self._owner)
         # SIGINT blocked while a pool starts its worker, which inherits that (see the module);
-        # blocked, not ignored, so a Ctrl-C meanwhile is held for this process, not lost.
-        with interrupts_held():
+        # and Ctrl-C and SIGTERM deferred, not lost, until the worker has its start-up data.
+        with interrupts_held(), signals_deferred(DEFERRED_WHILE_STARTING):
             future, pool = self._submit_to(slot, job)
             # Known before a Ctrl-C held meanwhile is raised, so that it is cancelled too.
             handle = WarmHandle(future, _worker_of(pool), job, resources.time_min)
