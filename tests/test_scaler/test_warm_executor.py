@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
@@ -24,7 +23,7 @@ from scaler.run import warm
 from scaler.run.job import StepJob
 from scaler.run.locks import is_alive
 from scaler.run.warm import StepStopped, WarmExecutor, WorkerDied
-from scaler.spec.schema import ExecutorSettings, Resources
+from scaler.spec.schema import Resources
 
 CRASH_RUNNER = '''
 import os, signal, time
@@ -237,11 +236,6 @@ def test_shutdown_ends_a_worker_that_its_pool_never_tells_to_stop(tmp_path, runn
 
 # ---- `scaler run` with the warm executor, in its own session ---------------------------------
 
-needs_warm_in_spec = pytest.mark.skipif(
-    "warm" not in get_args(ExecutorSettings.model_fields["name"].annotation),
-    reason="the spec's executor.name does not take warm yet (scaler/spec/schema.py)",
-)
-
 
 def _train_claim_pid(results: Path, run: subprocess.Popen, timeout: float = 120) -> int:
     train = results / "small" / "steps" / "train"
@@ -255,7 +249,6 @@ def _train_claim_pid(results: Path, run: subprocess.Popen, timeout: float = 120)
     raise AssertionError("no train step started")
 
 
-@needs_warm_in_spec
 @pytest.mark.parametrize(
     ("sig", "code", "says"),
     [(signal.SIGINT, 130, "interrupted: cancelled"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
@@ -278,7 +271,6 @@ def test_ctrl_c_or_a_kill_stops_the_run_with_one_line_and_leaves_no_process(
     assert not [p.name for p in train.iterdir() if p.name.startswith((".tmp-", ".claim-"))]
 
 
-@needs_warm_in_spec
 def test_kill_9_of_the_run_leaves_no_worker_behind(tmp_path):
     results = tmp_path / "results"
     run = start_run(write_spec(tmp_path / "small.yaml", WARM), results)
@@ -297,7 +289,6 @@ def local_rows(tmp_path_factory) -> dict:
     return rows(root / "results")
 
 
-@needs_warm_in_spec
 @pytest.mark.slow
 def test_the_small_grid_gives_the_rows_of_the_local_executor(tmp_path, local_rows):
     results = tmp_path / "results"
@@ -306,7 +297,6 @@ def test_the_small_grid_gives_the_rows_of_the_local_executor(tmp_path, local_row
     assert rows(results) == local_rows
 
 
-@needs_warm_in_spec
 @pytest.mark.slow
 def test_a_train_worker_killed_mid_step_fails_alone_and_the_rerun_completes(tmp_path, local_rows):
     results = tmp_path / "results"
