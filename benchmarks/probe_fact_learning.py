@@ -81,8 +81,8 @@ def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarr
     rng = np.random.default_rng(args.seed)
     k, m = args.facts, args.modulus
     values = rng.integers(0, m, size=k)
-    weights = np.arange(1, k + 1, dtype=float) ** -args.zipf
-    drawn = rng.choice(k, size=(problems, 2), p=weights / weights.sum())
+    frequencies = SkillLaw(k, args.zipf).probabilities()
+    drawn = rng.choice(k, size=(problems, 2), p=frequencies)
     counts = np.bincount(drawn.ravel(), minlength=k)
     # Token ids: values 0..m-1, then "+", "=", <bos>, <pad>, then the fact names.
     plus, equals, bos, pad = m, m + 1, m + 2, m + 3
@@ -124,7 +124,7 @@ def probe(problems: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarr
     with torch.no_grad():
         predicted = model(input_ids=probes).logits[:, -1, :m].argmax(-1).numpy()
     # Fresh problems, solved greedily: the last of the 7 solution tokens is the answer.
-    tested = rng.choice(k, size=(TEST_PROBLEMS, 2), p=weights / weights.sum())
+    tested = rng.choice(k, size=(TEST_PROBLEMS, 2), p=frequencies)
     ids = torch.tensor([[bos, fact + a, plus, fact + b] for a, b in tested])
     with torch.no_grad():
         for _ in range(7):

@@ -66,8 +66,11 @@ class SkillLaw:
         return (self.zipf - 1) / self.zipf
 
     def probabilities(self) -> NDArray[np.float64]:
-        weights = np.arange(1, self.skills + 1, dtype=float) ** -self.zipf
+        weights = self._weights()
         return weights / weights.sum()
+
+    def _weights(self) -> NDArray[np.float64]:
+        return np.arange(1, self.skills + 1, dtype=float) ** -self.zipf
 
     def known(self, sizes: ArrayLike) -> NDArray[np.float64]:
         """P(a test skill is known) after training on each size: sum_k p_k P(count_k >= n)."""
@@ -90,10 +93,7 @@ class SkillLaw:
     def _one_skill_constant(self) -> float:
         a, j = self.zipf, np.arange(self.exposures)
         gammas = np.sum(special.gamma(j + 1 - 1 / a) / special.factorial(j))
-        return float((1 / a) * self._zipf_sum() ** (-1 / a) * gammas)
-
-    def _zipf_sum(self) -> float:
-        return float(np.sum(np.arange(1, self.skills + 1, dtype=float) ** -self.zipf))
+        return float((1 / a) * self._weights().sum() ** (-1 / a) * gammas)
 
     def power_law_range(self) -> tuple[float, float]:
         """Data sizes (problems) between which the power law holds to about 10%. Below: the
@@ -102,7 +102,7 @@ class SkillLaw:
         K^(1-a) / ((a - 1) Z), which the world does not have."""
         a, r, n, k = self.zipf, self.per_problem, self.exposures, self.skills
         p = self.probabilities()
-        beyond = k ** (1 - a) / ((a - 1) * self._zipf_sum())
+        beyond = k ** (1 - a) / ((a - 1) * self._weights().sum())
         draws_at_margin = (self._one_skill_constant() / (20 * beyond)) ** (1 / self.exponent)
         high = min(n / (10 * p[-1]), draws_at_margin) / r
         return 10 * n / (r * p[0]), high
