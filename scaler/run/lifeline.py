@@ -99,7 +99,24 @@ def signals_deferred(signums: frozenset[int]) -> Iterator[None]:
 
 
 def _cancel(signum: int, frame: Any) -> None:
+    if _importing(frame):
+        # Raised inside an import, Cancelled can unwind through C++: torch's pybind11 modules
+        # call back into Python as they load, and an exception there aborts the process
+        # ("terminate called after throwing an instance of 'pybind11::error_already_set'"),
+        # leaving the step's half-written folder and its claim behind. Ask again once the
+        # import is over: the step is cancelled the moment its imports are done.
+        threading.Timer(RESEND_AFTER_S, os.kill, (os.getpid(), signum)).start()
+        return
     raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+
+def _importing(frame: Any) -> bool:
+    """Whether `frame` runs inside an import (the import system's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _cancel_again_if_swallowed(previous_hook: Callable[[Any], Any], unraisable: Any) -> None:

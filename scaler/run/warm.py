@@ -54,8 +54,11 @@ from scaler.run.lifeline import GRACE_S, WATCH_EVERY_S, interrupts_held, signals
 from scaler.run.locks import is_alive, process_start, this_process
 from scaler.spec.schema import Resources
 
-STOP_GRACE_S = 5.0
-"""How long a step told to stop (SIGTERM) gets to clean up before its worker is killed."""
+STOP_GRACE_S = GRACE_S
+"""How long a step told to stop (SIGTERM) gets to clean up before its worker is killed: as long
+as the lifeline gives one whose run is gone. Cleaning up takes well under a second, but a step
+cancelled while it imports torch stops once the import is done (scaler.run.lifeline), which
+took 3-5 s on 2 busy cores."""
 WORKER_CONTEXT = "spawn"
 DEFERRED_WHILE_STARTING = frozenset({signal.SIGINT, signal.SIGTERM})
 EXIT_ORPHANED = 70

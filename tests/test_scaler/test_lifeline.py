@@ -1,14 +1,27 @@
 """scaler.run.lifeline's signal handling in this process: a signal deferred while a block runs
-(even when another thread is the one the kernel hands it to) is handled once the block ends."""
+(even when another thread is the one the kernel hands it to) is handled once the block ends, and
+a cancel that lands inside an import is raised once the import is over."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
+import sys
 import threading
 import time
 
-from scaler.run.lifeline import signals_deferred
+import pytest
+
+from scaler.run.lifeline import Cancelled, signals_deferred, tied_to
+from scaler.run.locks import this_process
+
+SLOW_MODULE = """
+import os, signal, time
+os.kill(os.getpid(), signal.SIGTERM)  # the run cancels the step while this module loads
+time.sleep(0.3)
+loaded = True
+"""
 
 
 def test_a_signal_sent_during_a_deferred_block_is_handled_after_it():
@@ -25,3 +38,18 @@ def test_a_signal_sent_during_a_deferred_block_is_handled_after_it():
         assert handled == ["inside", "after"]
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_cancel_during_an_import_is_raised_once_the_import_is_done(tmp_path, monkeypatch):
+    # Raised inside an import it could cross a C++ frame (torch's modules call back into
+    # Python as they load) and abort the process instead of stopping the step cleanly.
+    (tmp_path / "slow_to_import.py").write_text(SLOW_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imported = []
+    try:
+        with pytest.raises(Cancelled), tied_to(this_process()):
+            imported.append(importlib.import_module("slow_to_import").loaded)
+            time.sleep(5)  # what the step would go on doing were the cancel lost
+        assert imported == [True]
+    finally:
+        sys.modules.pop("slow_to_import", None)
