@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runners.stages.train import Config, LoraSettings
+    from runners.training import LoraSettings
+    from runners.training import TrainConfig as Config
 
 DEEPSPEED_CONFIGS = Path(__file__).parent / "deepspeed"
 """ZeRO configs shipped with the project: zero2, zero3, zero3-offload (`stages.train.deepspeed`)."""

@@ -18,6 +18,13 @@
         plots/                                figures
         report.html                           `scaler report`'s page
 
+    results/_store/steps/<stage>/             steps of the SHARED_STAGES, laid out as above: one
+                                              folder for every experiment under this root
+
+A shared stage's step (the demo world's pretrained base) is the same work whichever spec asks for
+it, and costs the most: it lives once per results root, found, claimed and resumed by every
+experiment as its own steps are, so a second experiment on the machine reuses it.
+
 A step directory exists only once its step is complete, so listing a stage directory is the
 whole answer to "what is done": one scandir per stage, however large the plan. Its manifest.json
 says what was in it when it finished; scaler.manifest checks a folder against it.
@@ -38,6 +45,10 @@ FAILED_PREFIX = ".failed-"
 WORK_PREFIX = ".work-"
 DAMAGED_PREFIX = ".damaged-"
 CLAIM_PREFIX = ".claim-"
+SHARED_STAGES = frozenset({"pretrain"})
+"""Stages whose steps live in the results root's shared store rather than an experiment's."""
+STORE = "_store"
+"""The shared store's folder under the results root: no experiment can have this name."""
 
 
 def default_results_root() -> Path:
@@ -92,18 +103,26 @@ class Layout:
     def report_page(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def shared_steps(self) -> Path:
+        """The steps of the SHARED_STAGES, for every experiment under this results root."""
+        return self.root.parent / STORE / "steps"
+
+    def stage_dir(self, stage: str) -> Path:
+        return (self.shared_steps if stage in SHARED_STAGES else self.steps) / stage
+
     def step_dir(self, stage: str, name: str) -> Path:
-        return self.steps / stage / name
+        return self.stage_dir(stage) / name
 
     def failed_dir(self, stage: str, name: str) -> Path:
-        return self.steps / stage / f"{FAILED_PREFIX}{name}"
+        return self.stage_dir(stage) / f"{FAILED_PREFIX}{name}"
 
     def work_dir(self, stage: str, name: str) -> Path:
-        return self.steps / stage / f"{WORK_PREFIX}{name}"
+        return self.stage_dir(stage) / f"{WORK_PREFIX}{name}"
 
     def damaged_dir(self, stage: str, name: str) -> Path:
         """Where a finished step that failed its check is moved (scaler.manifest.set_aside)."""
-        return self.steps / stage / f"{DAMAGED_PREFIX}{name}"
+        return self.stage_dir(stage) / f"{DAMAGED_PREFIX}{name}"
 
     @property
     def slurm(self) -> Path:
@@ -129,16 +148,14 @@ class Layout:
         """submitit's files for Slurm jobs: pickled steps, sbatch scripts, logs."""
         return self.logs / "slurm"
 
+    def stage_dirs(self) -> list[Path]:
+        """Every stage folder this experiment's steps may be in: its own and the shared ones."""
+        own = [Path(e.path) for e in _scandir(self.steps) if e.name not in SHARED_STAGES]
+        return own + [Path(e.path) for e in _scandir(self.shared_steps)]
+
     def _entries(self) -> list[os.DirEntry]:
         """Every entry of every stage folder: one scandir per stage."""
-        if not self.steps.is_dir():
-            return []
-        return [
-            entry
-            for stage_dir in os.scandir(self.steps)
-            if stage_dir.is_dir()
-            for entry in os.scandir(stage_dir.path)
-        ]
+        return [entry for stage_dir in self.stage_dirs() for entry in _scandir(stage_dir)]
 
     def finished_dirs(self) -> list[Path]:
         """The folder of every finished step."""
@@ -155,6 +172,13 @@ class Layout:
             for e in self._entries()
             if e.name.startswith(FAILED_PREFIX)
         }
+
+
+def _scandir(folder: Path | str) -> list[os.DirEntry]:
+    try:
+        return list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def read_json(path: Path) -> Any:

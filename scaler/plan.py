@@ -18,7 +18,17 @@ from pydantic import BaseModel
 from runners.judging.conventions import verifier_identity
 from runners.model import ModelConfig
 from runners.stages import build as build_stage
-from runners.stages import check_inputs, evaluate, generate, prepare, rollout, sample, train, verify
+from runners.stages import (
+    check_inputs,
+    evaluate,
+    generate,
+    prepare,
+    pretrain,
+    rollout,
+    sample,
+    train,
+    verify,
+)
 from runners.stages import source as user_source
 from scaler.fingerprint import content_hash, output_fields
 from scaler.spec.schema import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
@@ -96,6 +106,8 @@ def expand(spec: Spec) -> Plan:
     """The grid sources x algorithms x sizes x seeds x eval sets as a deduplicated DAG."""
     grid = _Grid(spec)
     data = grid.add(world_step(spec))
+    if spec.pretrain is not None:
+        grid.base = grid.add(pretrain_step(spec, grid.model_label))
     largest = max(spec.sizes)
     samplers = {
         source.name: grid.add(sampler_steps(spec, grid, source, data, largest))
@@ -145,12 +157,16 @@ class _Grid:
         # Dumped once: every cell's train config starts from the same settings.
         self.sft_settings = spec.stages.train.model_dump()
         self.dpo_settings = spec.stages.dpo_train.model_dump()
+        self.base: Step | None = None
+        """The pretrained base every model trained from scratch starts from instead, if any."""
 
     def add(self, step: Step) -> Step:
         check_wiring(step)
         return self.steps.setdefault(step.id, step)
 
     def train(self, model, settings, size, seed, inputs, coords, objective="sft") -> Step:
+        if self.base is not None and model == self.spec.model and "init" not in dict(inputs):
+            inputs = (*inputs, ("init", self.base))
         config = train.Config(
             **settings,
             model=model,
@@ -310,6 +326,15 @@ def world_step(spec: Spec) -> Step:
         few_shot=spec.prompt.few_shot,
     )
     return Step("prepare", config, coords=coords)
+
+
+def pretrain_step(spec: Spec, model_label: str) -> Step:
+    """The learner's base, pretrained on the world's pretraining corpus: its knobs and the
+    model, not the world's seed or sizes, so every experiment of that world and model shares it."""
+    config = pretrain.Config(
+        **spec.pretrain.model_dump(), world=generate.world_of(spec.world), model=spec.model
+    )
+    return Step("pretrain", config, coords={"world": spec.world.name, "model": model_label})
 
 
 def source_step(spec: Spec, source: UserSource) -> Step:

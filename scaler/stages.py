@@ -41,6 +41,7 @@ STAGES: dict[str, Stage] = {
         Stage("generate", "runners.stages.generate", 1),
         Stage("prepare", "runners.stages.prepare", 1),
         Stage("source", "runners.stages.source", 1),
+        Stage("pretrain", "runners.stages.pretrain", 1),
         Stage("verify", "runners.stages.verify", 2),
         Stage("train", "runners.stages.train", 2),
         Stage("sample", "runners.stages.sample", 1),

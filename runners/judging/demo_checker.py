@@ -1,12 +1,12 @@
 """Step-level checker for demo-world solutions.
 
 A solution is a sequence of steps separated by ";" and an "answer X" part. A step is
-`operand op operand = NAME value`, where an operand is a number ("7") or an unknown with its
-value ("B 4"). It is valid when NAME is a defined unknown not computed before, the operands
-are its definition (either order for + and *), every unknown it uses is already known (computed
-in an earlier step), the values written after them are their true values, and `value` is
-NAME's true value. Computing an unneeded unknown is a valid step: one of the world's optional
-paths.
+`operand op operand = NAME value`, where an operand is a number ("7"), or an unknown or a
+constant with its value ("B 4", "c17 7"). It is valid when NAME is a defined unknown not
+computed before, the operands are its definition (either order for + and *), every unknown it
+uses is already known (computed in an earlier step), the values written after them are their
+true values, and `value` is NAME's true value. Computing an unneeded unknown is a valid step:
+one of the world's optional paths.
 
 An answer is `correct` when it equals the gold answer, and a `false_positive` when it is
 correct but the reasoning is not: some step is wrong, or the asked unknown was never validly
@@ -26,7 +26,8 @@ def check_solution(problem: dict[str, Any], text: str) -> dict[str, Any]:
     """Judge `text` (a completion, without the prompt) against `problem`'s step truth."""
     definitions: dict[str, list[str]] = problem["definitions"]
     values: dict[str, int] = problem["values"]
-    known: set[str] = set()
+    # Constants (c17) are known from the start: a step that uses one writes its value after it.
+    known: set[str] = set(problem.get("constants", ()))
     valid_names: set[str] = set()
     steps_valid: list[bool] = []
     equations: list[str] = []

@@ -1,5 +1,5 @@
-"""The stages that run inside jobs, one module each: generate, prepare, source, sample, verify,
-rollout, build, train, evaluate.
+"""The stages that run inside jobs, one module each: generate, prepare, source, pretrain, sample,
+verify, rollout, build, train, evaluate.
 
 Each exposes a frozen pydantic `Config` and `run(config, inputs, out_dir) -> dict`, writes only
 under its out_dir, and imports torch, transformers, trl or vLLM inside `run`. A stage does not

@@ -26,6 +26,19 @@ Why this shape:
 - Problem i is a pure function of (seed, split, i): the training set of size N is a prefix of
   the one of size 2N, so data sizes compare without resampling noise.
 
+Skills (`skills`, off unless set): named constants c0, c1, ... each stand for a fixed value,
+a fact the base model does not know, and replace some of a problem's numbers:
+
+    prompt:   "c17 * 3 = A , A + c2 = B . find B"
+    solution: " c17 7 * 3 = A 10 ; A 10 + c2 5 = B 4 ; answer 4"
+
+Constant k is drawn with probability proportional to (k + 1)^-zipf, so a learner that has to
+see a constant to know its value has an error falling as a power law of the data size, with
+the exponent (zipf - 1) / zipf (runners.worlds.skill_law). The pretraining corpus (splits
+"pretrain" and "pretrain_val") uses other constants, p0, p1, ..., drawn uniformly, with values
+of their own: a base pretrained on it knows how a constant is used and written, and none of
+the c values.
+
 `DEMO` is this world as the stages see it (runners.worlds.World): its checker judges every step,
 steps end at ";", and reasoning paths are the exact equations a solution computes.
 
@@ -37,10 +50,13 @@ from __future__ import annotations
 import random
 import string
 from dataclasses import dataclass
+from functools import cache
+from itertools import accumulate
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runners import OMITTED_WHEN_NONE
 from runners.worlds import Verdicts, World
 
 LABELS = tuple(string.ascii_uppercase)
@@ -49,6 +65,24 @@ COMMUTATIVE = frozenset({"+", "*"})
 # Tokens of the world besides numbers and labels. "answer" opens the final line.
 WORDS = ("=", ",", ".", ";", "find", "answer", "+", "-", "*")
 STEP_SEPARATOR = ";"
+SKILL_PREFIX = "c"
+PRETRAIN_SKILL_PREFIX = "p"
+PRETRAIN_SPLIT = "pretrain"
+
+
+class Skills(BaseModel):
+    """Named constants whose values are facts to learn (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(400, ge=1, le=100_000)
+    """K: constants c0 .. c{K-1} in fine-tuning, validation and test problems."""
+    zipf: float = Field(1.5, gt=1)
+    """a: constant k appears with probability proportional to (k + 1)^-a."""
+    per_problem: int = Field(2, ge=1)
+    """Numbers of each problem replaced by a constant (each drawn independently)."""
+    pretrain_count: int = Field(64, ge=1, le=100_000)
+    """Constants p0 .. p{M-1} of the pretraining corpus, drawn uniformly."""
 
 
 class WorldConfig(BaseModel):
@@ -79,6 +113,8 @@ class WorldConfig(BaseModel):
     """With teacher_order='random': probability the teacher also computes one distractor."""
     false_positive_rate: float = Field(0.0, ge=0.0, le=1.0)
     """Probability the teacher writes a wrong intermediate result yet the right answer."""
+    skills: Skills | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """Named constants to learn (facts with Zipf frequencies); None: problems use numbers only."""
 
     @model_validator(mode="after")
     def _check_ranges(self) -> WorldConfig:
@@ -94,12 +130,28 @@ class WorldConfig(BaseModel):
                 f"max_steps + distractors = {self.max_steps + self.distractors} unknowns; "
                 f"the world has {len(LABELS)} labels"
             )
+        if self.skills and self.skills.per_problem > self.min_steps + 1:
+            raise ValueError(
+                f"skills.per_problem={self.skills.per_problem} exceeds the min_steps + 1 = "
+                f"{self.min_steps + 1} numbers a problem of min_steps steps has"
+            )
         return self
 
 
 def vocabulary(world: WorldConfig) -> list[str]:
     """Every word a problem or solution of this world can contain (specials excluded)."""
-    return [str(v) for v in range(world.modulus)] + list(LABELS) + list(WORDS)
+    words = [str(v) for v in range(world.modulus)] + list(LABELS) + list(WORDS)
+    if world.skills:
+        words += [f"{SKILL_PREFIX}{k}" for k in range(world.skills.count)]
+        words += [f"{PRETRAIN_SKILL_PREFIX}{k}" for k in range(world.skills.pretrain_count)]
+    return words
+
+
+def constant_value(world: WorldConfig, seed: int, name: str) -> int:
+    """The fact a constant stands for: c<k>'s value depends on the world's seed, p<k>'s does not
+    (one pretrained base serves every seed of a world)."""
+    stream = "" if name.startswith(PRETRAIN_SKILL_PREFIX) else f"{seed}:"
+    return random.Random(f"demo-constant:{stream}{name}").randrange(world.modulus)
 
 
 def apply(op: str, left: int, right: int, modulus: int) -> int:
@@ -117,7 +169,7 @@ def is_number(operand: str) -> bool:
 
 
 def operand_value(operand: str, values: dict[str, int]) -> int:
-    """A definition's operand is a number ("7") or an unknown's label ("B")."""
+    """A definition's operand is a number ("7"), an unknown's label ("B") or a constant ("c17")."""
     return int(operand) if is_number(operand) else values[operand]
 
 
@@ -127,6 +179,7 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
     n_steps = rng.randint(world.min_steps, world.max_steps)
 
     nodes = _unknowns(world, n_steps, rng)
+    constants = _place_constants(world, seed, split, nodes, n_steps, rng)
     order = list(nodes)
     if world.listing == "shuffled":
         rng.shuffle(order)
@@ -141,7 +194,7 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
         label[node]: [op] + [x if isinstance(x, str) else label[x] for x in (left, right)]
         for node, (op, left, right) in ((n, nodes[n]) for n in order)
     }
-    values = _values(definitions, world.modulus)
+    values = _values(definitions, constants, world.modulus)
     target = label[0]
     prompt = " , ".join(
         f"{left} {op} {right} = {name}" for name, (op, left, right) in definitions.items()
@@ -156,6 +209,8 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
         "n_steps": n_steps,
         "modulus": world.modulus,
     }
+    if world.skills:
+        problem["constants"] = constants
     steps, teacher_false_positive = _teacher_steps(world, problem, rng)
     problem["solution"] = " " + f" {STEP_SEPARATOR} ".join(steps + [f"answer {problem['answer']}"])
     problem["teacher_false_positive"] = teacher_false_positive
@@ -190,10 +245,43 @@ def _unknowns(world: WorldConfig, n_steps: int, rng: random.Random) -> dict[int,
     return nodes
 
 
-def _values(definitions: dict[str, list[str]], modulus: int) -> dict[str, int]:
-    """Every unknown's value, each computed once its operands are known."""
-    values: dict[str, int] = {}
-    while len(values) < len(definitions):
+def _place_constants(
+    world: WorldConfig,
+    seed: int,
+    split: str,
+    nodes: dict[int, list[Any]],
+    n_steps: int,
+    rng: random.Random,
+) -> dict[str, int]:
+    """Replace `skills.per_problem` numbers of the needed unknowns' definitions by constants
+    (c<k> by Zipf, or p<k> uniformly in the pretraining split); their values."""
+    skills = world.skills
+    if not skills:
+        return {}
+    slots = [(n, k) for n in range(n_steps) for k in (1, 2) if isinstance(nodes[n][k], str)]
+    constants = {}
+    for node, k in rng.sample(slots, skills.per_problem):
+        if split.startswith(PRETRAIN_SPLIT):  # its validation split too
+            name = f"{PRETRAIN_SKILL_PREFIX}{rng.randrange(skills.pretrain_count)}"
+        else:
+            index = rng.choices(range(skills.count), cum_weights=_zipf_cumulative(skills))[0]
+            name = f"{SKILL_PREFIX}{index}"
+        nodes[node][k] = name
+        constants[name] = constant_value(world, seed, name)
+    return constants
+
+
+@cache
+def _zipf_cumulative(skills: Skills) -> list[float]:
+    return list(accumulate((k + 1) ** -skills.zipf for k in range(skills.count)))
+
+
+def _values(
+    definitions: dict[str, list[str]], constants: dict[str, int], modulus: int
+) -> dict[str, int]:
+    """Every unknown's value (and the constants'), each computed once its operands are known."""
+    values: dict[str, int] = dict(constants)
+    while len(values) < len(definitions) + len(constants):
         for name, (op, left, right) in definitions.items():
             if name not in values and all(is_number(x) or x in values for x in (left, right)):
                 values[name] = apply(
@@ -248,7 +336,7 @@ def _teacher_steps(
         spare = [d for d in definitions if d not in order]
         if spare and rng.random() < world.optional_step_rate:
             extra = rng.choice(spare)
-            used = [x for x in definitions[extra][1:] if not is_number(x)]
+            used = [x for x in definitions[extra][1:] if x in definitions]
             if all(x in order for x in used):  # distractors of distractors are skipped
                 ready_at = max((order.index(x) + 1 for x in used), default=0)
                 order.insert(rng.randint(ready_at, len(order)), extra)
@@ -270,9 +358,10 @@ def _teacher_steps(
 
 def random_valid_order(problem: dict[str, Any], todo: list[str], rng: random.Random) -> list[str]:
     """A random order of the unknowns `todo` in which each is computable when reached."""
+    definitions = problem["definitions"]
     uses = {
-        name: [x for x in operands if not is_number(x)]
-        for name, (_, *operands) in problem["definitions"].items()
+        name: [x for x in operands if x in definitions]
+        for name, (_, *operands) in definitions.items()
     }
     return _random_valid_order(uses, todo, rng)
 
@@ -282,7 +371,7 @@ def count_valid_orders(problem: dict[str, Any]) -> int:
     definitions = problem["definitions"]
 
     def ready(name: str, known: frozenset[str]) -> bool:
-        return all(is_number(x) or x in known for x in definitions[name][1:])
+        return all(x not in definitions or x in known for x in definitions[name][1:])
 
     def count(known: frozenset[str], todo: frozenset[str]) -> int:
         if not todo:

@@ -176,10 +176,8 @@ def board_from_files(
 
 def _held_claims(layout: Layout) -> dict[str, float]:
     """Step name -> since when, for each step claim held now (its holder alive)."""
-    if not layout.steps.is_dir():
-        return {}
     held = {}
-    for stage_dir in layout.steps.iterdir():
+    for stage_dir in layout.stage_dirs():
         for claim in stage_dir.glob(f"{CLAIM_PREFIX}*") if stage_dir.is_dir() else ():
             note = _held(claim)
             if note is not None:

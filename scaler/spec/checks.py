@@ -52,6 +52,11 @@ def check_world(spec: Spec, demo: bool) -> None:
             )
     elif spec.model.name_or_path is None:
         raise ValueError("model.name_or_path: a real world needs a Hugging Face id or a path")
+    elif spec.pretrain is not None:
+        raise ValueError(
+            "pretrain: only the demo world pretrains its own base; a real world's base is "
+            "model.name_or_path"
+        )
 
 
 def check_sampler(spec: Spec, i: int, source: SamplerSource, demo: bool) -> None:

@@ -35,6 +35,7 @@ from runners.stages.build import DpoSettings, PerStepDpoSettings, RftSettings
 from runners.stages.evaluate import Settings as EvaluateSettings
 from runners.stages.generate import Config as GenerateConfig
 from runners.stages.prepare import Settings as RealWorldSettings
+from runners.stages.pretrain import Settings as PretrainSettings
 from runners.stages.rollout import Settings as RolloutSettings
 from runners.stages.sample import Settings as SampleSettings
 from runners.stages.source import Settings as SourceSettings
@@ -337,6 +338,11 @@ class Spec(Strict):
     )
     world: World
     model: ModelConfig = ModelConfig()
+    pretrain: PretrainSettings | None = Field(
+        None,
+        description="Demo world: train the model's base first, on the world's pretraining "
+        "corpus, and fine-tune from it (one step shared by every experiment); None: from scratch.",
+    )
     prompt: PromptConfig = PromptConfig()
     sources: list[Source] = Field(["teacher"], min_length=1)
     sizes: list[StrictInt] = Field(min_length=1, description="Training problems per cell.")

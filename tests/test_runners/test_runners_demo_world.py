@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from runners.judging.demo_checker import check_solution, path_key
 from runners.stages import generate
 from runners.worlds.demo import (
+    PRETRAIN_SPLIT,
+    Skills,
     WorldConfig,
     count_valid_orders,
     make_problem,
@@ -22,6 +24,7 @@ from runners.worlds.demo import (
     render_step,
     vocabulary,
 )
+from runners.worlds.skill_law import SkillLaw
 
 WORLD = WorldConfig()
 
@@ -66,8 +69,9 @@ def test_smaller_training_set_is_a_prefix_of_a_larger_one():
             min_steps=1,
             max_steps=6,
         ),
+        WorldConfig(skills=Skills(count=50, per_problem=3), distractors=1, min_steps=2),
     ],
-    ids=["default", "shuffled", "random-teacher"],
+    ids=["default", "shuffled", "random-teacher", "skills"],
 )
 def test_teacher_solutions_are_valid_for_every_knob_setting(world):
     for problem in make_split(world, 0, "train", 300):
@@ -104,6 +108,56 @@ def test_generate_stage_writes_disjoint_splits(tmp_path):
     assert [p["id"] for p in splits["test"]] == list(range(80))
     assert splits["train"] == make_split(generate.world_of(config), 0, "train", 400)
     assert (tmp_path / "tokenizer" / "tokenizer.json").exists()
+
+
+SKILLS = WorldConfig(skills=Skills(count=40, zipf=1.5, per_problem=2, pretrain_count=8))
+
+
+def test_skills_replace_numbers_by_constants_drawn_by_zipf():
+    problems = make_split(SKILLS, 0, "train", 4000)
+    drawn = [name for p in problems for name in _constants_in(p)]
+    assert len(drawn) == 2 * len(problems)  # per_problem of each problem's numbers
+    probabilities = SkillLaw(skills=40, zipf=1.5).probabilities()
+    for k in (0, 1, 5, 20):
+        share = drawn.count(f"c{k}") / len(drawn)
+        assert abs(share - probabilities[k]) < 4 * (probabilities[k] / len(drawn)) ** 0.5 + 1e-3
+
+
+def test_a_constant_is_a_fact_of_the_seed_and_the_pretraining_ones_of_no_seed():
+    def facts(seed: int, split: str) -> dict[str, int]:
+        problems = make_split(SKILLS, seed, split, 300)
+        return {k: v for p in problems for k, v in p["constants"].items()}
+
+    assert set(facts(0, "train")) <= {f"c{k}" for k in range(40)}
+    assert set(facts(0, PRETRAIN_SPLIT)) == {f"p{k}" for k in range(8)}
+    assert facts(0, "train") != facts(1, "train")  # each seed's world has facts of its own
+    assert facts(0, PRETRAIN_SPLIT) == facts(1, PRETRAIN_SPLIT)  # one base for every seed
+    assert {"c0", "c39", "p7"} <= set(vocabulary(SKILLS)) and "c0" not in vocabulary(WORLD)
+
+
+def test_the_checker_knows_constants_and_rejects_a_wrong_value():
+    problem = next(p for p in make_split(SKILLS, 0, "train", 50) if "c0" in p["constants"])
+    value = problem["constants"]["c0"]
+    assert f"c0 {value}" in problem["solution"]
+    wrong = problem["solution"].replace(f"c0 {value}", f"c0 {(value + 1) % 11}")
+    verdict = check_solution(problem, wrong)
+    assert not all(verdict["steps_valid"]) and verdict["first_wrong_step"] is not None
+
+
+def test_a_world_without_skills_keeps_its_step_ids():
+    from scaler.fingerprint import output_fields
+
+    assert "skills" not in output_fields(generate.Config())
+    assert "skills" in output_fields(generate.Config(skills=Skills()))
+
+
+def test_skills_per_problem_must_fit_the_fewest_numbers_a_problem_has():
+    with pytest.raises(ValidationError, match="per_problem"):
+        WorldConfig(min_steps=1, skills=Skills(per_problem=3))
+
+
+def _constants_in(problem: dict) -> list[str]:
+    return [x for op, *operands in problem["definitions"].values() for x in operands if x[0] == "c"]
 
 
 def test_world_config_is_strict():

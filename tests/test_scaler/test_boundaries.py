@@ -24,7 +24,9 @@ SCALER_FROM_RUNNERS = {
     "runners.stages",  # the stages' Config/Settings models and their declared inputs
     *(
         f"runners.stages.{stage}"
-        for stage in "build evaluate generate prepare rollout sample source train verify".split()
+        for stage in (
+            "build evaluate generate prepare pretrain rollout sample source train verify".split()
+        )
     ),
     "runners.files",  # the exchanged files and Parquet schemas the store loads
     "runners.model",
