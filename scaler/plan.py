@@ -106,8 +106,6 @@ def expand(spec: Spec) -> Plan:
     """The grid sources x algorithms x sizes x seeds x eval sets as a deduplicated DAG."""
     grid = _Grid(spec)
     data = grid.add(world_step(spec))
-    if spec.pretrain is not None:
-        grid.base = grid.add(pretrain_step(spec, grid.model_label))
     largest = max(spec.sizes)
     samplers = {
         source.name: grid.add(sampler_steps(spec, grid, source, data, largest))
@@ -157,16 +155,22 @@ class _Grid:
         # Dumped once: every cell's train config starts from the same settings.
         self.sft_settings = spec.stages.train.model_dump()
         self.dpo_settings = spec.stages.dpo_train.model_dump()
-        self.base: Step | None = None
-        """The pretrained base every model trained from scratch starts from instead, if any."""
+        self.bases: dict[ModelConfig, Step] = {}
 
     def add(self, step: Step) -> Step:
         check_wiring(step)
         return self.steps.setdefault(step.id, step)
 
+    def base_of(self, model: ModelConfig) -> Step:
+        """The pretrained base of `model` (one step per model)."""
+        if model not in self.bases:
+            self.bases[model] = self.add(pretrain_step(self.spec, model))
+        return self.bases[model]
+
     def train(self, model, settings, size, seed, inputs, coords, objective="sft") -> Step:
-        if self.base is not None and model == self.spec.model and "init" not in dict(inputs):
-            inputs = (*inputs, ("init", self.base))
+        if self.spec.pretrain is not None and "init" not in dict(inputs):
+            # With `pretrain:`, no model is trained from scratch: each starts from its base.
+            inputs = (*inputs, ("init", self.base_of(model)))
         config = train.Config(
             **settings,
             model=model,
@@ -328,13 +332,16 @@ def world_step(spec: Spec) -> Step:
     return Step("prepare", config, coords=coords)
 
 
-def pretrain_step(spec: Spec, model_label: str) -> Step:
-    """The learner's base, pretrained on the world's pretraining corpus: its knobs and the
-    model, not the world's seed or sizes, so every experiment of that world and model shares it."""
+def pretrain_step(spec: Spec, model: ModelConfig) -> Step:
+    """`model`'s base (the learner's, or a sampler's), pretrained on the world's pretraining
+    corpus: it depends on the world's knobs and the model, not on the world's seed or sizes, so
+    every experiment of that world and model shares it."""
+    assert spec.pretrain is not None
     config = pretrain.Config(
-        **spec.pretrain.model_dump(), world=generate.world_of(spec.world), model=spec.model
+        **spec.pretrain.model_dump(), world=generate.world_of(spec.world), model=model
     )
-    return Step("pretrain", config, coords={"world": spec.world.name, "model": model_label})
+    coords = {"world": spec.world.name, "model": tiny_label(model)}
+    return Step("pretrain", config, coords=coords)
 
 
 def source_step(spec: Spec, source: UserSource) -> Step:

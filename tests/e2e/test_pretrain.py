@@ -92,3 +92,15 @@ def test_a_bad_skill_or_pretrain_setting_is_one_line(cli, tmp_path, field):
     spec = _spec(tmp_path, "bad", world=world, pretrain={"steps": 0} if bad == {} else None)
     refused = cli(f"plan {spec}")
     assert refused.code == 2 and field in refused.err and "Traceback" not in refused.err
+
+
+def test_a_sampler_trained_on_teacher_data_starts_from_a_base_of_its_own(tmp_path):
+    weak = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32}
+    sampler = {"name": "weak", "model": weak, "train_size": 50, "samples": 2}
+    plan = expand(load_spec(_spec(tmp_path, "s", sources=["teacher", sampler])))
+    bases = {s.config.model.hidden: s for s in plan.steps if s.stage == "pretrain"}
+    assert sorted(bases) == [16, 32]  # the learner's (SMALL_SPEC) and the sampler's
+    trains = [s for s in plan.steps if s.stage == "train"]
+    sampler_train = next(s for s in trains if s.config.model.hidden == 16)
+    assert dict(sampler_train.inputs)["init"] is bases[16]
+    assert all(dict(s.inputs)["init"] is bases[32] for s in trains if s is not sampler_train)
