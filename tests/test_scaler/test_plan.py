@@ -122,8 +122,14 @@ def test_plan_of_the_demo_spec(tmp_path):
     plan = expand(load_spec(ROOT / "specs" / "demo.yaml"))
     spec = load_spec(ROOT / "specs" / "demo.yaml")
     assert len(spec.sizes) >= 5 and max(spec.sizes) / min(spec.sizes) >= 16
-    assert len(spec.seeds) >= 2
-    assert len(plan.steps) == 1 + 2 * len(spec.sizes) * len(spec.seeds)
+    assert len(spec.seeds) >= 3 and len(spec.arm_names()) >= 2  # a multiplier with intervals
+    cells = len(spec.sizes) * len(spec.seeds)
+    by_stage = {stage: len(steps) for stage, steps in plan.by_stage().items()}
+    # SFT, then RFT from its samples: sample, verify, build, train and each arm's evaluation.
+    assert by_stage == {"generate": 1, "pretrain": 1, "sample": cells, "verify": cells,
+                        "build": cells, "train": 2 * cells, "evaluate": 2 * cells}  # fmt: skip
+    (base,) = plan.by_stage()["pretrain"]
+    assert all(dict(step.inputs)["init"] is base for step in plan.by_stage()["train"])
     write_spec(tmp_path / "x.yaml", {"experiment": "x", "world": {"name": "demo"}, "sizes": [10]})
     assert len(expand(load_spec(tmp_path / "x.yaml")).steps) == 3
 

@@ -256,7 +256,7 @@ def test_the_readme_spec_example_is_valid(tmp_path):
     path = tmp_path / "readme.yaml"
     path.write_text(example)
     spec = load_spec(path)
-    assert spec.experiment == "demo" and spec.sizes == [200, 400, 800, 1600, 3200]
+    assert spec.experiment == "demo" and spec.sizes == [50, 100, 200, 400, 800]
     # The Slurm resources example (docs/slurm.md) replaces the first one's resources and
     # executor.
     path.write_text(example.split("resources:")[0] + slurm_example)
