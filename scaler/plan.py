@@ -336,7 +336,8 @@ def pretrain_step(spec: Spec, model: ModelConfig) -> Step:
     """`model`'s base (the learner's, or a sampler's), pretrained on the world's pretraining
     corpus: it depends on the world's knobs and the model, not on the world's seed or sizes, so
     every experiment of that world and model shares it."""
-    assert spec.pretrain is not None
+    # scaler.spec.checks refuses `pretrain:` outside the demo world.
+    assert spec.pretrain is not None and isinstance(spec.world, DemoWorld)
     config = pretrain.Config(
         **spec.pretrain.model_dump(), world=generate.world_of(spec.world), model=model
     )
