@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/scaler fit demo
 	$(BIN)/scaler report demo
 
-# The papers' settings on the demo world (about 20 and 10 minutes on 2 cores).
+# The papers' settings on the demo world (about 7 and 16 minutes on 2 cores after make demo).
 setlur-demo: setup
 	$(BIN)/scaler run specs/setlur-demo.yaml --executor warm
 	$(BIN)/scaler fit setlur-demo
