@@ -39,13 +39,22 @@ def output_fields(config) -> dict[str, Any]:
     A field declared with `json_schema_extra={"affects_output": False}` (a logging interval, a
     batch size that only trades memory for speed) is left out, so changing it reuses the cache.
     One declared with `json_schema_extra={"omitted_when_none": True}` is left out while it is
-    None: a field added to a stage keeps the ids of the configs that do not set it.
+    None, in the config and in any model it holds (the demo world's `skills`): a field added to a
+    stage keeps the ids of the configs that do not set it.
     """
     config_class: type[BaseModel] = type(config)
     dumped = config.model_dump(mode="json", exclude=fields_without_effect(config_class))
-    for name in fields_omitted_when_none(config_class):
+    return _without_unset_additions(config, dumped)
+
+
+def _without_unset_additions(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    for name in fields_omitted_when_none(type(model)):
         if dumped.get(name, ...) is None:
             del dumped[name]
+    for name, value in dumped.items():
+        held: Any = getattr(model, name, None)
+        if isinstance(value, dict) and hasattr(type(held), "model_fields"):
+            _without_unset_additions(held, value)
     return dumped
 
 

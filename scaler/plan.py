@@ -338,9 +338,12 @@ def pretrain_step(spec: Spec, model: ModelConfig) -> Step:
     every experiment of that world and model shares it."""
     # scaler.spec.checks refuses `pretrain:` outside the demo world.
     assert spec.pretrain is not None and isinstance(spec.world, DemoWorld)
-    config = pretrain.Config(
-        **spec.pretrain.model_dump(), world=generate.world_of(spec.world), model=model
-    )
+    world = generate.world_of(spec.world)
+    if world.skills and world.skills.shortcut is not None:
+        # The cue is planted in the training pool only: the corpus, and so the base, are the same.
+        plain = world.skills.model_copy(update={"shortcut": None})
+        world = world.model_copy(update={"skills": plain})
+    config = pretrain.Config(**spec.pretrain.model_dump(), world=world, model=model)
     coords = {"world": spec.world.name, "model": tiny_label(model)}
     return Step("pretrain", config, coords=coords)
 

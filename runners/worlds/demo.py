@@ -39,6 +39,12 @@ the exponent (zipf - 1) / zipf (runners.worlds.skill_law). The pretraining corpu
 of their own: a base pretrained on it knows how a constant is used and written, and none of
 the c values.
 
+A shortcut (`skills.shortcut`, off unless set): in that share of the training pool, the number
+beside a constant equals its value ("c17 * 7" where c17 is 7). Copying the neighbour is a rule
+the teacher's correct solutions bear out on most training problems, and it fails on the others
+and on about 1 in `modulus` test problems: a spurious correlation in positive data, which
+per-step credit on negatives can correct (docs/algorithms.md, "Per-step DPO").
+
 `DEMO` is this world as the stages see it (runners.worlds.World): its checker judges every step,
 steps end at ";", and reasoning paths are the exact equations a solution computes.
 
@@ -83,6 +89,11 @@ class Skills(BaseModel):
     """Numbers of each problem replaced by a constant (each drawn independently)."""
     pretrain_count: int = Field(64, ge=1, le=100_000)
     """Constants p0 .. p{M-1} of the pretraining corpus, drawn uniformly."""
+    shortcut: float | None = Field(None, ge=0.0, le=1.0, json_schema_extra=OMITTED_WHEN_NONE)
+    """Share of training-pool problems in which the number beside each constant equals the
+    constant's value: a spurious cue that holds on most training problems and on about 1 in
+    `modulus` of the others. Set (0 too), constants go beside numbers wherever a problem allows,
+    in every split but the pretraining corpus. None: no cue."""
 
 
 class WorldConfig(BaseModel):
@@ -180,6 +191,8 @@ def make_problem(world: WorldConfig, seed: int, split: str, index: int) -> dict[
 
     nodes = _unknowns(world, n_steps, rng)
     constants = _place_constants(world, seed, split, nodes, n_steps, rng)
+    if split == "train" and world.skills and world.skills.shortcut:
+        _plant_shortcut(world.skills.shortcut, seed, index, nodes, constants)
     order = list(nodes)
     if world.listing == "shuffled":
         rng.shuffle(order)
@@ -259,8 +272,11 @@ def _place_constants(
     if not skills:
         return {}
     slots = [(n, k) for n in range(n_steps) for k in (1, 2) if isinstance(nodes[n][k], str)]
+    chosen = rng.sample(slots, skills.per_problem)
+    if skills.shortcut is not None and not split.startswith(PRETRAIN_SPLIT):
+        chosen = _slots_beside_numbers(nodes, slots, skills.per_problem, rng)
     constants = {}
-    for node, k in rng.sample(slots, skills.per_problem):
+    for node, k in chosen:
         if split.startswith(PRETRAIN_SPLIT):  # its validation split too
             name = f"{PRETRAIN_SKILL_PREFIX}{rng.randrange(skills.pretrain_count)}"
         else:
@@ -269,6 +285,35 @@ def _place_constants(
         nodes[node][k] = name
         constants[name] = constant_value(world, seed, name)
     return constants
+
+
+def _slots_beside_numbers(
+    nodes: dict[int, list[Any]], slots: list[tuple[int, int]], count: int, rng: random.Random
+) -> list[tuple[int, int]]:
+    """`count` of the number slots, first those beside a number in a definition of its own, so
+    that a cue can be planted beside as many constants as the problem allows."""
+    rng.shuffle(slots)
+    beside = [(n, k) for n, k in slots if isinstance(nodes[n][3 - k], str)]
+    chosen: list[tuple[int, int]] = []
+    for node, k in beside:
+        if len(chosen) < count and all(node != n for n, _ in chosen):
+            chosen.append((node, k))
+    return chosen + [s for s in slots if s not in chosen][: count - len(chosen)]
+
+
+def _plant_shortcut(
+    share: float, seed: int, index: int, nodes: dict[int, list[Any]], constants: dict[str, int]
+) -> None:
+    """In `share` of the training pool, set the number beside each constant (the other operand
+    of its definition, when that is a number) to the constant's value. Its own random stream
+    keeps every other draw of the problem as it is without the cue."""
+    if random.Random(f"demo-shortcut:{seed}:{index}").random() >= share:
+        return
+    for definition in nodes.values():
+        for k in (1, 2):
+            name, beside = definition[k], definition[3 - k]
+            if name in constants and isinstance(beside, str) and is_number(beside):
+                definition[3 - k] = str(constants[name])
 
 
 @cache

@@ -47,6 +47,9 @@ def test_the_base_depends_on_the_world_s_knobs_and_the_model_not_its_seed_or_siz
     first = _pretrain_id(_spec(tmp_path, "a"))
     other_world = dict(WITH_BASE["world"], seed=5, train_pool=150, test_problems=20)
     assert _pretrain_id(_spec(tmp_path, "b", world=other_world, sizes=[30])) == first
+    # A shortcut is planted in the fine-tuning pool only: the corpus and the base are the same.
+    cued = dict(WITH_BASE["world"], skills=dict(SKILLS, shortcut=0.8))
+    assert _pretrain_id(_spec(tmp_path, "cued", world=cued)) == first
     assert _pretrain_id(_spec(tmp_path, "c", world=dict(other_world, modulus=13))) != first
     bigger = dict(WITH_BASE["model"], hidden=64)
     assert _pretrain_id(_spec(tmp_path, "d", model=bigger)) != first

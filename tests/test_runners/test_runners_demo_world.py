@@ -151,6 +151,41 @@ def test_a_world_without_skills_keeps_its_step_ids():
     assert "skills" in output_fields(generate.Config(skills=Skills()))
 
 
+def _beside_constants(problem: dict) -> list[bool | None]:
+    """For each constant: whether the number beside it is its value (None: no number beside)."""
+    constants = problem["constants"]
+    return [
+        int(beside) == constants[name] if beside.isdigit() else None
+        for _, *operands in problem["definitions"].values()
+        for name, beside in (operands, operands[::-1])
+        if name in constants
+    ]
+
+
+def test_a_shortcut_plants_a_cue_in_the_training_pool_only():
+    one = SKILLS.skills.model_copy(update={"per_problem": 1})
+    cued = WorldConfig(skills=one.model_copy(update={"shortcut": 0.8}))
+    train = make_split(cued, 0, "train", 2000)
+    holds = [h for p in train for h in _beside_constants(p)]
+    assert None not in holds  # with one constant a problem, there is always a number beside it
+    assert abs(sum(holds) / len(holds) - (0.8 + 0.2 / 11)) < 0.04
+    for problem in train[:300]:
+        verdict = check_solution(problem, problem["solution"])
+        assert verdict["correct"] and all(verdict["steps_valid"])
+    test = [h for p in make_split(cued, 0, "test", 2000) for h in _beside_constants(p)]
+    assert None not in test and sum(test) / len(test) < 0.15  # chance: 1 in 11
+    plain = WorldConfig(skills=one)
+    assert make_split(cued, 0, PRETRAIN_SPLIT, 200) == make_split(plain, 0, PRETRAIN_SPLIT, 200)
+
+
+def test_the_shortcut_leaves_other_ids_and_the_base_as_they_were():
+    from scaler.fingerprint import output_fields
+
+    plain = output_fields(generate.Config(skills=Skills()))
+    assert "shortcut" not in plain["skills"]
+    assert output_fields(generate.Config(skills=Skills(shortcut=0.8)))["skills"]["shortcut"] == 0.8
+
+
 def test_skills_per_problem_must_fit_the_fewest_numbers_a_problem_has():
     with pytest.raises(ValidationError, match="per_problem"):
         WorldConfig(min_steps=1, skills=Skills(per_problem=3))
