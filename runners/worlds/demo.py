@@ -92,8 +92,7 @@ class Skills(BaseModel):
     shortcut: float | None = Field(None, ge=0.0, le=1.0, json_schema_extra=OMITTED_WHEN_NONE)
     """Share of training-pool problems in which the number beside each constant equals the
     constant's value: a spurious cue that holds on most training problems and on about 1 in
-    `modulus` of the others. Set (0 too), constants go beside numbers wherever a problem allows,
-    in every split but the pretraining corpus. None: no cue."""
+    `modulus` of the others. None: no cue."""
 
 
 class WorldConfig(BaseModel):
@@ -272,11 +271,8 @@ def _place_constants(
     if not skills:
         return {}
     slots = [(n, k) for n in range(n_steps) for k in (1, 2) if isinstance(nodes[n][k], str)]
-    chosen = rng.sample(slots, skills.per_problem)
-    if skills.shortcut is not None and not split.startswith(PRETRAIN_SPLIT):
-        chosen = _slots_beside_numbers(nodes, slots, skills.per_problem, rng)
     constants = {}
-    for node, k in chosen:
+    for node, k in rng.sample(slots, skills.per_problem):
         if split.startswith(PRETRAIN_SPLIT):  # its validation split too
             name = f"{PRETRAIN_SKILL_PREFIX}{rng.randrange(skills.pretrain_count)}"
         else:
@@ -285,20 +281,6 @@ def _place_constants(
         nodes[node][k] = name
         constants[name] = constant_value(world, seed, name)
     return constants
-
-
-def _slots_beside_numbers(
-    nodes: dict[int, list[Any]], slots: list[tuple[int, int]], count: int, rng: random.Random
-) -> list[tuple[int, int]]:
-    """`count` of the number slots, first those beside a number in a definition of its own, so
-    that a cue can be planted beside as many constants as the problem allows."""
-    rng.shuffle(slots)
-    beside = [(n, k) for n, k in slots if isinstance(nodes[n][3 - k], str)]
-    chosen: list[tuple[int, int]] = []
-    for node, k in beside:
-        if len(chosen) < count and all(node != n for n, _ in chosen):
-            chosen.append((node, k))
-    return chosen + [s for s in slots if s not in chosen][: count - len(chosen)]
 
 
 def _plant_shortcut(
