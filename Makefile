@@ -25,6 +25,7 @@ setlur-demo: setup
 	$(BIN)/scaler run specs/setlur-demo.yaml --executor warm
 	$(BIN)/scaler fit setlur-demo
 	$(BIN)/scaler report setlur-demo
+	$(BIN)/python benchmarks/probe_shortcut.py setlur-demo
 
 bansal-demo: setup
 	$(BIN)/scaler run specs/bansal-demo.yaml --executor warm
