@@ -42,8 +42,9 @@ the c values.
 A shortcut (`skills.shortcut`, off unless set): in that share of the training pool, the number
 beside a constant equals its value ("c17 * 7" where c17 is 7). Copying the neighbour is a rule
 the teacher's correct solutions bear out on most training problems, and it fails on the others
-and on about 1 in `modulus` test problems: a spurious correlation in positive data, which
-per-step credit on negatives can correct (docs/algorithms.md, "Per-step DPO").
+and on about 1 in `modulus` test problems: a spurious correlation in positive data, for
+per-step credit on negatives to correct. The demo's models do not take it (they memorise the
+facts instead; docs/algorithms.md, "setlur-demo: results").
 
 `DEMO` is this world as the stages see it (runners.worlds.World): its checker judges every step,
 steps end at ";", and reasoning paths are the exact equations a solution computes.
