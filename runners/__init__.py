@@ -20,5 +20,6 @@ out of the step id, so changing it reuses finished steps."""
 
 OMITTED_WHEN_NONE = {"omitted_when_none": True}
 """`json_schema_extra` of a config field added after steps were cached: while it is None,
-scaler.fingerprint leaves it out of the step id, so the ids of configs that never set it (the
-demo world's `verifier`) stay as they were; once set, it is hashed like any other field."""
+scaler.fingerprint leaves it out of the step id (in a stage's config or in any model it holds),
+so the ids of configs that never set it (the demo world's `verifier`, `skills.shortcut`) stay
+as they were; once set, it is hashed like any other field."""
