@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from scaler.layout import Layout
+
 
 def traps(problem: dict) -> list[tuple[str, int, int]]:
     """(unknown, constant's value, the number beside it) where the shortcut gives a wrong value:
@@ -43,24 +45,25 @@ def written_value(output: str, label: str) -> int | None:
     return None
 
 
-def probe(root: Path, experiment: str) -> dict[tuple[str, int], list[float]]:
-    store = root / experiment
-    with duckdb.connect(str(store / "scaler.duckdb"), read_only=True) as db:
+def probe(layout: Layout) -> dict[tuple[str, int], list[float]]:
+    with duckdb.connect(str(layout.database), read_only=True) as db:
         rows = db.execute(
-            "SELECT step_id, algorithm, size FROM evals WHERE eval_set = 'test'"
+            "SELECT e.step_id, e.algorithm, e.size, s.inputs->>'$.data' FROM evals e"
+            " JOIN steps s USING (step_id) WHERE e.eval_set = 'test'"
         ).fetchall()
-    (generate,) = (store / "steps" / "generate").iterdir()
-    test = [json.loads(line) for line in (generate / "test.jsonl").open()]
-    by_id = {i: p for i, p in enumerate(test)}
+    tests: dict[str, dict[int, dict]] = {}  # generate step id -> its test problems by id
     shares: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
-    for step_id, algorithm, size in rows:
+    for step_id, algorithm, size, data in rows:
+        if data not in tests:
+            path = layout.step_dir("generate", f"generate-{data}") / "test.jsonl"
+            tests[data] = {p["id"]: p for p in map(json.loads, path.open())}
         outputs = pq.read_table(
-            store / "steps" / "evaluate" / f"evaluate-{step_id}" / "problems.parquet",
+            layout.step_dir("evaluate", f"evaluate-{step_id}") / "problems.parquet",
             columns=["problem_id", "output"],
         ).to_pylist()
         copied = right = seen = 0
         for row in outputs:
-            for label, value, beside in traps(by_id[row["problem_id"]]):
+            for label, value, beside in traps(tests[data][row["problem_id"]]):
                 written = written_value(row["output"] or "", label)
                 if written is not None:
                     seen += 1
@@ -78,7 +81,7 @@ def main() -> None:
     parser.add_argument("experiment")
     parser.add_argument("--root", type=Path, default=Path("results"))
     args = parser.parse_args()
-    table = probe(args.root, args.experiment)
+    table = probe(Layout(args.root / args.experiment))
     print("| arm | size | neighbour copied | value written |")
     print("| --- | ---: | ---: | ---: |")
     for (algorithm, size), (copied, right) in sorted(table.items()):

@@ -30,6 +30,7 @@ from runners.stages import (
     verify,
 )
 from runners.stages import source as user_source
+from runners.worlds.demo import pretraining_knobs
 from scaler.fingerprint import content_hash, output_fields
 from scaler.spec.schema import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
 from scaler.stages import STAGES
@@ -338,11 +339,7 @@ def pretrain_step(spec: Spec, model: ModelConfig) -> Step:
     every experiment of that world and model shares it."""
     # scaler.spec.checks refuses `pretrain:` outside the demo world.
     assert spec.pretrain is not None and isinstance(spec.world, DemoWorld)
-    world = generate.world_of(spec.world)
-    if world.skills and world.skills.shortcut is not None:
-        # The cue is planted in the training pool only: the corpus, and so the base, are the same.
-        plain = world.skills.model_copy(update={"shortcut": None})
-        world = world.model_copy(update={"skills": plain})
+    world = pretraining_knobs(generate.world_of(spec.world))
     config = pretrain.Config(**spec.pretrain.model_dump(), world=world, model=model)
     coords = {"world": spec.world.name, "model": tiny_label(model)}
     return Step("pretrain", config, coords=coords)

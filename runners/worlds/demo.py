@@ -149,6 +149,14 @@ class WorldConfig(BaseModel):
         return self
 
 
+def pretraining_knobs(world: WorldConfig) -> WorldConfig:
+    """The knobs the pretraining corpus depends on: the training pool's cue is not one, so a
+    world with and one without `skills.shortcut` share a base."""
+    if not world.skills or world.skills.shortcut is None:
+        return world
+    return world.model_copy(update={"skills": world.skills.model_copy(update={"shortcut": None})})
+
+
 def vocabulary(world: WorldConfig) -> list[str]:
     """Every word a problem or solution of this world can contain (specials excluded)."""
     words = [str(v) for v in range(world.modulus)] + list(LABELS) + list(WORDS)

@@ -178,7 +178,7 @@ def test_a_shortcut_plants_a_cue_in_the_training_pool_only():
     assert sum(test) / len(test) < 0.15  # chance: 1 in 11
 
 
-def test_the_shortcut_leaves_other_ids_and_the_base_as_they_were():
+def test_a_world_without_the_shortcut_keeps_its_step_ids():
     from scaler.fingerprint import output_fields
 
     plain = output_fields(generate.Config(skills=Skills()))
