@@ -6,7 +6,7 @@ and that discovery, not the data's content, is what small data sizes measured (t
 phase transition). The base learns everything except what fine-tuning data is meant to teach:
 the format, copying, the arithmetic of a step, and how a constant is used. Its corpus is the
 world's "pretrain" split, whose constants are p0, p1, ... with values of their own; the
-fine-tuning facts (c0, c1, ...) never appear in it (runners.worlds.demo).
+fine-tuning facts (c0, c1, ...) never appear in it with their values (runners.worlds.demo).
 
 No inputs: the step writes its corpus itself, so its id depends only on the knobs that shape
 problems, the model and these settings, never on the world's seed, pool or sizes. One base

@@ -37,7 +37,9 @@ see a constant to know its value has an error falling as a power law of the data
 the exponent (zipf - 1) / zipf (runners.worlds.skill_law). The pretraining corpus (splits
 "pretrain" and "pretrain_val") uses other constants, p0, p1, ..., drawn uniformly, with values
 of their own: a base pretrained on it knows how a constant is used and written, and none of
-the c values.
+the c values. With `skills.names_in_pretraining`, that share of the corpus's constants are
+c names valued afresh in each problem, so the base has used every c token without learning
+a c value.
 
 A shortcut (`skills.shortcut`, off unless set): in that share of the training pool, the number
 beside a constant equals its value ("c17 * 7" where c17 is 7). Copying the neighbour is a rule
@@ -94,6 +96,12 @@ class Skills(BaseModel):
     """Share of training-pool problems in which the number beside each constant equals the
     constant's value: a spurious cue that holds on most training problems and on about 1 in
     `modulus` of the others. None: no cue."""
+    names_in_pretraining: float | None = Field(
+        None, ge=0.0, le=1.0, json_schema_extra=OMITTED_WHEN_NONE
+    )
+    """Share of the pretraining corpus's constants written as a c name with a value drawn for
+    that problem alone: the base has used every c token and knows none of their values.
+    None: the corpus shows p names only."""
 
 
 class WorldConfig(BaseModel):
@@ -282,13 +290,19 @@ def _place_constants(
     slots = [(n, k) for n in range(n_steps) for k in (1, 2) if isinstance(nodes[n][k], str)]
     constants = {}
     for node, k in rng.sample(slots, skills.per_problem):
-        if split.startswith(PRETRAIN_SPLIT):  # its validation split too
-            name = f"{PRETRAIN_SKILL_PREFIX}{rng.randrange(skills.pretrain_count)}"
-        else:
+        if not split.startswith(PRETRAIN_SPLIT):  # the pretraining corpus's validation split too
             index = rng.choices(range(skills.count), cum_weights=_zipf_cumulative(skills))[0]
             name = f"{SKILL_PREFIX}{index}"
+            constants[name] = constant_value(world, seed, name)
+        elif skills.names_in_pretraining and rng.random() < skills.names_in_pretraining:
+            # Every c row of the base's embeddings is trained, and no fact is taught: the value
+            # is this problem's own (the same name twice in a problem keeps one value).
+            name = f"{SKILL_PREFIX}{rng.randrange(skills.count)}"
+            constants.setdefault(name, rng.randrange(world.modulus))
+        else:
+            name = f"{PRETRAIN_SKILL_PREFIX}{rng.randrange(skills.pretrain_count)}"
+            constants[name] = constant_value(world, seed, name)
         nodes[node][k] = name
-        constants[name] = constant_value(world, seed, name)
     return constants
 
 

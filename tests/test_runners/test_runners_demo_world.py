@@ -186,6 +186,29 @@ def test_a_world_without_the_shortcut_keeps_its_step_ids():
     assert output_fields(generate.Config(skills=Skills(shortcut=0.8)))["skills"]["shortcut"] == 0.8
 
 
+def test_names_in_pretraining_show_every_c_name_with_values_of_no_fact():
+    from scaler.fingerprint import output_fields
+
+    named = WorldConfig(skills=SKILLS.skills.model_copy(update={"names_in_pretraining": 0.5}))
+    corpus = make_split(named, 0, PRETRAIN_SPLIT, 3000)
+    values: dict[str, set[int]] = {}
+    for problem in corpus:
+        for name, value in problem["constants"].items():
+            values.setdefault(name, set()).add(value)
+        verdict = check_solution(problem, problem["solution"])
+        assert verdict["correct"] and all(verdict["steps_valid"])
+    c_names = {name for name in values if name.startswith("c")}
+    assert c_names == {f"c{k}" for k in range(40)}  # every row is used, rare ones too
+    assert all(len(values[name]) > 5 for name in c_names)  # a value of the problem, not a fact
+    assert all(len(values[f"p{k}"]) == 1 for k in range(8))  # the p facts stay facts
+    drawn = [name for problem in corpus for name in problem["constants"]]
+    assert 0.4 < sum(name.startswith("c") for name in drawn) / len(drawn) < 0.6
+    # Fine-tuning problems, and a corpus without the knob, are as they were.
+    for split in ("train", "test"):
+        assert make_split(named, 0, split, 200) == make_split(SKILLS, 0, split, 200)
+    assert "names_in_pretraining" not in output_fields(generate.Config(skills=Skills()))["skills"]
+
+
 def test_skills_per_problem_must_fit_the_fewest_numbers_a_problem_has():
     with pytest.raises(ValidationError, match="per_problem"):
         WorldConfig(min_steps=1, skills=Skills(per_problem=3))
