@@ -290,13 +290,14 @@ def _place_constants(
     slots = [(n, k) for n in range(n_steps) for k in (1, 2) if isinstance(nodes[n][k], str)]
     constants = {}
     for node, k in rng.sample(slots, skills.per_problem):
-        if not split.startswith(PRETRAIN_SPLIT):  # the pretraining corpus's validation split too
+        if not split.startswith(PRETRAIN_SPLIT):  # a fine-tuning split: a Zipf-drawn fact
             index = rng.choices(range(skills.count), cum_weights=_zipf_cumulative(skills))[0]
             name = f"{SKILL_PREFIX}{index}"
             constants[name] = constant_value(world, seed, name)
         elif skills.names_in_pretraining and rng.random() < skills.names_in_pretraining:
-            # Every c row of the base's embeddings is trained, and no fact is taught: the value
-            # is this problem's own (the same name twice in a problem keeps one value).
+            # The pretraining corpus (its validation split too) trains every c row of the base's
+            # embeddings and teaches no fact: the value is this problem's own (the same name
+            # twice in a problem keeps one value).
             name = f"{SKILL_PREFIX}{rng.randrange(skills.count)}"
             constants.setdefault(name, rng.randrange(world.modulus))
         else:
