@@ -87,8 +87,12 @@ def _calibrated(
     """
     both = np.take_along_axis(model_errors, picks, axis=1)
     n = len(group)
-    variance_both = both.mean(axis=1).var()
-    if n < 2 or variance_both <= 0:
+    means = both.mean(axis=1)
+    variance_both = means.var()
+    # Draws whose means all agree (every redraw picked the same seeds in some order) have no
+    # spread to scale; their variance is rounding noise, and dividing by it sent errors to
+    # inf and 0.
+    if n < 2 or np.ptp(means) <= 1e-9 * np.abs(means).max():
         return both
     if points.outcomes is not None and points.outcomes.shape[1] >= 2:
         target = _mean_variance_two_way(points.outcomes[group])

@@ -107,6 +107,24 @@ def test_resampled_errors_centre_on_the_data():
         )
 
 
+def test_redraws_that_all_pick_the_same_seeds_stay_finite():
+    """Two seeds of a loss, and every one of 7 redraws picked both: the draws' means agree to
+    rounding, and scaling by that zero spread once sent errors to inf and 0 (generator seed 269
+    draws exactly that)."""
+    points = Points(
+        metric="loss",
+        higher_is_better=False,
+        arm=np.array(["rft"] * 3),
+        size=np.array([10.0, 80.0, 80.0]),
+        seed=np.array([0, 0, 1]),
+        value=np.array([4.068, 4.565, 3.037]),
+        facets={},
+    )
+    errors = resample_errors(points, 7, np.random.default_rng(269))["rft"].errors
+    assert np.isfinite(errors).all() and (errors > 0).all()
+    np.testing.assert_allclose(errors[:, 1:].mean(axis=1), 3.801)
+
+
 def test_every_form_is_fitted_and_reports_its_quality():
     points = experiment(np.random.default_rng(5), {"sft": 1.0})
     arm = analyse(points, settings(resamples=50), "synthetic").arm("sft")
