@@ -185,6 +185,9 @@ def sbatch_parameters(
         "account": r.account,
         "qos": r.qos,
         "gpus_per_node": r.gpus or None,
+        # One task per rank; left out for a one-process step, as sbatch's defaults are that.
+        "nodes": r.nodes if r.nodes > 1 else None,
+        "ntasks_per_node": r.processes_per_node if r.world_size > 1 else None,
     }
     return {
         "job_name": job_name(experiment, array.stage),

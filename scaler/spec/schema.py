@@ -211,6 +211,8 @@ SBATCH_OPTIONS_OWNED = {
     "time": "resources.time_min",
     "cpus-per-task": "resources.cpus",
     "gpus-per-node": "resources.gpus",
+    "nodes": "resources.nodes",
+    "ntasks-per-node": "resources.processes",
     "mem": "resources.mem_gb",
     "partition": "resources.partition",
     "account": "resources.account",
@@ -233,7 +235,13 @@ class Resources(Strict):
     """What one step of a stage asks the executor for."""
 
     cpus: int = Field(1, ge=1, description="CPU cores; also the torch thread count.")
-    gpus: int = Field(0, ge=0, description="GPUs per step.")
+    gpus: int = Field(0, ge=0, description="GPUs per node of a step.")
+    nodes: int = Field(1, ge=1, description="Nodes per step (its processes span them).")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="Processes (torch.distributed ranks) per node; None: one per GPU, or 1.",
+    )
     mem_gb: float = Field(4.0, gt=0, description="Memory per step in GiB.")
     time_min: int = Field(60, ge=1, description="Time limit per step in minutes.")
     partition: str | None = Field(None, min_length=1, description="Slurm partition.")
@@ -245,6 +253,15 @@ class Resources(Strict):
     sbatch: SbatchOptions = Field(
         {}, description="Other sbatch options, e.g. {constraint: a100, exclude: node7}."
     )
+
+    @property
+    def processes_per_node(self) -> int:
+        return self.processes or max(self.gpus, 1)
+
+    @property
+    def world_size(self) -> int:
+        """The step's processes in all: one torch.distributed rank each."""
+        return self.nodes * self.processes_per_node
 
 
 def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:

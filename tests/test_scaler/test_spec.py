@@ -41,7 +41,8 @@ BAD_SPECS = [
     (
         {"resources__train__cpuz": 2},
         "resources.train.cpuz",
-        "valid keys: account, cpus, gpus, mem_gb, partition, qos, sbatch, signal_delay_s",
+        "valid keys: account, cpus, gpus, mem_gb, nodes, partition, processes, qos, sbatch, "
+        "signal_delay_s",
     ),
     (
         {"resources__default__sbatch": {"constraint": "a100", "time": 5}},
