@@ -3,7 +3,8 @@
 Sampling one token from a P-parameter model costs about 2 * P FLOPs, so a sample of T tokens
 costs 2 * P * T. A budget of B FLOPs per problem buys floor(B / (2 * P * T)) samples: at equal
 budget a weak-cheap model gets P_strong / P_weak times as many samples as a strong-expensive one.
-Pure Python.
+The same rule prices a plan (scaler.cost): a forward pass over T tokens costs 2 * P * T, and
+training on them 6 * P * T (the backward pass costs twice the forward). Pure Python.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import math
 
 
 def sample_flops(params: float, tokens: float) -> float:
-    """FLOPs to sample `tokens` tokens from a `params`-parameter model."""
+    """FLOPs to sample `tokens` tokens from a `params`-parameter model (or to read them: a
+    forward pass)."""
     return 2.0 * params * tokens
+
+
+def train_flops(params: float, tokens: float) -> float:
+    """FLOPs to train a `params`-parameter model on `tokens` tokens: forward and backward."""
+    return 6.0 * params * tokens
 
 
 def samples_per_problem(budget_flops: float, params: float, tokens_per_sample: float) -> int:

@@ -150,7 +150,8 @@ class SamplerSource(Strict):
     train: TrainSettings | None = None
     """Its training settings; default: stages.train (a larger sampler may need more steps)."""
     params: float | None = Field(None, gt=0)
-    """Parameter count for `budget` (real worlds; the demo world counts its tiny models)."""
+    """Parameter count for `budget` and the cost estimate (real worlds; the demo world counts
+    its tiny models)."""
     samples: int | None = Field(None, ge=1)
     """k: samples per problem; default: stages.sample.samples (or what `budget` buys)."""
     budget: SamplingBudget | None = None
@@ -333,6 +334,24 @@ class ExecutorSettings(Strict):
     )
 
 
+class CostSettings(Strict):
+    """`cost`: what `scaler plan` prices a plan from (scaler.cost) where the spec does not say
+    it otherwise. The demo world counts its models and tokens; a real world's are declared."""
+
+    model_params: float | None = Field(None, gt=0)
+    """The learner's parameter count (real worlds; the demo world counts its tiny models)."""
+    prompt_tokens: float | None = Field(None, gt=0)
+    """Typical tokens of one problem as the template writes it, exemplars not included (real
+    worlds; the demo world counts them)."""
+    solution_tokens: float | None = Field(None, gt=0)
+    """Typical tokens of a solution, the teacher's or a model's; a sampler with a budget writes
+    its budget's tokens_per_sample (real worlds; the demo world counts them)."""
+    gpu_flops: float = Field(989e12, gt=0)
+    """Peak FLOP/s of one GPU; the default is an H100 SXM's dense bf16."""
+    utilisation: float = Field(0.4, gt=0, le=1)
+    """Share of that peak a step sustains (model FLOPs utilisation)."""
+
+
 def _unique(values: list, what: str) -> list:
     repeated = [v for v, n in Counter(values).items() if n > 1]
     if repeated:
@@ -371,6 +390,9 @@ class Spec(Strict):
     resources: dict[ResourceKey, ResourceOverride] = {}
     executor: ExecutorSettings = ExecutorSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    cost: CostSettings = Field(
+        CostSettings(), description="What `scaler plan` estimates FLOPs and GPU-hours from."
+    )
 
     _checksums: dict[str, str] = PrivateAttr(default_factory=dict)
     """Data path -> SHA-256 of its content, filled by load_spec: steps are named by content."""

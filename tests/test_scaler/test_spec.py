@@ -54,7 +54,7 @@ BAD_SPECS = [
     ({"resources__train__cpus": 0}, "resources.train.cpus", "greater than or equal to 1"),
     ({"executor__name": "cloud"}, "executor.name", "'inline', 'local', 'warm' or 'slurm'"),
     ({"sizes": [100, 5000]}, "sizes", "exceed world.train_pool=200"),
-    ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, analysis, description"),
+    ({"unknown_top": 1}, "unknown_top", "valid keys: algorithms, analysis, cost, description"),
     ({"analysis__baseline": "rft"}, "analysis.baseline", "expected one of ['sft']"),
     ({"analysis__metric": "maj_at_k"}, "analysis.metric", "stages.evaluate.samples"),
     ({"analysis__eval_set": "val"}, "analysis.eval_set", "expected one of eval_sets"),
