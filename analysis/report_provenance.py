@@ -1,7 +1,8 @@
 """The report's last sections: how the data came to be (plan, spec) and which code made it.
 
-For an experiment, the spec saved with the run (spec.json), the plan it expands to, and what
-the store's ``steps`` table says about the steps' commits, hosts, times and package versions;
+For an experiment, the spec saved with the run (spec.json), the plan it expands to with the
+estimated cost of its finished steps beside their measured wall time (scaler.cost_view), and
+what the store's ``steps`` table says about the steps' commits, hosts, times and package versions;
 for points from a CSV, a note that there is none of that.
 """
 
@@ -43,15 +44,21 @@ def _plan_text(layout: Layout, spec: dict[str, Any], spec_path: Path) -> str:
     # expands to, as `scaler plan` prints it, so the page says which steps made the points. The
     # imports are here, not at the top, as only this section needs them; scaler's own modules
     # never import the report.
+    from scaler.cost_view import measured_lines, price
     from scaler.plan import expand
     from scaler.spec.schema import Spec
-    from scaler.status import describe_plan
+    from scaler.status import describe_plan, step_states
 
     try:
-        plan = expand(Spec.model_validate(spec))
+        validated = Spec.model_validate(spec)
+        plan = expand(validated)
     except (ValueError, ScalerError) as error:  # a spec of an older schema still gets a report
         return f"the plan could not be rebuilt from {spec_path}: {error}"
-    return describe_plan(plan, layout, source=str(spec_path))
+    # The estimate beside what the finished steps took, as `scaler status` shows it.
+    cost = price(validated, plan)
+    states = step_states(plan, layout, ask_slurm=False).states
+    measured = measured_lines(plan, cost, layout, states)
+    return "\n".join([describe_plan(plan, layout, source=str(spec_path)), "", *measured])
 
 
 def csv_source(analysis: ScalingAnalysis) -> str:

@@ -61,11 +61,14 @@ def _load(args: argparse.Namespace):
 
 
 def plan(args: argparse.Namespace) -> None:
+    from scaler.cost_view import price
     from scaler.plan import expand
     from scaler.status import describe_plan
 
     spec, layout = _load(args)
-    print(describe_plan(expand(spec), layout, source=str(args.spec), list_steps=args.steps))
+    steps = expand(spec)
+    cost = price(spec, steps)
+    print(describe_plan(steps, layout, source=str(args.spec), list_steps=args.steps, cost=cost))
 
 
 def run(args: argparse.Namespace) -> None:

@@ -10,9 +10,11 @@ cluster.
 
 `scaler plan` prints the steps per stage, which are done, and the grid cells they serve; for a
 step that would run, `--steps` also says why it is new: the config fields in which it differs
-from the closest finished step of the same stage (or that no such step exists). `scaler status`
-prints per stage how many steps are in each state, and the failures with their log tails;
-`--watch` shows the live progress display, read from the files, until nothing runs or waits.
+from the closest finished step of the same stage (or that no such step exists), and with the
+estimate of scaler.cost_view, what the steps to run cost. `scaler status` prints per stage how
+many steps are in each state, the estimate of the finished ones beside their measured wall time,
+and the failures with their log tails; `--watch` shows the live progress display, read from the
+files, until nothing runs or waits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaler.errors import StepFailed
 from scaler.fingerprint import fields_without_effect, output_fields
@@ -33,6 +35,10 @@ from scaler.slurm.cancelled import WithArray, cancelled_with_array
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import active, ended_states, job_failure, submitted_tasks
 from scaler.text import format_table
+
+if TYPE_CHECKING:
+    from scaler.cost_view import PlanCost
+    from scaler.spec.schema import Spec
 
 TO_RUN = "to run"
 DAMAGED = "damaged"
@@ -107,7 +113,15 @@ def damaged_lines(damaged: dict[str, str], shown: int = SHOWN_DAMAGED) -> list[s
 PLAN_COLUMNS = ("done", DAMAGED, TO_RUN, "failed")
 
 
-def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool = False) -> str:
+def describe_plan(
+    plan: Plan,
+    layout: Layout,
+    *,
+    source: str,
+    list_steps: bool = False,
+    cost: PlanCost | None = None,
+) -> str:
+    """`scaler plan`'s text; with `cost` (scaler.cost_view.price), what the steps to run cost."""
     found = step_states(plan, layout, ask_slurm=False)
     states = found.states
     counts = Counter(states.values())
@@ -136,10 +150,14 @@ def describe_plan(plan: Plan, layout: Layout, *, source: str, list_steps: bool =
     lines.append(
         format_table(["stage", "steps", *PLAN_COLUMNS, "cells per step", "resources"], rows)
     )
+    if cost is not None:
+        from scaler.cost_view import plan_lines
+
+        lines += ["", *plan_lines(plan, cost, states)]
     if found.damaged:
         lines += ["", *damaged_lines(found.damaged)]
     if list_steps:
-        lines += ["", _step_listing(plan, layout, found)]
+        lines += ["", _step_listing(plan, layout, found, cost)]
     return "\n".join(lines)
 
 
@@ -153,8 +171,9 @@ def _resources(plan: Plan, stage: str) -> str:
     return ", ".join(parts)
 
 
-def _step_listing(plan: Plan, layout: Layout, found: StepStates) -> str:
+def _step_listing(plan: Plan, layout: Layout, found: StepStates, cost: PlanCost | None) -> str:
     finished = _finished_configs(layout, set(found.damaged))
+    priced = ["FLOPs", "GPU-h"] if cost is not None else []
     rows = []
     for step in plan.steps:
         coords = " ".join(f"{k}={v}" for k, v in step.coords.items() if k not in ("world", "model"))
@@ -165,8 +184,13 @@ def _step_listing(plan: Plan, layout: Layout, found: StepStates) -> str:
             why = found.damaged[step.name]
         else:
             why = why_new(step, finished.get(step.stage, []))
-        rows.append([step.name, state, plan.cells[step.id], coords, why])
-    return format_table(["step", "state", "cells", "coordinates", "why new"], rows)
+        row = [step.name, state, plan.cells[step.id], coords, why]
+        if cost is not None:
+            from scaler.cost_view import step_cells
+
+            row += step_cells(cost, step)
+        rows.append(row)
+    return format_table(["step", "state", "cells", "coordinates", "why new", *priced], rows)
 
 
 def _finished_configs(layout: Layout, damaged: set[str]) -> dict[str, list[dict[str, Any]]]:
@@ -217,7 +241,8 @@ def _label(state: str) -> str:
 
 def experiment_status(layout: Layout) -> str:
     """`scaler status`: per stage, how many steps are in each state; failures with log tails."""
-    plan = _saved_plan(layout)
+    spec = _saved_spec(layout)
+    plan = _saved_plan(layout, spec)
     found = step_states(plan, layout)
     rows = []
     for stage, steps in plan.by_stage().items():
@@ -230,6 +255,7 @@ def experiment_status(layout: Layout) -> str:
         "",
         format_table(["stage", "steps", *map(_label, STATUS_COLUMNS)], rows),
     ]
+    lines += ["", *_measured(spec, plan, layout, found.states)]
     if found.with_array:  # told apart from steps cancelled by a user or for their own input
         lines += ["", found.with_array.line("`scaler run` submits them again")]
     if found.damaged:
@@ -289,8 +315,20 @@ def _on_slurm(layout: Layout) -> set[str]:
     return set(queued_steps(layout, Slurm(layout.slurm_logs)))
 
 
-def _saved_plan(layout: Layout) -> Plan:
-    from scaler.plan import expand
+def _measured(spec: Spec, plan: Plan, layout: Layout, states: dict[str, str]) -> list[str]:
+    """The estimate of the finished steps beside their measured wall time (scaler.cost_view)."""
+    from scaler.cost_view import measured_lines, price
+
+    return measured_lines(plan, price(spec, plan), layout, states)
+
+
+def _saved_spec(layout: Layout) -> Spec:
     from scaler.spec.schema import Spec
 
-    return expand(Spec.model_validate(read_json(layout.spec_file)))
+    return Spec.model_validate(read_json(layout.spec_file))
+
+
+def _saved_plan(layout: Layout, spec: Spec | None = None) -> Plan:
+    from scaler.plan import expand
+
+    return expand(spec or _saved_spec(layout))
