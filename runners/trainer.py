@@ -56,6 +56,16 @@ def lora_config(settings: LoraSettings) -> Any:
     )
 
 
+def world_size() -> int:
+    """Processes training together (scaler.run.ranks sets torch's variables); 1 alone."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_rank_0() -> bool:
+    """Whether this process writes what the step keeps (one process alone is rank 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def single_process_distributed_env() -> None:
     """DeepSpeed needs a process group; a step is one process unless a launcher set one up."""
     for key, value in {
@@ -74,7 +84,18 @@ def trainer_arguments(config: Config, output_dir: Path, steps: int, save_every: 
     from trl import DPOConfig, SFTConfig
 
     cuda = _cuda_available()
-    micro = config.micro_batch_size or config.batch_size
+    world = world_size()
+    if config.batch_size % world:
+        raise ValueError(
+            f"batch_size={config.batch_size} does not split over the step's {world} processes"
+        )
+    # batch_size is the global batch: each rank draws its share of every step's sequences.
+    micro = config.micro_batch_size or config.batch_size // world
+    if config.batch_size % (micro * world):
+        raise ValueError(
+            f"micro_batch_size={micro} x {world} processes does not divide "
+            f"batch_size={config.batch_size}"
+        )
     # Full checkpoints (save_only_model=False): optimizer, scheduler and RNG are needed to
     # continue exactly. No save_total_limit: the previous checkpoint is removed by `run` only
     # once the new one is complete, where the Trainer would remove it before.
@@ -97,7 +118,9 @@ def trainer_arguments(config: Config, output_dir: Path, steps: int, save_every: 
         deepspeed=str(DEEPSPEED_CONFIGS / f"{config.deepspeed}.json") if config.deepspeed else None,
         max_length=config.model.max_positions,
         per_device_train_batch_size=micro,
-        gradient_accumulation_steps=config.batch_size // micro,
+        gradient_accumulation_steps=config.batch_size // (micro * world),
+        ddp_backend=None if cuda or world == 1 else "gloo",
+        ddp_timeout=config.collective_timeout_s,
         max_steps=steps,
         learning_rate=config.lr,
         lr_scheduler_type="constant_with_warmup",
@@ -195,6 +218,9 @@ def validation_callback(validation: Validation, trainer_dir: Path) -> Any:
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             # Called after the Trainer wrote its part of the checkpoint: this file completes it.
+            # Every rank calls it; the ranks' validation states are equal, rank 0 writes it.
+            if not is_rank_0():
+                return
             folder = trainer_dir / f"checkpoint-{state.global_step}"
             save_atomically(validation.state(), folder / CALLBACK_STATE)
             for older in trainer_dir.glob("checkpoint-*"):
@@ -211,7 +237,7 @@ def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
     for folder in trainer_dir.glob("checkpoint-*"):
         if (folder / CALLBACK_STATE).is_file():
             complete.append(folder)
-        else:
+        elif is_rank_0():  # the other ranks find the same ones complete and leave the rest
             remove_tree(folder)
     return max(complete, key=checkpoint_step, default=None)
 
@@ -253,7 +279,7 @@ def count_tokens(trainer: Any) -> int:
     columns = [name for name in dataset.column_names if name.endswith("input_ids")]
     mean = sum(len(ids) for column in columns for ids in dataset[column]) / len(dataset)
     args = trainer.args
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     return int(mean * trainer.state.global_step * per_step)
 
 

@@ -102,6 +102,9 @@ class Settings(BaseModel):
     """DPO: strength of the pull towards the reference model."""
     gradient_checkpointing: bool = Field(False, json_schema_extra=NO_EFFECT)
     """Recompute activations in the backward pass: less memory, more time."""
+    collective_timeout_s: int = Field(600, ge=10, json_schema_extra=NO_EFFECT)
+    """How long a rank of a step of several processes waits in a collective for the others
+    before it fails: a vanished peer ends the step instead of hanging it."""
 
     @model_validator(mode="after")
     def _micro_batch_divides(self) -> Settings:
@@ -254,7 +257,8 @@ def _keep_and_save(
         best.update(step=trainer.state.global_step, accuracy=validation.curve[-1]["val_accuracy"])
     # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
     final = trainer.model.merge_and_unload() if config.lora else model
-    _save(out_dir, final, tokenizer, validation.curve)
+    if trl_setup.is_rank_0():  # the other ranks hold the same weights
+        _save(out_dir, final, tokenizer, validation.curve)
     trl_setup.remove_tree(out_dir / "trainer")
 
 
@@ -306,6 +310,8 @@ def _metrics(
         "best_val_accuracy": validation.best["accuracy"],
         "final_val_accuracy": validation.curve[-1]["val_accuracy"],
         "final_train_loss": losses[-1] if losses else result.training_loss,
+        "train_losses": [[e["step"], e["loss"]] for e in trainer.state.log_history if "loss" in e],
+        "world_size": trainer.args.world_size,
         **trl_setup.last_logged(
             trainer,
             {

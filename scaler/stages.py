@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,18 @@ class Stage:
     name: str
     module: str
     version: int
+    ranked: bool = False
+    """Its runner runs as torch.distributed ranks (the trainers): by default one process per
+    GPU. Other stages run one process per step (vLLM spreads over a node's GPUs itself)."""
+
+    def processes_per_node(self, resources: Any) -> int:
+        """The processes one step of this stage runs on each node (`resources`: Resources)."""
+        if resources.processes:
+            return resources.processes
+        return max(resources.gpus, 1) if self.ranked else 1
+
+    def world_size(self, resources: Any) -> int:
+        return resources.nodes * self.processes_per_node(resources)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -41,9 +54,9 @@ STAGES: dict[str, Stage] = {
         Stage("generate", "runners.stages.generate", 1),
         Stage("prepare", "runners.stages.prepare", 1),
         Stage("source", "runners.stages.source", 1),
-        Stage("pretrain", "runners.stages.pretrain", 1),
+        Stage("pretrain", "runners.stages.pretrain", 1, ranked=True),
         Stage("verify", "runners.stages.verify", 2),
-        Stage("train", "runners.stages.train", 2),
+        Stage("train", "runners.stages.train", 2, ranked=True),
         Stage("sample", "runners.stages.sample", 1),
         Stage("rollout", "runners.stages.rollout", 1),
         Stage("build", "runners.stages.build", 1),

@@ -33,6 +33,7 @@ from scaler.layout import FAILED_PREFIX, TMP_PREFIX, Layout, read_json, write_js
 from scaler.manifest import write_manifest
 from scaler.run.lifeline import tied_to
 from scaler.run.locks import step_claim
+from scaler.run.ranks import Rank, RankFailed, launch_ranks, this_rank
 from scaler.stages import STAGES
 
 if TYPE_CHECKING:  # scaler.plan reads the spec models: more than a job process needs
@@ -61,6 +62,8 @@ class StepJob:
     once the step is published."""
     owner: dict[str, Any] | None = None
     """The local run this job belongs to (scaler.run.lifeline): the job ends when it ends."""
+    world_size: int = 1
+    """Processes the step runs as, one torch.distributed rank each (scaler.run.ranks)."""
 
 
 def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJob:
@@ -77,6 +80,7 @@ def make_job(step: Step, plan: Plan, layout: Layout, provenance: dict) -> StepJo
         coords=step.coords,
         out_dir=str(layout.step_dir(step.stage, step.name)),
         cpus=plan.resources[step.stage].cpus,
+        world_size=stage.world_size(plan.resources[step.stage]),
         provenance=provenance,
         work_dir=str(layout.work_dir(step.stage, step.name)),
     )
@@ -88,12 +92,52 @@ def run_step(job: StepJob) -> dict[str, Any]:
     if final.is_dir():  # finished meanwhile by another run
         return read_json(final / "result.json")["metrics"]
     final.parent.mkdir(parents=True, exist_ok=True)
+    if job.world_size > 1:
+        rank = this_rank()
+        if rank is None:  # locally: start the ranks, each of which comes back here
+            return _launch_locally(job, final)
+        if rank.rank > 0:
+            return _run_beside_rank_0(job, final, rank)
     with tied_to(job.owner), step_claim(final) as died_holding:
         if final.is_dir():  # by the process whose claim this one waited for
             return read_json(final / "result.json")["metrics"]
         if died_holding:
             _remove_attempts_of(final)
         return _run_claimed(job, final)
+
+
+def _launch_locally(job: StepJob, final: Path) -> dict[str, Any]:
+    logs = Path(job.work_dir or final.parent / f"{TMP_PREFIX}{final.name}-ranks") / "ranks"
+    try:
+        return launch_ranks(job, run_step, logs)
+    except RankFailed as error:
+        if final.is_dir():  # published by another run while a rank of this one waited
+            return read_json(final / "result.json")["metrics"]
+        # The rank's own traceback may be missing (a kill) or another rank's error may have
+        # replaced it (a peer gone mid-collective): the launcher's account is the first failure.
+        _keep_failure(_fresh_attempt_dir(final), final, str(error))
+        raise
+
+
+def _run_beside_rank_0(job: StepJob, final: Path, rank: Rank) -> dict[str, Any]:
+    """A rank other than 0: the runner in a scratch folder of its own, removed at the end."""
+    scratch = _fresh_attempt_dir(final, f"-rank{rank.rank}")
+    os.environ.pop(PROGRESS_VARIABLE, None)  # rank 0 reports the progress
+    try:
+        _limit_threads(job.cpus)
+        runner = importlib.import_module(job.module)
+        config = runner.Config.model_validate(job.config)
+        inputs = {role: Path(path) for role, path in job.inputs.items()}
+        return runner.run(config, inputs, scratch, **_checkpointing(runner, job)) or {}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fresh_attempt_dir(final: Path, suffix: str = "") -> Path:
+    """A new temporary folder beside `final`, named as attempts are (cleaned up alike)."""
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}{suffix}"
+    tmp.mkdir()
+    return tmp
 
 
 def _remove_attempts_of(final: Path) -> None:
@@ -104,9 +148,8 @@ def _remove_attempts_of(final: Path) -> None:
 
 
 def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
-    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{socket.gethostname()}-{os.getpid()}"
     started = time.time()
-    tmp.mkdir()
+    tmp = _fresh_attempt_dir(final)
     try:  # from here on, a cancel (which can land between any two lines) removes tmp
         write_json(tmp / "config.json", _config_record(job))
         _note_attempt(job, "started")

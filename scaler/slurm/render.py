@@ -32,6 +32,10 @@ from typing import Any
 
 from scaler.plan import Step
 from scaler.spec.schema import Resources
+from scaler.stages import STAGES, Stage
+
+ONE_PROCESS = Stage("", "", 0)
+"""How a name that is no stage (a resources check) is submitted: one process per step."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ def sbatch_parameters(
     """submitit SlurmExecutor parameters for `array`, waiting on the jobs `after` and, task by
     task, on the arrays `corresponding`."""
     r = array.resources
+    stage = STAGES.get(array.stage, ONE_PROCESS)
+    per_node = stage.processes_per_node(r)
     extra: dict[str, Any] = dict(r.sbatch)
     waits = [
         f"{kind}:{':'.join(ids)}"
@@ -187,8 +193,10 @@ def sbatch_parameters(
         "gpus_per_node": r.gpus or None,
         # One task per rank; left out for a one-process step, as sbatch's defaults are that.
         "nodes": r.nodes if r.nodes > 1 else None,
-        "ntasks_per_node": r.processes_per_node if r.world_size > 1 else None,
+        "ntasks_per_node": per_node if stage.world_size(r) > 1 else None,
     }
+    # One rank failing ends the others at once rather than leaving them in a collective.
+    ranks = {"srun_args": ["--kill-on-bad-exit=1"]} if stage.world_size(r) > 1 else {}
     return {
         "job_name": job_name(experiment, array.stage),
         "time": r.time_min,
@@ -197,13 +205,14 @@ def sbatch_parameters(
         "signal_delay_s": r.signal_delay_s,
         "array_parallelism": array_parallelism,
         **{key: value for key, value in optional.items() if value is not None},
+        **ranks,
         "additional_parameters": extra,
     }
 
 
-def resource_parameters(resources: Resources) -> dict[str, Any]:
+def resource_parameters(resources: Resources, stage: str = "") -> dict[str, Any]:
     """The parameters that depend on resources only: what `sbatch --test-only` can check."""
-    array = ArrayJob("check", resources, ())
+    array = ArrayJob(stage, resources, ())
     parameters = sbatch_parameters(array, "check", 1, [])
     del parameters["job_name"], parameters["array_parallelism"]
     return parameters

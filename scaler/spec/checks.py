@@ -10,10 +10,12 @@ runs inside `Spec`'s validation, so its ValueErrors name the field they are abou
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from runners.readers import count_records
 from scaler.errors import SpecError
 from scaler.spec.schema import DemoWorld, SamplerSource, Spec, UserSource
+from scaler.stages import STAGES
 
 
 def check_spec(spec: Spec) -> None:
@@ -30,6 +32,7 @@ def check_spec(spec: Spec) -> None:
             f"expected some of {samplers}"
         )
     check_world(spec, demo)
+    check_processes(spec)
     unknown = [name for name in spec.eval_sets if name not in spec.eval_set_names()]
     if unknown:
         raise ValueError(
@@ -57,6 +60,38 @@ def check_world(spec: Spec, demo: bool) -> None:
             "pretrain: only the demo world pretrains its own base; a real world's base is "
             "model.name_or_path"
         )
+
+
+def check_processes(spec: Spec) -> None:
+    """Only the trainers run as several processes, and their batch splits over them."""
+    for name, stage in STAGES.items():
+        resources = spec.resources_for(name)
+        if stage.ranked:
+            world = stage.world_size(resources)
+            for key, settings in _batch_settings(spec, name):
+                if settings.batch_size % world:
+                    raise ValueError(
+                        f"{key}.batch_size: {settings.batch_size} sequences do not split over "
+                        f"the {world} processes of resources.{name}; use a multiple of {world}"
+                    )
+        elif resources.nodes > 1 or (resources.processes or 1) > 1:
+            where = name if name in spec.resources else "default"
+            field = "nodes" if resources.nodes > 1 else "processes"
+            instead = (
+                "set it under resources.train and resources.pretrain"
+                if where == "default"
+                else "split its problems into shards instead"
+            )
+            raise ValueError(
+                f"resources.{where}.{field}: only train and pretrain steps run as several "
+                f"processes, not {name} steps; {instead}"
+            )
+
+
+def _batch_settings(spec: Spec, stage: str) -> list[tuple[str, Any]]:
+    if stage == "pretrain":
+        return [("pretrain", spec.pretrain)] if spec.pretrain is not None else []
+    return [("stages.train", spec.stages.train), ("stages.dpo_train", spec.stages.dpo_train)]
 
 
 def check_sampler(spec: Spec, i: int, source: SamplerSource, demo: bool) -> None:

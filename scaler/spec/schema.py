@@ -241,7 +241,8 @@ class Resources(Strict):
     processes: int | None = Field(
         None,
         ge=1,
-        description="Processes (torch.distributed ranks) per node; None: one per GPU, or 1.",
+        description="Processes (torch.distributed ranks) per node of a train or pretrain step; "
+        "None: one per GPU, or 1.",
     )
     mem_gb: float = Field(4.0, gt=0, description="Memory per step in GiB.")
     time_min: int = Field(60, ge=1, description="Time limit per step in minutes.")
@@ -254,15 +255,6 @@ class Resources(Strict):
     sbatch: SbatchOptions = Field(
         {}, description="Other sbatch options, e.g. {constraint: a100, exclude: node7}."
     )
-
-    @property
-    def processes_per_node(self) -> int:
-        return self.processes or max(self.gpus, 1)
-
-    @property
-    def world_size(self) -> int:
-        """The step's processes in all: one torch.distributed rank each."""
-        return self.nodes * self.processes_per_node
 
 
 def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:
