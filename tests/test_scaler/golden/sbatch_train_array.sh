@@ -13,6 +13,7 @@
 #SBATCH --kill-on-invalid-dep=yes
 #SBATCH --mem=65536M
 #SBATCH --nodes=1
+#SBATCH --ntasks-per-node=2
 #SBATCH --open-mode=append
 #SBATCH --output=/results/small/logs/slurm/%A_%a_0_log.out
 #SBATCH --partition=gpu
@@ -23,4 +24,4 @@
 
 # command
 export SUBMITIT_EXECUTOR=slurm
-srun --unbuffered --output /results/small/logs/slurm/%A_%a_%t_log.out --error /results/small/logs/slurm/%A_%a_%t_log.err RUN
+srun --unbuffered --output /results/small/logs/slurm/%A_%a_%t_log.out --error /results/small/logs/slurm/%A_%a_%t_log.err --kill-on-bad-exit=1 RUN
