@@ -163,8 +163,8 @@ def measured_lines(plan: Plan, cost: PlanCost, layout: Layout, states: dict[str,
 
 def _footnotes(figures: Figures) -> list[str]:
     lines = [
-        "FLOPs: 6·P·tokens to train, 2·P·tokens to sample, roll out and evaluate (scaler/cost.py);"
-        f" GPU-hours at {number(figures.gpu_flops)} FLOP/s per GPU x {number(figures.utilisation)}"
+        "FLOPs: 6·P·tokens to train, 2·P·tokens to sample, roll out and evaluate (scaler/cost.py)",
+        f"GPU-hours: at {number(figures.gpu_flops)} FLOP/s per GPU x {number(figures.utilisation)}"
         " utilisation (cost.gpu_flops, cost.utilisation); a stage without GPUs in FLOPs only",
     ]
     params = [
@@ -212,7 +212,7 @@ def _device(plan: Plan, stage: str) -> str:
     if not resources.gpus:
         return "cpu"
     nodes = f" x {resources.nodes} nodes" if resources.nodes > 1 else ""
-    return f"{resources.gpus} gpu{nodes}"
+    return f"{resources.gpus} gpu{'s' if resources.gpus > 1 else ''}{nodes}"
 
 
 def _flops_cell(stage: str, stage_cost: StageCost) -> str:
