@@ -5,6 +5,8 @@ and the estimate beside the measured wall time after a tiny real run."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,19 @@ def test_status_sets_the_estimate_beside_the_measured_wall_time(tmp_path, result
     # The report's plan section shows the same view.
     page = plan_and_spec(Layout.for_experiment("small", results))
     assert "estimate against measured, finished steps:" in page
+
+
+def test_pricing_a_plan_pulls_in_nothing_heavy():
+    demo = Path(__file__).resolve().parents[2] / "specs" / "demo.yaml"
+    code = (
+        "import sys, json\n"
+        "from scaler.cost_view import price\n"
+        "from scaler.plan import expand\n"
+        "from scaler.spec.load import load_spec\n"
+        f"spec = load_spec({str(demo)!r})\n"
+        "price(spec, expand(spec))\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert not loaded & {"torch", "transformers", "trl", "datasets", "vllm"}
