@@ -10,15 +10,18 @@ runners.compute_budget (P parameters, T tokens):
 - sample: 2 * P * T, T = each problem's prompt once (a k-sample request reads it once) and k
   samples of solution length.
 - rollout: each of the size x negatives_per_problem negatives (the most there can be) is cut
-  into S steps; from each prefix, rollouts x best_of continuations of the rest of the solution,
-  so S prompts, S (S - 1) / 2 solution steps read, (S + 1) / 2 solutions written per
-  continuation.
+  into S steps; from each of its S prefixes, rollouts x best_of continuations of the rest of
+  the solution. Per negative, S prompts and (S - 1) / 2 solutions of prefix are read, and each
+  of the rollouts x best_of writes (S + 1) / 2 solutions over the S prefixes.
 - evaluate: every problem of the set read, and written once greedily and k times when sampled.
 
 A prompt is the problem's tokens plus, with few-shot prompts, each exemplar's problem and
 solution; a generation is a solution's length, at most the stage's max_new_tokens. Attention's
 own FLOPs (quadratic in the length, small beside P at these lengths) are left out, as in the
 6 * P * T rule.
+
+A shard of a sample, rollout or evaluate stage (runners.shards) is priced for its range of the
+problems, and the merge of the shards runs no model.
 
 GPU-hours = FLOPs / (peak FLOP/s x utilisation) / 3600, whatever the GPUs a step is spread over;
 its wall time is that over its GPUs. A step whose stage has no GPU is priced in FLOPs only, and
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TypeVar, cast
+
+from pydantic import BaseModel
 
 from runners.compute_budget import sample_flops, train_flops
 from runners.model import ModelConfig
@@ -132,17 +137,18 @@ def _sample(step: Step, figures: Figures) -> float:
     model = _sampling_model(step, figures)
     written = min(_sample_tokens(figures, model), config.max_new_tokens)
     read = prompt_tokens(figures, config.prompt.few_shot)
-    return sample_flops(
-        _params(figures, model), config.problems * (read + config.samples * written)
-    )
+    problems = _need(_in_shard(config, config.problems), "stages.sample")
+    return sample_flops(_params(figures, model), problems * (read + config.samples * written))
 
 
 def _rollout(step: Step, figures: Figures) -> float:
     config = cast(rollout.Config, step.config)
     model = _sampling_model(step, figures)
-    # The negatives come from the sample step behind the verdicts rolled out.
-    sampled = cast(sample.Config, dict(dict(step.inputs)["samples"].inputs)["candidates"].config)
-    negatives = sampled.problems * min(config.negatives_per_problem, sampled.samples)
+    # The negatives come from the samples behind the verdicts rolled out.
+    sampled = _sampled(dict(step.inputs)["samples"])
+    problems = _in_shard(config, sampled.problems if sampled else None)
+    samples = sampled.samples if sampled else config.negatives_per_problem
+    negatives = _need(problems, "samples") * min(config.negatives_per_problem, samples)
     steps = _need(figures.solution_steps, "world.train (solutions to count steps in)")
     solution = _need(figures.solution_tokens, "cost.solution_tokens")
     written = min(solution, config.max_new_tokens)
@@ -154,7 +160,8 @@ def _rollout(step: Step, figures: Figures) -> float:
 def _evaluate(step: Step, figures: Figures) -> float:
     config = cast(evaluate.Config, step.config)
     model = _sampling_model(step, figures)
-    problems = _need(figures.eval_problems.get(config.split), f"eval set {config.split}'s size")
+    whole = figures.eval_problems.get(config.split)
+    problems = _need(_in_shard(config, whole), f"eval set {config.split}'s size")
     written = min(_need(figures.solution_tokens, "cost.solution_tokens"), config.max_new_tokens)
     passes = 2 if config.samples else 1  # the greedy pass, then the sampled one
     read = passes * prompt_tokens(figures, config.prompt.few_shot)
@@ -177,10 +184,37 @@ def _trained_solution(step: Step, figures: Figures) -> float:
     """The solutions a train step learns from: a sampler's samples when it trains on them
     (their budget's length), else a solution's."""
     trained_on = dict(step.inputs).get("train_data")
-    candidates = dict(trained_on.inputs).get("candidates") if trained_on else None
-    if candidates is not None and candidates.stage == "sample":
-        return _sample_tokens(figures, _sampling_model(candidates, figures))
+    sampler = _sample_step(trained_on) if trained_on else None
+    if sampler is not None:
+        return _sample_tokens(figures, _sampling_model(sampler, figures))
     return _need(figures.solution_tokens, "cost.solution_tokens")
+
+
+def _sample_step(step: Step) -> Step | None:
+    """The sample step whose samples `step` (a verify step, or a merge of shards) passes on,
+    if it is one; None for other data (a build step's, a user's file)."""
+    todo = [step]
+    while todo:
+        current = todo.pop()
+        if current.stage == "sample":
+            return current
+        if current.stage in ("verify", "merge"):
+            todo += [upstream for _, upstream in current.inputs]
+    return None
+
+
+def _sampled(step: Step) -> sample.Config | None:
+    found = _sample_step(step)
+    return cast(sample.Config, found.config) if found else None
+
+
+def _in_shard(config: BaseModel, problems: int | None) -> int | None:
+    """Of the first `problems` problems, those a step sharded by runners.shards takes (its
+    range); all of them for a step that is not a shard."""
+    shard = getattr(config, "shard", None)
+    if shard is None or problems is None:
+        return problems
+    return max(0, min(shard.stop, problems) - shard.start)
 
 
 def _sampling_model(step: Step, figures: Figures) -> ModelConfig:
