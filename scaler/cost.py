@@ -137,7 +137,7 @@ def _sample(step: Step, figures: Figures) -> float:
     model = _sampling_model(step, figures)
     written = min(_sample_tokens(figures, model), config.max_new_tokens)
     read = prompt_tokens(figures, config.prompt.few_shot)
-    problems = _need(_in_shard(config, config.problems), "stages.sample")
+    problems = _shard_size(config) or config.problems
     return sample_flops(_params(figures, model), problems * (read + config.samples * written))
 
 
@@ -145,10 +145,12 @@ def _rollout(step: Step, figures: Figures) -> float:
     config = cast(rollout.Config, step.config)
     model = _sampling_model(step, figures)
     # The negatives come from the samples behind the verdicts rolled out.
-    sampled = _sampled(dict(step.inputs)["samples"])
-    problems = _in_shard(config, sampled.problems if sampled else None)
-    samples = sampled.samples if sampled else config.negatives_per_problem
-    negatives = _need(problems, "samples") * min(config.negatives_per_problem, samples)
+    sampled = _sample_steps(dict(step.inputs)["samples"])
+    problems = _shard_size(config) or sum(
+        _shard_size(s.config) or cast(sample.Config, s.config).problems for s in sampled
+    )
+    samples = min(cast(sample.Config, s.config).samples for s in sampled)
+    negatives = problems * min(config.negatives_per_problem, samples)
     steps = _need(figures.solution_steps, "world.train (solutions to count steps in)")
     solution = _need(figures.solution_tokens, "cost.solution_tokens")
     written = min(solution, config.max_new_tokens)
@@ -160,8 +162,9 @@ def _rollout(step: Step, figures: Figures) -> float:
 def _evaluate(step: Step, figures: Figures) -> float:
     config = cast(evaluate.Config, step.config)
     model = _sampling_model(step, figures)
-    whole = figures.eval_problems.get(config.split)
-    problems = _need(_in_shard(config, whole), f"eval set {config.split}'s size")
+    problems = _shard_size(config) or _need(
+        figures.eval_problems.get(config.split), f"eval set {config.split}'s size"
+    )
     written = min(_need(figures.solution_tokens, "cost.solution_tokens"), config.max_new_tokens)
     passes = 2 if config.samples else 1  # the greedy pass, then the sampled one
     read = passes * prompt_tokens(figures, config.prompt.few_shot)
@@ -184,37 +187,30 @@ def _trained_solution(step: Step, figures: Figures) -> float:
     """The solutions a train step learns from: a sampler's samples when it trains on them
     (their budget's length), else a solution's."""
     trained_on = dict(step.inputs).get("train_data")
-    sampler = _sample_step(trained_on) if trained_on else None
-    if sampler is not None:
-        return _sample_tokens(figures, _sampling_model(sampler, figures))
+    sampled = _sample_steps(trained_on) if trained_on else []
+    if sampled:
+        return _sample_tokens(figures, _sampling_model(sampled[0], figures))
     return _need(figures.solution_tokens, "cost.solution_tokens")
 
 
-def _sample_step(step: Step) -> Step | None:
-    """The sample step whose samples `step` (a verify step, or a merge of shards) passes on,
-    if it is one; None for other data (a build step's, a user's file)."""
+def _sample_steps(step: Step) -> list[Step]:
+    """The sample steps (one, or its shards) whose samples `step` passes on through verify
+    steps and merges of shards; none for other data (a build step's, a user's file)."""
+    found: dict[str, Step] = {}
     todo = [step]
     while todo:
         current = todo.pop()
         if current.stage == "sample":
-            return current
-        if current.stage in ("verify", "merge"):
+            found[current.id] = current
+        elif current.stage in ("verify", "merge"):
             todo += [upstream for _, upstream in current.inputs]
-    return None
+    return list(found.values())
 
 
-def _sampled(step: Step) -> sample.Config | None:
-    found = _sample_step(step)
-    return cast(sample.Config, found.config) if found else None
-
-
-def _in_shard(config: BaseModel, problems: int | None) -> int | None:
-    """Of the first `problems` problems, those a step sharded by runners.shards takes (its
-    range); all of them for a step that is not a shard."""
+def _shard_size(config: BaseModel) -> int | None:
+    """The problems of a shard's range (runners.shards); None for a step that is not a shard."""
     shard = getattr(config, "shard", None)
-    if shard is None or problems is None:
-        return problems
-    return max(0, min(shard.stop, problems) - shard.start)
+    return shard.problems if shard is not None else None
 
 
 def _sampling_model(step: Step, figures: Figures) -> ModelConfig:
