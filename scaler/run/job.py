@@ -113,8 +113,7 @@ def _launch_locally(job: StepJob, final: Path) -> dict[str, Any]:
     except RankFailed as error:
         if final.is_dir():  # published by another run while a rank of this one waited
             return read_json(final / "result.json")["metrics"]
-        # The rank's own traceback may be missing (a kill) or another rank's error may have
-        # replaced it (a peer gone mid-collective): the launcher's account is the first failure.
+        # The launcher knows which rank failed first, with its traceback or its log.
         _keep_failure(_fresh_attempt_dir(final), final, str(error))
         raise
 
@@ -164,7 +163,12 @@ def _run_claimed(job: StepJob, final: Path) -> dict[str, Any]:
         write_json(tmp / "provenance.json", _provenance(job, started))
         write_manifest(tmp)  # last: it vouches for everything above
     except Exception:
-        _keep_failure(tmp, final, traceback.format_exc())
+        if job.world_size > 1:
+            # Rank 0's error may be the echo of another rank's (a peer gone mid-collective):
+            # the launcher's account, or srun's and the failed rank's log, tells which was first.
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            _keep_failure(tmp, final, traceback.format_exc())
         _note_attempt(job, "failed")
         raise
     except BaseException:

@@ -122,10 +122,11 @@ class Slurm:
         if jobs:
             _run(["scancel", *jobs])
 
-    def stderr_path(self, task: str) -> Path:
+    def stderr_path(self, task: str, rank: int = 0) -> Path:
+        """The log of one task's rank (every task of a one-process step is rank 0)."""
         from submitit.core.utils import JobPaths
 
-        return JobPaths(self.folder, job_id=task, task_id=0).stderr
+        return JobPaths(self.folder, job_id=task, task_id=rank).stderr
 
 
 def _accounted(state: str, reason: str) -> JobState:

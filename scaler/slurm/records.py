@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from scaler.errors import StepFailed
@@ -89,10 +91,25 @@ def job_failure(
 ) -> StepFailed:
     """The error of a step whose job `task` ended as `state` without a result: its traceback,
     else its job's log, else `job 12_3 ended TIMEOUT (reason)`."""
-    log = slurm.stderr_path(task) if slurm and task else None
+    log = _first_failed_rank_log(slurm, task) if slurm and task else None
     reason = f" ({state.reason})" if state.reason not in ("", "None") else ""
     ended = f"job {task} ended {state.state}{reason}"
     return step_failure(step, layout, ended, where=log or layout.slurm, log=log)
+
+
+SRUN_TASK_FAILED = re.compile(r"^srun: error: [^:]+: tasks? (\d+)", re.MULTILINE)
+"""srun's line in the job's log for a task that ended badly (`task 1: Killed`), first first."""
+
+
+def _first_failed_rank_log(slurm: Slurm, task: str) -> Path:
+    """The log of the rank srun saw fail first (a step of several processes), else rank 0's."""
+    log = slurm.stderr_path(task)
+    try:
+        failed = SRUN_TASK_FAILED.search(log.read_text(errors="replace"))
+    except OSError:
+        return log
+    rank = int(failed.group(1)) if failed else 0
+    return slurm.stderr_path(task, rank) if rank else log
 
 
 def mark_cancelled(layout: Layout) -> None:

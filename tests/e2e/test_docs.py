@@ -152,7 +152,9 @@ def test_readme_first_spec_is_specs_demo(scratch: Path) -> None:
 def test_slurm_resources_example_adds_up(scratch: Path) -> None:
     # A stage's resources override the default's and its sbatch options add to the default's.
     (readme,) = [b for lang, b in FENCE.findall(TEXTS["README.md"]) if "experiment: demo" in b]
-    (slurm,) = [b for lang, b in FENCE.findall(TEXTS["docs/slurm.md"]) if lang == "yaml"]
+    (slurm,) = [
+        b for lang, b in FENCE.findall(TEXTS["docs/slurm.md"]) if lang == "yaml" and "default:" in b
+    ]
     (scratch / "slurm.yaml").write_text(readme.split("resources:")[0] + slurm)
     on_slurm = load_spec(scratch / "slurm.yaml")
     train = on_slurm.resources_for("train")
