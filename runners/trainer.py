@@ -172,6 +172,9 @@ class Validation:
         self.curve: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"accuracy": -1.0, "step": 0, "state": None}
         self.seconds = 0.0
+        self.snapshot: Callable[[], Any] = lambda: trained_weights(model)
+        """What keeping the best weights keeps: a copy in memory, or (ZeRO-3, whose ranks
+        each hold a slice of every weight) the folder the trainer saved them to."""
 
     def restore(self, saved: dict[str, Any]) -> None:
         """Continue from a checkpoint's CALLBACK_STATE."""
@@ -189,7 +192,7 @@ class Validation:
         self.curve.append({"step": step, "val_accuracy": accuracy})
         # Strictly better only: on ties the earlier (less trained) checkpoint is kept.
         if self.keep_best and accuracy > self.best["accuracy"]:
-            self.best.update(accuracy=accuracy, step=step, state=trained_weights(self.model))
+            self.best.update(accuracy=accuracy, step=step, state=self.snapshot())
 
 
 def validation_callback(validation: Validation, trainer_dir: Path) -> Any:

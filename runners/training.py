@@ -28,6 +28,7 @@ Without a `checkpoint_dir` nothing is written outside out_dir.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -222,6 +223,8 @@ def _train(
         callbacks=[trl_setup.validation_callback(validation, trainer_dir)],
         peft_config=trl_setup.lora_config(config.lora) if config.lora else None,
     )
+    if config.deepspeed and config.deepspeed.startswith("zero3"):
+        validation.snapshot = _saved_by(trainer, trainer_dir / "best")
     train_started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     train_seconds = time.perf_counter() - train_started
@@ -251,15 +254,36 @@ def _keep_and_save(
     from runners import trainer as trl_setup
 
     best = validation.best
-    if config.keep == "best_on_val":
-        model.load_state_dict(best["state"], strict=False)
-    else:
+    zero3 = bool(config.deepspeed and config.deepspeed.startswith("zero3"))
+    if config.keep == "last":
         best.update(step=trainer.state.global_step, accuracy=validation.curve[-1]["val_accuracy"])
-    # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
-    final = trainer.model.merge_and_unload() if config.lora else model
-    if trl_setup.is_rank_0():  # the other ranks hold the same weights
+    elif not isinstance(best["state"], str):
+        model.load_state_dict(best["state"], strict=False)
+    if isinstance(best["state"], str) and config.keep == "best_on_val":
+        # ZeRO-3: the trainer saved the whole model at its best step.
+        if trl_setup.is_rank_0():
+            shutil.copytree(best["state"], out_dir / MODEL)
+            _save_curve_and_tokenizer(out_dir, tokenizer, validation.curve)
+    elif zero3:
+        trainer.save_model(str(out_dir / MODEL))  # every rank: it gathers the weights' slices
+        if trl_setup.is_rank_0():
+            _save_curve_and_tokenizer(out_dir, tokenizer, validation.curve)
+    elif trl_setup.is_rank_0():  # the other ranks hold the same weights
+        # Adapters are merged: evaluation and samplers (vLLM) load one plain checkpoint.
+        final = trainer.model.merge_and_unload() if config.lora else model
         _save(out_dir, final, tokenizer, validation.curve)
     trl_setup.remove_tree(out_dir / "trainer")
+
+
+def _saved_by(trainer: Any, folder: Path) -> Any:
+    """A snapshot that has the trainer save the whole model in `folder` (a collective: every
+    rank calls it, rank 0 writes the gathered weights) and keeps the folder's name."""
+
+    def snapshot() -> str:
+        trainer.save_model(str(folder))
+        return str(folder)
+
+    return snapshot
 
 
 def _starting_model(config: TrainConfig, inputs: dict[str, Path], tokenizer: Any) -> Any:
@@ -327,5 +351,9 @@ def _metrics(
 def _save(out_dir: Path, model: Any, tokenizer: Any, curve: list[dict[str, float]]) -> None:
     """The model and tokenizer in out_dir/model/ and the validation curve beside them."""
     model.save_pretrained(str(out_dir / MODEL))
+    _save_curve_and_tokenizer(out_dir, tokenizer, curve)
+
+
+def _save_curve_and_tokenizer(out_dir: Path, tokenizer: Any, curve: list[dict[str, float]]) -> None:
     tokenizer.save_pretrained(str(out_dir / MODEL))
     (out_dir / VAL_CURVE).write_text(json.dumps(curve, indent=1))

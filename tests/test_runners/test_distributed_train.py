@@ -60,7 +60,7 @@ def data(tmp_path_factory):
     return folder
 
 
-def _job(root: Path, name: str, data: Path, world_size: int, config=CONFIG) -> StepJob:
+def step_job(root: Path, name: str, data: Path, world_size: int, config=CONFIG) -> StepJob:
     stage_dir = root / "exp" / "steps" / "train"
     return StepJob(
         name=name,
@@ -121,8 +121,8 @@ def _wait_for_progress(job: StepJob, steps: int, process: subprocess.Popen) -> N
 
 
 def test_two_processes_train_as_one_with_the_same_global_batch(data, tmp_path):
-    one = run_step(_job(tmp_path, "one", data, 1))
-    two = run_step(_job(tmp_path, "two", data, 2))
+    one = run_step(step_job(tmp_path, "one", data, 1))
+    two = run_step(step_job(tmp_path, "two", data, 2))
     assert (one["world_size"], two["world_size"]) == (1, 2)
     steps_one, losses_one = zip(*one["train_losses"], strict=True)
     steps_two, losses_two = zip(*two["train_losses"], strict=True)
@@ -141,7 +141,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(data, tmp_path):
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(data, tmp_path):
     odd = CONFIG.model_copy(update={"batch_size": 31})
     with pytest.raises(RankFailed, match="batch_size=31 does not split over the step's 2"):
-        run_step(_job(tmp_path, "odd", data, 2, odd))
+        run_step(step_job(tmp_path, "odd", data, 2, odd))
     error = (tmp_path / "exp" / "steps" / "train" / ".failed-odd" / "error.txt").read_text()
     assert error.startswith("rank ") and "of 2 failed (exit code 1)" in error
     assert "ValueError: batch_size=31" in error  # the failed rank's own traceback
@@ -149,7 +149,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(data, tmp_pat
 
 def test_a_killed_rank_fails_the_step_with_its_log_and_leaves_nothing_running(data, tmp_path):
     long = CONFIG.model_copy(update={"min_steps": 3000, "max_steps": 3000, "eval_every": 1000})
-    job = _job(tmp_path, "killed", data, 2, long)
+    job = step_job(tmp_path, "killed", data, 2, long)
     process = _start(job)
     _wait_for_progress(job, 5, process)
     os.kill(_rank_1_pid(job), signal.SIGKILL)
@@ -174,7 +174,7 @@ def test_a_two_rank_step_killed_mid_way_resumes_from_its_checkpoint(data, tmp_pa
     checkpointed = CONFIG.model_copy(
         update={"min_steps": 30, "max_steps": 30, "checkpoint_every": 10, "eval_every": 10}
     )
-    job = _job(tmp_path, "resumed", data, 2, checkpointed)
+    job = step_job(tmp_path, "resumed", data, 2, checkpointed)
     process = _start(job)
     checkpoint = Path(job.work_dir) / "trainer" / "checkpoint-10" / "keep_best_on_validation.pt"
     deadline = time.time() + 240
@@ -193,5 +193,5 @@ def test_a_two_rank_step_killed_mid_way_resumes_from_its_checkpoint(data, tmp_pa
     assert again.returncode == 0, err[-3000:]
     metrics = json.loads(out.strip().splitlines()[-1])
     assert metrics["resumed_from_step"] >= 10 and metrics["world_size"] == 2
-    uninterrupted = run_step(_job(tmp_path, "uninterrupted", data, 2, checkpointed))
+    uninterrupted = run_step(step_job(tmp_path, "uninterrupted", data, 2, checkpointed))
     assert metrics["final_train_loss"] == pytest.approx(uninterrupted["final_train_loss"], rel=1e-4)
