@@ -1,5 +1,6 @@
 """The one module that talks to Slurm: submitit for submission, and batched calls of squeue,
-sacct, scancel and scontrol. What to submit is decided in scaler.slurm.render (pure).
+sacct, scancel, scontrol and sacctmgr. What to submit is decided in scaler.slurm.render, and
+how much of it goes in now in scaler.slurm.waves (both pure).
 
 submitit writes each task's pickled StepJob, sbatch script and logs under `<folder>/`; a task
 runs `RequeueableStep()(job)` with the submitting interpreter, so the cluster needs the same
@@ -8,15 +9,26 @@ Python environment on a shared file system (as every submitit user has).
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scaler.errors import SubmissionError
 from scaler.run.job import RequeueableStep, StepJob
+from scaler.slurm.waves import (
+    ASSOC_FIELDS,
+    QOS_FIELDS,
+    Limits,
+    SubmitLimit,
+    parse_rows,
+    submit_limit,
+)
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "srun")
 ACTIVE_STATES = frozenset(
@@ -57,15 +69,33 @@ class Slurm:
         self.max_timeouts = max_timeouts
         """How often submitit requeues a task that reached its time limit."""
 
-    def limits(self) -> tuple[int, int]:
-        """(MaxArraySize, MaxJobCount): tasks one array may hold (indices 0..MaxArraySize-1),
-        and job records the controller holds, every array task counting as one."""
+    def limits(
+        self, accounts: Iterable[str | None] = (None,), qos: Iterable[str | None] = (None,)
+    ) -> Limits:
+        """MaxArraySize and MaxJobCount (scontrol), and the tightest per-user submit limit
+        accounting reports for jobs charged to `accounts` with `qos` (None: the defaults);
+        without one (no limit set, no sacctmgr, accounting down) that part is None."""
         config = {}
         for line in _run(["scontrol", "show", "config"]).splitlines():
             key, _, value = line.partition("=")
             config[key.strip()] = value.strip()
         # Slurm's defaults when a value is missing.
-        return int(config.get("MaxArraySize", 1001)), int(config.get("MaxJobCount", 10000))
+        return Limits(
+            int(config.get("MaxArraySize", 1001)),
+            int(config.get("MaxJobCount", 10000)),
+            _submit_limit(config.get("ClusterName", ""), accounts, qos),
+        )
+
+    def held(self) -> tuple[int, int]:
+        """(jobs slurmctld holds, every user's, ended ones not yet purged; this user's pending
+        or running), every array task counting as one, from one squeue call."""
+        output = _run(["squeue", "-h", "--array", "--states=all", "--format=%U|%T"])
+        me, held, mine = str(os.getuid()), 0, 0
+        for line in output.splitlines():
+            uid, _, state = line.strip().partition("|")
+            held += 1
+            mine += uid == me and state in ACTIVE_STATES
+        return held, mine
 
     def check(self, parameters: dict[str, Any], what: str) -> None:
         """Ask sbatch (`--test-only`, nothing submitted) whether it accepts these resources."""
@@ -127,6 +157,32 @@ class Slurm:
         from submitit.core.utils import JobPaths
 
         return JobPaths(self.folder, job_id=task, task_id=rank).stderr
+
+
+def _submit_limit(
+    cluster: str, accounts: Iterable[str | None], qos: Iterable[str | None]
+) -> SubmitLimit | None:
+    """What accounting says of this user's submit limits (scaler.slurm.waves.submit_limit);
+    None where it sets none or cannot be asked."""
+    if shutil.which("sacctmgr") is None:
+        return None
+    user = pwd.getpwuid(os.getuid()).pw_name
+    where = ["where", f"users={user}"] + ([f"clusters={cluster}"] if cluster else [])
+    try:
+        default = _run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"])
+        associations = _run(
+            ["sacctmgr", "-n", "-P", "show", "assoc", *where, f"format={','.join(ASSOC_FIELDS)}"]
+        )
+        qos_rows = _run(["sacctmgr", "-n", "-P", "show", "qos", f"format={','.join(QOS_FIELDS)}"])
+    except SubmissionError:  # no accounting database to ask: no per-user limit known
+        return None
+    return submit_limit(
+        parse_rows(associations, ASSOC_FIELDS),
+        parse_rows(qos_rows, QOS_FIELDS),
+        default_account=default.strip().split("\n")[0],
+        accounts=accounts,
+        qos=qos,
+    )
 
 
 def _accounted(state: str, reason: str) -> JobState:

@@ -1,8 +1,13 @@
-"""Running a plan on Slurm: submit the whole DAG at once, follow it, cancel it.
+"""Running a plan on Slurm: submit the DAG, follow it, cancel it.
 
 Submitting groups the steps into one job array per stage and resources (scaler.slurm.render),
 each array depending on the arrays its inputs are in, and records each sbatch call
-(scaler.slurm.records) so a step is never submitted twice while the scheduler holds it.
+(scaler.slurm.records) so a step is never submitted twice while the scheduler holds it. A plan
+larger than the room in the queue goes in waves (scaler.slurm.waves): a submission takes the
+whole arrays that fit now and leaves the rest waiting; the follower submits them as room
+appears, each wave under the submission lock and from the records as they are then, so a step
+that another run submitted meanwhile is not submitted again. `scaler run --detach` leaves no
+process behind: it says that `scaler run` again submits the next wave.
 
 Following: steps that end without a result are told apart by their final state (from squeue,
 or sacct for jobs that ended more than MinJobAge ago). A failure (FAILED,
@@ -20,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scaler.errors import ScalerError, SubmissionError
 from scaler.layout import Layout, read_json
@@ -48,6 +53,7 @@ from scaler.slurm.render import (
     resource_parameters,
     sbatch_parameters,
 )
+from scaler.slurm.waves import Limits, Room, capacity, room, this_wave
 from scaler.spec.schema import ExecutorSettings, Spec
 
 SACCT_GRACE_S = 60.0
@@ -65,6 +71,14 @@ class Submitted:
     """Steps that were already queued or running, left as they were."""
     with_array: WithArray | None = None
     """Steps submitted again because they were cancelled with their array for nothing."""
+    waiting: dict[str, str | None] = field(default_factory=dict)
+    """Steps left for a later wave -> the task of their latest earlier submission (None: never
+    submitted): no room in the queue for their array, or an input not yet done or queued."""
+    next_tasks: int = 0
+    """Tasks of the first array left waiting: the room the next wave needs (0: none left)."""
+    room: Room | None = None
+    """The room in the queue this submission saw, before it."""
+    limits: Limits | None = None
 
 
 def submit_plan(
@@ -76,32 +90,49 @@ def submit_plan(
     spec_hash: str = "",
     spec_json: dict | None = None,
     only: set[str] | None = None,
+    unless_cancelled_since: float | None = None,
 ) -> Submitted:
-    """Submit every step of `plan` (or of `only`) that is neither done nor queued. Refusals
-    (a changed spec under queued steps, resources sbatch refuses, a plan over MaxJobCount) come
-    before anything is written."""
-    todo, _, _ = _to_submit(plan, layout, slurm, only)
-    max_array_size, max_jobs = slurm.limits()
-    if len(todo) >= max_jobs:
-        raise SubmissionError(
-            f"{len(todo)} steps to submit, but this cluster holds at most {max_jobs} jobs "
-            f"(MaxJobCount; every array task counts): run a part of the grid first"
-        )
+    """Submit the steps of `plan` (or of `only`) that are neither done nor queued, as many as
+    the queue has room for now (scaler.slurm.waves): the rest is `Submitted.waiting`, for the
+    follower or a later `scaler run`. Refusals (a changed spec under queued steps, resources
+    sbatch refuses) come before anything is written. Nothing is submitted when `scaler cancel`
+    ran after `unless_cancelled_since` (it cancels under the same lock)."""
     if only is None:  # a new submission: ask sbatch about each stage's resources first
+        todo = _to_submit(plan, layout, slurm, only).todo
         for stage in {step.stage: None for step in todo}:
             slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
+    used = plan.resources.values()
+    limits = slurm.limits({r.account for r in used}, {r.qos for r in used})
     with submission_lock(layout):
+        if unless_cancelled_since is not None and cancelled_since(layout, unless_cancelled_since):
+            return Submitted()
         # Again under the lock: another run may have submitted some of these meanwhile.
-        todo, queued, queue = _to_submit(plan, layout, slurm, only)
-        with_array = cancelled_with_array(todo, layout, slurm, queue) if todo else None
-        array_size = min(settings.max_array_size or max_array_size, max_array_size)
-        arrays = group_arrays(todo, queued, plan.resources, array_size)
+        found = _to_submit(plan, layout, slurm, only)
+        array_size = min(
+            settings.max_array_size or limits.max_array_size,
+            limits.max_array_size,
+            capacity(limits, settings.max_jobs),
+        )
+        arrays = group_arrays(found.todo, found.queued, plan.resources, array_size)
+        held, mine = slurm.held() if arrays else (0, 0)
+        now = room(limits, held=held, mine=mine, ours=len(found.queued), max_jobs=settings.max_jobs)
+        wave = this_wave(arrays, now.tasks)
+        going = [step for array in wave for step in array.steps]
+        with_array = cancelled_with_array(going, layout, slurm, found.queue) if going else None
         if spec_json is not None:  # what `scaler status` expands
             layout.write_spec(spec_json)
         provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
-        result = Submitted(queued=queued, with_array=with_array)
+        left = [step for array in arrays[len(wave) :] for step in array.steps] + found.blocked
+        result = Submitted(
+            queued=found.queued,
+            with_array=with_array,
+            waiting={step.name: found.tasks.get(step.name) for step in left},
+            next_tasks=len(arrays[len(wave)].steps) if len(arrays) > len(wave) else 0,
+            room=now,
+            limits=limits,
+        )
         job_ids: list[str] = []
-        for array in arrays:
+        for array in wave:
             after = dependency_ids(array, job_ids)
             parameters = sbatch_parameters(
                 array,
@@ -126,11 +157,22 @@ def submit_plan(
         return result
 
 
-def _to_submit(
-    plan: Plan, layout: Layout, slurm: Slurm, only: set[str] | None
-) -> tuple[list[Step], dict[str, str], dict[str, JobState]]:
-    """The steps to submit, the steps already queued, and the queue they were read from;
-    refuses to orphan queued steps."""
+@dataclass
+class _ToSubmit:
+    todo: list[Step]
+    """Steps to submit now: neither done nor queued, each input done, queued or among them."""
+    blocked: list[Step]
+    """Steps of `only` with an input that is none of these (it ended, and is not yet judged or
+    submitted again): held back, since submitting them would run them without it."""
+    queued: dict[str, str]
+    queue: dict[str, JobState]
+    tasks: dict[str, str]
+    """Step -> the task of its latest submission."""
+
+
+def _to_submit(plan: Plan, layout: Layout, slurm: Slurm, only: set[str] | None) -> _ToSubmit:
+    """The steps to submit and to hold back, the steps already queued, and the queue they were
+    read from; refuses to orphan queued steps."""
     tasks = submitted_tasks(layout)
     queue = slurm.queue() if tasks else {}
     queued = {step: task for step, task in tasks.items() if active(queue, task)}
@@ -142,26 +184,44 @@ def _to_submit(
             f"(scaler status {plan.experiment}) or cancel them (scaler cancel "
             f"{plan.experiment}) first"
         )
-    done = layout.done_names()
-    todo = [
-        step
-        for step in plan.steps
-        if step.name not in done and step.name not in queued and (only is None or step.name in only)
-    ]
-    return todo, queued, queue
+    ready = layout.done_names() | queued.keys()
+    todo: list[Step] = []
+    blocked: list[Step] = []
+    for step in plan.steps:  # every step after its inputs
+        if step.name in ready or (only is not None and step.name not in only):
+            continue
+        if all(needed.name in ready for _, needed in step.inputs):
+            todo.append(step)
+            ready.add(step.name)
+        else:
+            blocked.append(step)
+    return _ToSubmit(todo, blocked, queued, queue, tasks)
 
 
 def describe_submission(submitted: Submitted) -> str:
     queued = len(submitted.queued)
+    also = f"; {queued:,} steps were already queued or running" if queued else ""
+    waiting = _waiting_line(submitted)
     if not submitted.arrays:
-        return f"nothing new to submit: {queued} steps are already queued or running"
+        if waiting:
+            return f"submitted nothing now: {waiting}{also}"
+        return f"nothing new to submit: {queued:,} steps are already queued or running"
     jobs = ", ".join(
-        f"{stage} {job}" + (f" ({tasks} tasks)" if tasks > 1 else "")
+        f"{stage} {job}" + (f" ({tasks:,} tasks)" if tasks > 1 else "")
         for stage, job, tasks in submitted.arrays
     )
     steps = sum(tasks for _, _, tasks in submitted.arrays)
-    also = f"; {queued} steps were already queued or running" if queued else ""
-    return f"submitted {steps} steps in {len(submitted.arrays)} jobs: {jobs}{also}"
+    line = f"submitted {steps:,} steps in {len(submitted.arrays)} jobs: {jobs}{also}"
+    return line + (f"; {waiting}" if waiting else "")
+
+
+def _waiting_line(submitted: Submitted) -> str:
+    if not submitted.waiting:
+        return ""
+    if not submitted.next_tasks:  # held back for an input that ended and is to run again
+        return f"{len(submitted.waiting):,} steps wait for their inputs"
+    why = f" (room now: {submitted.room.bound})" if submitted.room else ""
+    return f"{len(submitted.waiting):,} steps wait for room in the queue{why}"
 
 
 # ---------------------------------------------------------------------------- following
@@ -174,10 +234,12 @@ def follow(
     settings: ExecutorSettings,
     *,
     spec_hash: str = "",
+    first: Submitted | None = None,
     say: Callable[[str], None] = print,
 ) -> RunReport:
-    """Wait until every step of `plan` is done or has failed for good; resubmit what may run."""
-    follower = _Follower(plan, layout, slurm, settings, say)
+    """Wait until every step of `plan` is done or has failed for good; resubmit what may run,
+    and submit the steps the `first` submission left waiting, wave by wave as room appears."""
+    follower = _Follower(plan, layout, slurm, settings, say, first or Submitted())
     started = time.time()
     while follower.watching:
         time.sleep(settings.poll_s)
@@ -186,8 +248,18 @@ def follow(
             follower.report.skipped += follower.watching
             break
         again = follower.look()
-        if again:
-            submitted = submit_plan(plan, layout, slurm, settings, spec_hash=spec_hash, only=again)
+        wave = follower.wave(again)
+        if wave:
+            submitted = submit_plan(
+                plan,
+                layout,
+                slurm,
+                settings,
+                spec_hash=spec_hash,
+                only=wave,
+                unless_cancelled_since=started,
+            )
+            follower.took(submitted, wave)
             if submitted.with_array:
                 say("  " + submitted.with_array.line("are submitted again"))
     if follower.report.skipped:
@@ -205,13 +277,20 @@ class _Follower:
         slurm: Slurm,
         settings: ExecutorSettings,
         say: Callable[[str], None],
+        first: Submitted,
     ) -> None:
-        self.layout, self.slurm, self.retries, self.say = layout, slurm, settings.retries, say
+        self.layout, self.slurm, self.settings, self.say = layout, slurm, settings, say
         self.steps = {step.name: step for step in plan.steps}
         done = layout.done_names()
         self.report = RunReport(already_done=len(done & self.steps.keys()))
         self.watching = [name for name in self.steps if name not in done]
         """Steps neither done nor given up, in plan order."""
+        self.waiting = dict(first.waiting)
+        """Watched steps not (again) submitted yet -> the task they had when left waiting: no
+        room in the queue, or an input to wait for. A new task means someone submitted it."""
+        self.next_tasks, self.limits = first.next_tasks, first.limits
+        self.ours = 0
+        """This experiment's queued and running tasks at the last look."""
         self.total = len(self.watching)
         self.attempts: Counter[str] = Counter()
         self.given_up: set[str] = set()
@@ -227,14 +306,55 @@ class _Follower:
             self.report.ran.append(name)
             self.say(self._done_line(self.steps[name]))
         self.watching = [name for name in self.watching if name not in done]
-        ended = [name for name in self.watching if not active(queue, tasks.get(name))]
+        self.waiting = {
+            name: task
+            for name, task in self.waiting.items()
+            if name not in done and tasks.get(name) == task
+        }
+        ended = [
+            name
+            for name in self.watching
+            if name not in self.waiting and not active(queue, tasks.get(name))
+        ]
         again = self._judge(ended, tasks, queue) if ended else set()
+        for name in self.watching:  # plan order: a step's inputs are skipped before it
+            needs = [needed.name for _, needed in self.steps[name].inputs]
+            if name in self.waiting and any(needed in self.given_up for needed in needs):
+                self.report.skipped.append(name)
+                self.given_up.add(name)
+                del self.waiting[name]
         self.watching = [name for name in self.watching if name not in self.given_up]
-        counts = _queue_counts(self.watching, tasks, queue)
+        self.ours = sum(active(queue, tasks.get(name)) for name in self.watching)
+        counts = _queue_counts(self.watching, tasks, queue, len(self.waiting))
         if counts and counts != self.last_counts:
             self.say(f"  {counts}")
             self.last_counts = counts
         return again
+
+    def wave(self, again: set[str]) -> set[str]:
+        """The steps to hand to submit_plan now: those to submit again, and the waiting ones
+        when the queue has room for the next of their arrays (one squeue to know)."""
+        if not self.waiting or (not again and not self._room_for_next()):
+            return again
+        return again | self.waiting.keys()
+
+    def _room_for_next(self) -> bool:
+        if not self.next_tasks or self.limits is None:  # not known: let submit_plan see
+            return True
+        held, mine = self.slurm.held()
+        now = room(
+            self.limits, held=held, mine=mine, ours=self.ours, max_jobs=self.settings.max_jobs
+        )
+        return now.tasks >= self.next_tasks
+
+    def took(self, submitted: Submitted, wave: set[str]) -> None:
+        """Keep what a submission of `wave` left waiting; say what went in."""
+        kept = {name: task for name, task in self.waiting.items() if name not in wave}
+        self.waiting = kept | submitted.waiting
+        self.next_tasks, self.limits = submitted.next_tasks, submitted.limits
+        if submitted.arrays:
+            shown = replace(submitted, queued={}, waiting=self.waiting)
+            self.say(f"  next wave: {describe_submission(shown)}")
 
     def _judge(self, ended: list[str], tasks: dict[str, str], queue: dict) -> set[str]:
         states = ended_states(self.slurm, queue, [tasks[name] for name in ended if name in tasks])
@@ -248,11 +368,11 @@ class _Follower:
                     continue
                 state = JobState("LOST", "in neither squeue nor sacct")
             self.missing_since.pop(name, None)
-            verdict = _verdict(step, state, self.attempts, self.retries, self.given_up)
+            verdict = _verdict(step, state, self.attempts, self.settings.retries, self.given_up)
             if verdict == "again":
                 again.add(name)
                 if self.attempts[name]:
-                    retry = f"retry {self.attempts[name]} of {self.retries}"
+                    retry = f"retry {self.attempts[name]} of {self.settings.retries}"
                     self.say(f"  {name} {state.state}: submitting it again ({retry})")
                 continue
             self.given_up.add(name)
@@ -287,24 +407,28 @@ def _verdict(
     return "again" if attempts[step.name] <= retries else "failed"
 
 
-def _queue_counts(watching: list[str], tasks: dict[str, str], queue: dict) -> str:
+def _queue_counts(watching: list[str], tasks: dict[str, str], queue: dict, waiting: int) -> str:
     states = Counter(
         "running" if queue[tasks[name]].state == "RUNNING" else "queued"
         for name in watching
         if active(queue, tasks.get(name))
     )
-    return ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+    counts = [f"{count:,} {state}" for state, count in sorted(states.items())]
+    return ", ".join(counts + ([f"{waiting:,} waiting for room"] if waiting else []))
 
 
 # ---------------------------------------------------------------------------- cancel
 
 
 def cancel_experiment(layout: Layout, slurm: Slurm) -> tuple[int, list[str]]:
-    """Cancel every queued or running job of the experiment: (steps, job ids)."""
-    mark_cancelled(layout)
-    queued = queued_steps(layout, slurm)
-    jobs = sorted({task.split("_")[0] for task in queued.values()}, key=int)
-    slurm.cancel(jobs)
+    """Cancel every queued or running job of the experiment: (steps, job ids). Under the
+    submission lock, so a follower's next wave goes in before it (and is cancelled) or not at
+    all."""
+    with submission_lock(layout):
+        mark_cancelled(layout)
+        queued = queued_steps(layout, slurm)
+        jobs = sorted({task.split("_")[0] for task in queued.values()}, key=int)
+        slurm.cancel(jobs)
     return len(queued), jobs
 
 
@@ -336,10 +460,18 @@ def run_on_slurm(
     if submitted.with_array:
         say(submitted.with_array.line("are submitted again"))
     if detach:
+        if submitted.waiting:
+            # Nothing stays behind to submit them: a process left on the login node would
+            # outlive its terminal unseen, or die with it (docs/slurm.md, "Waves").
+            say(
+                "the next wave is not submitted by itself: `scaler run` again with this spec "
+                "submits it once room appears (or run without --detach to follow and submit "
+                "each wave as room appears)"
+            )
         say(f"see progress: scaler status {plan.experiment}; stop: scaler cancel {plan.experiment}")
         return None
     try:
-        return follow(plan, layout, slurm, settings, spec_hash=spec_hash, say=say)
+        return follow(plan, layout, slurm, settings, spec_hash=spec_hash, first=submitted, say=say)
     except KeyboardInterrupt:
         say(f"stopped following; the jobs stay queued (scaler status {plan.experiment})")
         raise

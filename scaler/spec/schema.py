@@ -320,6 +320,12 @@ class ExecutorSettings(Strict):
     max_array_size: int | None = Field(
         None, ge=1, description="Slurm: tasks per array; default: the cluster's MaxArraySize."
     )
+    max_jobs: int | None = Field(
+        None,
+        ge=1,
+        description="Slurm: this experiment's tasks queued or running at once; the rest go in "
+        "waves as they end. Default: what MaxJobCount and MaxSubmitJobs leave room for.",
+    )
     poll_s: float = Field(5.0, gt=0, description="Slurm: seconds between looks at the queue.")
     max_timeouts: int = Field(
         3, ge=0, description="Slurm: requeues of a step at its time limit (preemption is free)."
