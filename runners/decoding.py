@@ -21,6 +21,16 @@ transformers draws from one stream seeded once per `sample` call, so sampled tex
 batch_size. batch_size is nevertheless kept out of the step hash: it is a throughput knob, and
 any batch composition samples the same distribution.
 
+Given `seeds` (one per prompt: a stage with `seeding: per_problem` derives them from `seed` and
+each problem, `prompt_seed`), every sample has a random stream of its own, seeded by its
+prompt's seed and its index: with transformers a row's token is drawn from its own stream
+(`_row_streams`), with vLLM each request is seeded with its prompt's. A prompt's samples then
+do not depend on which prompts share its batch or its step, so a stage split into shards draws
+the samples an unsharded step draws. With transformers the floats of a forward pass still
+depend on the batch's shape (its size and padding, in the last bits), so a near tie can go
+either way in another batch: identical batches give identical samples, and `groups` keeps
+prompts of different groups (problems) out of each other's batches.
+
 n_tokens counts generated tokens through the one that ended the completion: EOS included, or
 the token that completed the first stop string (the stop string is cut from the text but its
 tokens were generated and counted, as vLLM counts them), or all max_tokens.
@@ -29,6 +39,7 @@ tokens were generated and counted, as vLLM counts them), or all max_tokens.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from runners import NO_EFFECT
+from runners import NO_EFFECT, OMITTED_WHEN_NONE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -103,6 +114,41 @@ class DecodingSettings(BaseModel):
     """Nucleus sampling."""
     seed: int = 0
     """Seed of the samples."""
+    seeding: Literal["per_problem"] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """per_problem: each problem's samples come from random streams of their own, seeded by
+    `seed` and the problem, so they do not depend on the other problems of a batch or a step
+    (what `shard_size` needs); None: one stream per step (transformers), which batch_size and
+    the other problems move. Left out of the step id while None."""
+    shard_size: int | None = Field(None, ge=1, json_schema_extra=NO_EFFECT)
+    """Problems per step: the plan splits the stage's problems into shards of this many, one
+    step each, over fixed ranges of the one problem order (a step's own range is its `shard`);
+    None: one step. Not part of any step id: sharded or not, the results are the same."""
+
+    def check_shards(self, random: bool, aligned: bool) -> None:
+        """Raise ValueError unless shards of `shard_size` give an unsharded step's results: a
+        stage that draws at random (`random`) needs per-problem streams, and one whose
+        transformers batches run through its problems in order (`aligned`) needs every shard to
+        start where an unsharded step's batch starts (a batch's floats depend on its shape)."""
+        if self.shard_size is None:
+            return
+        if random and self.seeding != "per_problem":
+            raise ValueError(
+                "shard_size needs seeding: per_problem: with one random stream per step, a "
+                "problem's samples would depend on the shard it falls in"
+            )
+        if aligned and self.backend == "transformers" and self.shard_size % self.batch_size:
+            raise ValueError(
+                f"shard_size {self.shard_size} is not a multiple of batch_size "
+                f"{self.batch_size}: a shard's batches would not be an unsharded step's, and "
+                "the floats of a batch (so a near tie) depend on its shape; use a multiple"
+            )
+
+    def problem_seeds(self, keys: Sequence[Any]) -> list[int] | None:
+        """The seed of each problem's samples (`keys`: what names each problem, JSON values)
+        with `seeding: per_problem`; None (one stream) otherwise."""
+        if self.seeding != "per_problem":
+            return None
+        return [prompt_seed(self.seed, key) for key in keys]
 
     def sampling(self, n: int = 1, greedy: bool = False) -> SamplingConfig:
         """n samples per prompt with these settings (or the greedy completion)."""
@@ -113,6 +159,13 @@ class DecodingSettings(BaseModel):
         return SamplingConfig(
             **common, n=n, temperature=self.temperature, top_p=self.top_p, seed=self.seed
         )
+
+
+def prompt_seed(seed: int, key: Any) -> int:
+    """The seed of one prompt's streams: a hash of `seed` and `key` (a problem id, or a problem
+    id and a prefix), the same on every machine; 32 bits, as every engine takes them."""
+    text = json.dumps([seed, key], sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 @dataclass(frozen=True)
@@ -134,15 +187,25 @@ def sample(
     model: PreTrainedModel | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     model_path: str | Path | None = None,
+    seeds: Sequence[int] | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> list[list[Completion]]:
     """`config.n` completions of every prompt, in prompt order. The transformers backend takes
-    an in-memory model and tokenizer, or loads them from model_path; vLLM needs model_path."""
+    an in-memory model and tokenizer, or loads them from model_path; vLLM needs model_path.
+
+    `seeds`: one per prompt, each prompt's samples drawn from streams of their own (see the
+    module docstring); None: one stream seeded with config.seed. `groups`: one key per prompt,
+    consecutive prompts of a key together; transformers batches never mix two keys."""
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+    if groups is not None and len(groups) != len(prompts):
+        raise ValueError(f"{len(groups)} groups for {len(prompts)} prompts")
     if config.backend == "vllm":
         if model is not None or tokenizer is not None:
             raise ValueError("the vllm backend loads the model itself: pass model_path only")
         if model_path is None:
             raise ValueError("the vllm backend needs model_path (a checkpoint folder or Hub id)")
-        return _sample_vllm(config, prompts, model_path) if prompts else []
+        return _sample_vllm(config, prompts, model_path, seeds) if prompts else []
     in_memory = model is not None and tokenizer is not None and model_path is None
     saved = model is None and tokenizer is None and model_path is not None
     if not (in_memory or saved):
@@ -151,7 +214,7 @@ def sample(
         return []
     if saved:
         model, tokenizer = load_for_generation(model_path)
-    return _sample_transformers(config, prompts, model, tokenizer)
+    return _sample_transformers(config, prompts, model, tokenizer, seeds, groups)
 
 
 def greedy_completions(
@@ -168,14 +231,20 @@ def greedy_completions(
 
 
 def sample_texts(
-    world: str, sampling: SamplingConfig, prompts: list[str], loaded: dict[str, Any]
+    world: str,
+    sampling: SamplingConfig,
+    prompts: list[str],
+    loaded: dict[str, Any],
+    seeds: Sequence[int] | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> list[list[tuple[str, int]]]:
     """(text, n_tokens) of every sample of every prompt, each text written as the world's
-    solutions are (runners.worlds.World.sampled_text); `loaded` is what load_sampler gives."""
+    solutions are (runners.worlds.World.sampled_text); `loaded` is what load_sampler gives,
+    `seeds` and `groups` as `sample` takes them."""
     from runners import worlds
 
     sampled_text = worlds.world(world).sampled_text
-    drawn = sample(sampling, prompts, **loaded)
+    drawn = sample(sampling, prompts, **loaded, seeds=seeds, groups=groups)
     return [[(sampled_text(c.text), c.n_tokens) for c in completions] for completions in drawn]
 
 
@@ -189,6 +258,11 @@ def vllm_sampling_kwargs(config: SamplingConfig) -> dict[str, Any]:
         "stop": list(config.stop),
         "seed": config.seed,
     }
+
+
+def vllm_request_kwargs(config: SamplingConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """`vllm.SamplingParams` keyword arguments of each request, seeded with its prompt's seed."""
+    return [vllm_sampling_kwargs(config) | {"seed": seed} for seed in seeds]
 
 
 def vllm_engine_kwargs(config: SamplingConfig, model_path: str | Path) -> dict[str, Any]:
@@ -290,6 +364,8 @@ def _sample_transformers(
     prompts: list[str],
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
+    seeds: Sequence[int] | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> list[list[Completion]]:
     import torch
 
@@ -299,6 +375,10 @@ def _sample_transformers(
     knobs: dict[str, Any] = dict(NEUTRAL_KNOBS, do_sample=sampling)
     if sampling:
         knobs.update(NEUTRAL_SAMPLING_KNOBS, temperature=config.temperature, top_p=config.top_p)
+    if sampling and seeds is not None:
+        # The rows' own streams pick the token (_row_streams); generate's multinomial then
+        # draws from a distribution with all its mass on it.
+        knobs.update(temperature=1.0, top_p=1.0)
 
     was_training = model.training
     model.eval()
@@ -308,12 +388,15 @@ def _sample_transformers(
     try:
         with torch.random.fork_rng(devices=cuda), torch.inference_mode():
             torch.manual_seed(config.seed)  # all devices, CUDA included
-            for start in range(0, len(prompts), config.batch_size):
-                batch = prompts[start : start + config.batch_size]
+            for start, stop in batches(len(prompts), config.batch_size, groups):
+                batch = prompts[start:stop]
                 input_ids, attention_mask = _left_padded(tokenizer, batch, pad_id, model.device)
                 # Rows end at a stop string, not at max_tokens: base models rarely emit EOS
                 # after a few-shot prompt and would otherwise run to the limit.
                 stopping = _stop_strings_criteria(tokenizer, config.stop, input_ids.shape[1])
+                streams = None
+                if sampling and seeds is not None:
+                    streams = _row_streams(config, seeds[start:stop])
                 output = model.generate(
                     input_ids=input_ids,
                     attention_mask=attention_mask,
@@ -322,6 +405,7 @@ def _sample_transformers(
                     pad_token_id=pad_id,
                     eos_token_id=eos_ids,
                     stopping_criteria=stopping,
+                    logits_processor=streams,
                     **knobs,
                 )
                 rows = output[:, input_ids.shape[1] :].tolist()  # prompt i's samples are adjacent
@@ -334,6 +418,53 @@ def _sample_transformers(
     finally:
         model.train(was_training)
     return results
+
+
+def batches(count: int, size: int, groups: Sequence[Any] | None = None) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of `count` prompts: `size` at most, cut where `groups`
+    changes from one prompt to the next."""
+    cuts = [0]
+    for i in range(1, count):
+        if i - cuts[-1] >= size or (groups is not None and groups[i] != groups[i - 1]):
+            cuts.append(i)
+    return [(a, b) for a, b in zip(cuts, [*cuts[1:], count], strict=True) if a < b]
+
+
+def _row_streams(config: SamplingConfig, seeds: Sequence[int]) -> Any:
+    """Logits processors that draw each row's next token from the row's own stream (row j of
+    prompt i: seeded by seeds[i] and j) out of the distribution generate would sample
+    (temperature, then top_p, as generate applies them), and leave only that token."""
+    import torch
+    from transformers import (
+        LogitsProcessor,
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    class RowStreams(LogitsProcessor):
+        def __init__(self) -> None:
+            self.streams = [
+                torch.Generator().manual_seed(prompt_seed(seed, j))
+                for seed in seeds
+                for j in range(config.n)
+            ]
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            draws = torch.cat([torch.rand(1, generator=g) for g in self.streams])
+            cumulative = torch.softmax(scores, dim=-1).cumsum(dim=-1)
+            targets = draws.to(scores.device).unsqueeze(1) * cumulative[:, -1:]
+            chosen = torch.searchsorted(cumulative, targets, right=True)
+            chosen = chosen.clamp_(max=scores.shape[-1] - 1)
+            only = torch.full_like(scores, float("-inf"))
+            return only.scatter_(1, chosen, 0.0)
+
+    warpers: list[Any] = []
+    if config.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(config.temperature))
+    if config.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(config.top_p))
+    return LogitsProcessorList([*warpers, RowStreams()])
 
 
 def _stop_strings_criteria(
@@ -392,12 +523,18 @@ def _left_padded(
 
 
 def _sample_vllm(
-    config: SamplingConfig, prompts: list[str], model_path: str | Path
+    config: SamplingConfig,
+    prompts: list[str],
+    model_path: str | Path,
+    seeds: Sequence[int] | None = None,
 ) -> list[list[Completion]]:
     from vllm import SamplingParams
 
     llm = _vllm_engine(json.dumps(vllm_engine_kwargs(config, model_path), sort_keys=True))
-    outputs = llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(config)))
+    params: Any = SamplingParams(**vllm_sampling_kwargs(config))
+    if seeds is not None:
+        params = [SamplingParams(**kwargs) for kwargs in vllm_request_kwargs(config, seeds)]
+    outputs = llm.generate(prompts, params)
     # vLLM returns outputs in prompt order; "stop" covers EOS and stop strings, "length" the limit.
     return [
         [Completion(o.text, len(o.token_ids), o.finish_reason == "stop") for o in request.outputs]

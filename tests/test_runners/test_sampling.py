@@ -18,8 +18,11 @@ from runners.decoding import (
     completion_from_tokens,
     greedy_completions,
     load_for_generation,
+    batches,
+    prompt_seed,
     sample,
     vllm_engine_kwargs,
+    vllm_request_kwargs,
     vllm_sampling_kwargs,
 )
 from scaler.fingerprint import output_fields
@@ -258,6 +261,61 @@ def test_sampling_is_reproducible_for_a_seed_and_differs_across_seeds(tiny):
     assert texts(run(config.model_copy(update={"seed": 8}), tiny)) != texts(first)
     # The n samples of a prompt are drawn independently, not copied.
     assert any(len(set(samples)) > 1 for samples in texts(first))
+
+
+def seeded(config: SamplingConfig, tiny, prompts, **options) -> list[list[str]]:
+    """Texts sampled with each prompt's streams seeded from the prompt's index in PROMPTS."""
+    model, tokenizer = tiny
+    seeds = [prompt_seed(config.seed, PROMPTS.index(p)) for p in prompts]
+    return texts(sample(config, prompts, model=model, tokenizer=tokenizer, seeds=seeds, **options))
+
+
+def test_a_prompts_own_streams_do_not_depend_on_the_other_prompts(tiny):
+    config = SamplingConfig(n=3, temperature=1.0, max_tokens=10, batch_size=2, seed=7)
+    everything = seeded(config, tiny, PROMPTS)
+    assert seeded(config, tiny, PROMPTS) == everything
+    assert everything != texts(run(config, tiny))  # not the one stream of the call
+    # The same batches from a later start (a shard starting on a batch boundary): the same texts.
+    assert seeded(config, tiny, PROMPTS[2:]) == everything[2:]
+    # Each prompt alone, in a batch of its own: the same texts but for float-level ties, which
+    # a random tiny model at temperature 1 does not come near in 10 tokens.
+    alone = [seeded(config, tiny, [p])[0] for p in PROMPTS]
+    assert alone == everything
+    # Groups cut batches: the prompts of a group share theirs, and nothing else does.
+    assert seeded(config, tiny, PROMPTS, groups=[0, 0, 1, 2, 2]) == everything
+    assert seeded(config.model_copy(update={"seed": 8}), tiny, PROMPTS) != everything
+    assert any(len(set(samples)) > 1 for samples in everything)
+
+
+def test_own_streams_sample_the_configured_distribution(tiny):
+    # Each of the first tokens' frequencies over many seeds is close to generate's own
+    # sampling at the same temperature and top_p: the same distribution, other draws.
+    from collections import Counter
+
+    config = SamplingConfig(n=400, temperature=0.8, top_p=0.9, max_tokens=1, seed=3)
+    prompt = [PROMPTS[2]]
+    own = Counter(seeded(config, tiny, prompt)[0])
+    plain = Counter(texts(run(config, tiny, prompt))[0])
+    assert len(own) > 3
+    for text in set(own) | set(plain):
+        assert abs(own[text] - plain[text]) / 400 < 0.1, text
+
+
+def test_batches_cut_at_size_and_group_changes():
+    assert batches(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert batches(5, 3, ["a", "a", "b", "b", "b"]) == [(0, 2), (2, 5)]
+    assert batches(4, 1, [0, 0, 1, 1]) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert batches(0, 4) == []
+
+
+def test_prompt_seeds_are_fixed_and_vllm_gets_one_per_request():
+    assert prompt_seed(0, 5) == prompt_seed(0, 5) != prompt_seed(0, 6) != prompt_seed(1, 5)
+    assert prompt_seed(0, [3, "x = 1;"]) != prompt_seed(0, [3, "x = 2;"])
+    assert 0 <= prompt_seed(2**32 - 1, "any") < 2**32
+    config = SamplingConfig(backend="vllm", n=2, temperature=1.0)
+    requests = vllm_request_kwargs(config, [11, 12])
+    assert [r["seed"] for r in requests] == [11, 12]
+    assert all(r | {"seed": 0} == vllm_sampling_kwargs(config) for r in requests)
 
 
 def test_a_models_generation_config_does_not_change_the_samples(tiny):
