@@ -1,11 +1,13 @@
 """What runs inside jobs: the stages (`runners.stages`: generate, prepare, source, sample, verify,
-rollout, build, train, evaluate), the judges (`runners.judging`), the worlds
+rollout, build, train, evaluate, merge), the judges (`runners.judging`), the worlds
 (`runners.worlds`: demo, real) and the pieces the stages share.
 
 Shared pieces: `files` (every file the stages exchange, its reader and writer, the Parquet
 schemas), `decoding` (sampling with transformers or vLLM), `trainer` (trl's trainers as the
 train stage drives them), `prompts`, `model`, `readers` (GSM8K, MATH and a user's records),
-`credit` (step values and first pits), `reasoning_paths` and `compute_budget` (sampling FLOPs).
+`credit` (step values and first pits), `reasoning_paths` and `compute_budget` (sampling FLOPs),
+`shards` (a stage's problems in fixed ranges) and `summaries` (what the stages that loop over
+problems report, shared with the merge of their shards).
 
 Each stage module exposes a frozen pydantic `Config`, `run(config, inputs, out_dir) -> dict` and
 its contract (`INPUTS`, `OUTPUTS`). Importing a stage is light (pydantic only); torch,

@@ -101,15 +101,37 @@ def write_pool(out_dir: Path, problems: int) -> None:
     (out_dir / POOL).write_text(json.dumps({"problems": problems}))
 
 
-def first_row_per_problem(folder: Path, count: int) -> list[dict[str, Any]]:
-    """The problems with id < count of `folder/train.jsonl`, one row each (the first)."""
+def first_row_per_problem(folder: Path, count: int, start: int = 0) -> list[dict[str, Any]]:
+    """The problems with start <= id < count of `folder/train.jsonl`, one row each (the
+    first)."""
     rows, pool = read_prefix(folder, count)
     if count > pool:
         raise ValueError(f"{count} problems asked for, but {folder} holds {pool}")
     first: dict[int, dict[str, Any]] = {}
     for row in rows:
-        first.setdefault(row["id"], row)
+        if row["id"] >= start:
+            first.setdefault(row["id"], row)
     return list(first.values())
+
+
+def concatenate(parts: list[Path], path: Path) -> None:
+    """The files `parts` one after the other as `path` (the JSONL files of a stage's shards,
+    in shard order, as one unsharded step writes them)."""
+    import shutil
+
+    with path.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out)
+
+
+RESULT = "result.json"
+"""What the executor writes beside a finished step's files: `{"metrics": ...}`, what its
+runner returned (scaler.run.job). The merge of a stage's shards reads theirs."""
+
+
+def read_metrics(step_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(step_dir) / RESULT).read_text())["metrics"]
 
 
 def read_prefix(folder: Path, size: int) -> tuple[list[dict[str, Any]], int]:
@@ -202,6 +224,28 @@ def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]])
 
 def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
     write_table(path, SAMPLE_COLUMNS, rows)
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """The rows of a Parquet table written by write_table."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def concatenate_tables(parts: list[Path], path: Path) -> None:
+    """The Parquet tables `parts` (one schema) one after the other as `path`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.concat_tables([pq.read_table(part) for part in parts]), path)
+
+
+def row_file(name: str, sharded: bool) -> str:
+    """Where a step writes its per-row table `name` (ROW_FILES): a shard as `shard-<name>`,
+    which the results store does not load; the merge of the shards writes `name`, so a stage's
+    rows are loaded once, with the step that stands for all of them (runners.shards)."""
+    return f"shard-{name}" if sharded else name
 
 
 ROW_FILES = {PROBLEMS: "eval_problems", SAMPLES: "samples", PITS: "pits"}

@@ -61,5 +61,6 @@ STAGES: dict[str, Stage] = {
         Stage("rollout", "runners.stages.rollout", 1),
         Stage("build", "runners.stages.build", 1),
         Stage("evaluate", "runners.stages.evaluate", 2),
+        Stage("merge", "runners.stages.merge", 1),
     )
 }

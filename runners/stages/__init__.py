@@ -1,5 +1,6 @@
 """The stages that run inside jobs, one module each: generate, prepare, source, pretrain, sample,
-verify, rollout, build, train, evaluate.
+verify, rollout, build, train, evaluate, and merge (which joins the shards of the stages that
+loop over problems, runners.shards).
 
 Each exposes a frozen pydantic `Config` and `run(config, inputs, out_dir) -> dict`, writes only
 under its out_dir, and imports torch, transformers, trl or vLLM inside `run`. A stage does not

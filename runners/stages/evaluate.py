@@ -8,6 +8,11 @@ go to the answer seen first).
 
 Outputs: `problems.parquet` (runners.files.PROBLEM_COLUMNS, one row per problem) and, when
 sampled, `samples.parquet` (one row per sample).
+
+A shard (`shard`, runners.shards) evaluates its range of the split's problems and writes its
+rows as `shard-problems.parquet` and `shard-samples.parquet`; the merge of the shards writes
+the store's files and reports what one step on the whole split would
+(runners.summaries.evaluation).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from runners import OMITTED_WHEN_NONE
 from runners.decoding import DecodingSettings
 from runners.files import MODEL, PROBLEMS, SAMPLES
 from runners.prompts import PromptConfig
+from runners.shards import Shard
 from runners.stages import Input
 
 INPUTS = (Input("model", reads=(MODEL,)), Input("data"))
@@ -40,6 +46,7 @@ class Settings(DecodingSettings):
     def _majority_needs_samples(self) -> Settings:
         if self.samples == 1:
             raise ValueError("samples=1 gives no majority vote: use 0 (greedy) or k >= 2")
+        self.check_shards(random=self.samples > 0, aligned=True)
         return self
 
 
@@ -55,6 +62,8 @@ class Config(Settings):
     `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (as in training)."""
+    shard: Shard | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """The range of the split's problem ids evaluated; None: all of them."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
@@ -72,16 +81,24 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         model_dir,
         read_exemplars,
         read_jsonl,
+        row_file,
         split_file,
         write_samples,
         write_table,
     )
     from runners.progress import counting_prompts
     from runners.prompts import render_prompt
+    from runners.summaries import evaluation
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = read_jsonl(Path(inputs["data"]) / split_file(config.split))
+    if config.shard is not None:
+        if config.shard.stop > len(problems):
+            raise ValueError(f"shard {config.shard} of {config.split}, which has "
+                             f"{len(problems)} problems")  # fmt: skip
+        problems = [p for p in problems if p["id"] in config.shard]
+    sharded = config.shard is not None
     exemplars = read_exemplars(inputs["data"], config.prompt.few_shot)
     loaded, tokenizer = load_sampler(config.backend, model_dir(inputs["model"]))
     prompts = [render_prompt(config.prompt, p["prompt"], exemplars, tokenizer) for p in problems]
@@ -105,47 +122,21 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         }
         for p, v, c in zip(problems, verdicts, greedy, strict=True)
     ]
-    metrics = _greedy_metrics(problems, verdicts, greedy)
+    sample_rows = None
     if config.samples:
         with counting_prompts(loaded, len(prompts), "problems", phase="sampled"):
-            drawn = sample(config.sampling(config.samples), prompts, **loaded)
+            seeds = config.problem_seeds([p["id"] for p in problems])
+            drawn = sample(config.sampling(config.samples), prompts, **loaded, seeds=seeds)
         sample_rows = _judge_samples(judge, problems, drawn)
-        write_samples(out_dir / SAMPLES, sample_rows)
+        write_samples(out_dir / row_file(SAMPLES, sharded), sample_rows)
         by_problem = defaultdict(list)
         for sample_row in sample_rows:
             by_problem[sample_row["problem_id"]].append(sample_row)
         for row in rows:
             row |= _vote(by_problem[row["problem_id"]])
-        metrics |= {
-            "k": config.samples,
-            "pass_at_k": _mean(row["pass_at_k"] for row in rows),
-            "maj_at_k": _mean(row["maj_at_k"] for row in rows),
-            "sample_accuracy": _mean(r["correct"] for r in sample_rows),
-        }
-    write_table(out_dir / PROBLEMS, PROBLEM_COLUMNS, rows)
+    write_table(out_dir / row_file(PROBLEMS, sharded), PROBLEM_COLUMNS, rows)
+    metrics = evaluation(rows, sample_rows, config.samples)
     return metrics | {"wall_s": time.perf_counter() - started}
-
-
-def _greedy_metrics(problems: list[dict], verdicts: list[dict], greedy: list) -> dict[str, Any]:
-    n = len(problems)
-    correct = sum(v["correct"] for v in verdicts)
-    metrics: dict[str, Any] = {
-        "accuracy": correct / n,
-        "n": n,
-        "mean_tokens": _mean(c.n_tokens for c in greedy),
-    }
-    if "n_steps" in problems[0]:  # the demo world's step truth
-        metrics["false_positive_rate"] = sum(v["false_positive"] for v in verdicts) / max(
-            correct, 1
-        )
-        metrics["all_steps_valid_rate"] = (
-            sum(v["correct"] and v["first_wrong_step"] is None for v in verdicts) / n
-        )
-        by_steps: dict[str, list[int]] = {}
-        for p, v in zip(problems, verdicts, strict=True):
-            by_steps.setdefault(str(p["n_steps"]), []).append(int(v["correct"]))
-        metrics["accuracy_by_steps"] = {k: sum(c) / len(c) for k, c in sorted(by_steps.items())}
-    return metrics
 
 
 def _judge_samples(judge, problems: list[dict], drawn: list[list[Any]]) -> list[dict[str, Any]]:
@@ -184,8 +175,3 @@ def _normalise(answer: str) -> str:
     from runners.judging.answer_text import drop_thousands_separators
 
     return drop_thousands_separators(answer.replace(" ", "").replace("$", ""))
-
-
-def _mean(values) -> float:
-    values = [float(v) for v in values]
-    return sum(values) / len(values) if values else 0.0

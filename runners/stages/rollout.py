@@ -17,6 +17,11 @@ Output: `negatives.jsonl`, one row per negative: problem_id, sample_id, prompt, 
 that concatenate back to the sample), `q` (Q_0..Q_n), `continuation` (per prefix, the first rollout
 that succeeded, or null) and `first_wrong_step` (the demo world's truth, 0-based; null
 elsewhere). The build stage turns them into per-step DPO pairs.
+
+A shard (`shard`, runners.shards) rolls out the negatives of its range of problems. With
+`seeding: per_problem` each prefix's rollouts come from streams seeded by `seed`, its problem
+and the prefix, and (transformers) a batch holds the prefixes of one problem only, so a shard
+rolls out what an unsharded step does for its problems; the cost is smaller batches.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from runners import OMITTED_WHEN_NONE
 from runners.decoding import DecodingSettings
 from runners.files import JUDGED, MODEL, NEGATIVES
 from runners.prompts import PromptConfig
+from runners.shards import Shard
 from runners.stages import Input
 
 INPUTS = (
@@ -51,6 +57,12 @@ class Settings(DecodingSettings):
     negatives_per_problem: int = Field(1, ge=1)
     """Incorrect samples of one problem rolled out (the first ones)."""
 
+    @model_validator(mode="after")
+    def _shards_roll_out_as_one_step(self) -> Settings:
+        # Per-problem batches (_roll_out_prefixes) leave a shard's batches the unsharded ones.
+        self.check_shards(random=True, aligned=False)
+        return self
+
 
 class Config(Settings):
     world: str = "demo"
@@ -60,6 +72,8 @@ class Config(Settings):
     `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
     prompt: PromptConfig = PromptConfig()
     """How a problem is shown to the model (as in training)."""
+    shard: Shard | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """The range of problems whose negatives are rolled out; None: every problem's."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
@@ -74,11 +88,14 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     from runners import worlds
     from runners.credit import q_value, split_steps
     from runners.files import read_jsonl, write_jsonl
+    from runners.summaries import rollouts
 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     world = worlds.world(config.world)
     judged = read_jsonl(Path(inputs["samples"]) / JUDGED)
+    if config.shard is not None:
+        judged = [s for s in judged if s["problem_id"] in config.shard]
     negatives = choose_negatives(judged, config.negatives_per_problem)
     for negative in negatives:
         negative["steps"] = split_steps(
@@ -110,13 +127,8 @@ def _roll_out(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
         )
     write_jsonl(out_dir / NEGATIVES, rows)
     rolled = [outcome for outcomes_of in outcomes.values() for outcome in outcomes_of]
-    return {
-        "negatives": len(rows),
-        "prefixes": len(prefixes),
-        "rollouts": len(rolled),
-        "rollout_accuracy": sum(rolled) / max(len(rolled), 1),
-        "wall_s": time.perf_counter() - started,
-    }
+    metrics = rollouts(len(rows), len(prefixes), len(rolled), sum(rolled))
+    return metrics | {"wall_s": time.perf_counter() - started}
 
 
 Prefix = tuple[int, str]
@@ -140,7 +152,11 @@ def _roll_out_prefixes(
         for key in keys
     ]
     per_prefix = config.rollouts * config.best_of
-    drawn = sample_texts(config.world, config.sampling(per_prefix), prompts, loaded)
+    seeds = config.problem_seeds([list(key) for key in keys])
+    groups = [key[0] for key in keys] if seeds is not None else None
+    drawn = sample_texts(
+        config.world, config.sampling(per_prefix), prompts, loaded, seeds=seeds, groups=groups
+    )
     flat = [(key, text) for key, texts in zip(keys, drawn, strict=True) for text, _ in texts]
     verdicts = judge([prefixes[key] for key, _ in flat], [key[1] + text for key, text in flat])
     outcomes: dict[Prefix, list[bool]] = {key: [] for key in keys}

@@ -14,12 +14,15 @@ Outputs:
 Data metrics (Bansal et al. 2024), over the problems judged: coverage@k (share with a correct
 solution), diversity@k (distinct correct reasoning paths per problem, the world's `path_key`), the
 pass rate, the false-positive rate (correct answers through a wrong step: exact in the demo world,
-empty elsewhere) and mean tokens per sample when the sampler counted them.
+empty elsewhere) and mean tokens per sample when the sampler counted them
+(runners.summaries.judging).
+
+The verify step of a sample shard is a shard too (`shard`): it writes its rows as
+`shard-samples.parquet`, and the merge of the shards writes `samples.parquet`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runners import NO_EFFECT, OMITTED_WHEN_NONE
 from runners.files import CANDIDATES, JUDGED, POOL, SAMPLES, TRAIN
+from runners.shards import Shard
 from runners.stages import Input
 
 INPUTS = (Input("candidates", reads=(CANDIDATES,)),)
@@ -50,11 +54,22 @@ class Config(Settings):
     verifier: dict[str, Any] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
     """A real world's answer conventions and verifier version (runners.judging.equivalence
     `verifier_identity`), set by the plan; None in the demo world and left out of its id."""
+    shard: Shard | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    """The range of problems its candidates hold, when they are a sample shard's; None: not
+    a shard."""
 
 
 def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any]:
-    from runners.files import read_jsonl, training_row, write_jsonl, write_pool, write_samples
+    from runners.files import (
+        read_jsonl,
+        row_file,
+        training_row,
+        write_jsonl,
+        write_pool,
+        write_samples,
+    )
     from runners.judging.judge import Judge
+    from runners.summaries import judging
 
     out_dir.mkdir(parents=True, exist_ok=True)
     candidates = read_jsonl(Path(inputs["candidates"]) / CANDIDATES)
@@ -72,48 +87,12 @@ def run(config: Config, inputs: dict[str, Path], out_dir: Path) -> dict[str, Any
         }
         for c, v in zip(candidates, verdicts, strict=True)
     ]
-    write_samples(out_dir / SAMPLES, rows)
+    write_samples(out_dir / row_file(SAMPLES, config.shard is not None), rows)
     judged = [c | v for c, v in zip(candidates, verdicts, strict=True)]
     write_jsonl(out_dir / JUDGED, judged)
     kept = [training_row(c) for c in judged if config.keep == "all" or c["correct"]]
     kept.sort(key=lambda row: row["id"])
     write_jsonl(out_dir / TRAIN, kept)
-    problems = len({c["problem_id"] for c in candidates})
-    write_pool(out_dir, problems)
-    return {
-        "candidates": len(candidates),
-        "kept": len(kept),
-        "problems": problems,
-        "problems_with_kept": len({row["id"] for row in kept}),
-        **data_metrics(config.world, judged),
-        "reasons": dict(Counter(v["reason"] for v in verdicts)),
-    }
-
-
-def data_metrics(world: str, judged: list[dict[str, Any]]) -> dict[str, Any]:
-    """coverage@k, diversity@k, pass rate, false-positive rate and mean tokens of judged samples
-    (k = the largest number of samples of one problem)."""
-    from runners import worlds
-
-    path_key = worlds.world(world).path_key
-    by_problem: dict[int, list[dict[str, Any]]] = {}
-    for sample in judged:
-        by_problem.setdefault(sample["problem_id"], []).append(sample)
-    paths = [
-        {path_key(s, s["solution"]) for s in samples if s["correct"]}
-        for samples in by_problem.values()
-    ]
-    correct = [s for s in judged if s["correct"]]
-    # Known only in the demo world; elsewhere the column stays empty.
-    judged_fp = [s["false_positive"] for s in correct if s["false_positive"] is not None]
-    tokens = [s["n_tokens"] for s in judged if s.get("n_tokens") is not None]
-    n = max(len(by_problem), 1)
-    return {
-        "k": max((len(samples) for samples in by_problem.values()), default=0),
-        "correct": len(correct),
-        "pass_rate": len(correct) / max(len(judged), 1),
-        "coverage_at_k": sum(bool(p) for p in paths) / n,
-        "diversity_at_k": sum(len(p) for p in paths) / n,
-        "false_positive_rate": sum(judged_fp) / len(judged_fp) if judged_fp else None,
-        "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
-    }
+    metrics = judging(config.world, judged, kept)
+    write_pool(out_dir, metrics["problems"])
+    return metrics

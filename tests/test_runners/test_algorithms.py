@@ -12,7 +12,7 @@ from conftest import SMALL_SPEC, open_db, write_spec
 from runners.credit import q_value
 from runners.files import read_jsonl, write_jsonl
 from runners.stages import build, rollout
-from runners.stages.verify import data_metrics
+from runners.summaries import data_metrics
 from runners.worlds.demo import WorldConfig, make_problem, render_step
 from scaler.plan import expand
 from scaler.spec.schema import Spec

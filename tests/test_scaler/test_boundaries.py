@@ -25,14 +25,15 @@ SCALER_FROM_RUNNERS = {
     *(
         f"runners.stages.{stage}"
         for stage in (
-            "build evaluate generate prepare pretrain rollout sample source train verify".split()
-        )
+            "build evaluate generate merge prepare pretrain rollout sample source train verify"
+        ).split()
     ),
     "runners.files",  # the exchanged files and Parquet schemas the store loads
     "runners.model",
     "runners.prompts",
     "runners.compute_budget",
     "runners.progress",  # the variable naming a step's progress file, set by its job
+    "runners.shards",  # the ranges the plan cuts a sharded stage's problems into
     "runners.readers",  # counting and hashing the data files a spec names
     "runners.judging.conventions",  # the verifier's identity, part of judging steps' ids
     "runners.worlds.demo",  # the demo world's vocabulary, to count a tiny model's parameters
