@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -186,3 +187,14 @@ def check_small_database(results: Path) -> None:
             "SELECT count(*) FROM metrics WHERE stage = 'train' AND name = 'steps' AND value = 8"
         ).fetchone()[0]
         assert train == 2
+
+
+def wait_for(condition, what: str, timeout: float = 120.0):
+    """Poll `condition` until it returns something true (returned), or fail after `timeout`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMALL_SPEC, check_small_database, open_db, requires_slurm, write_spec
+from conftest import SMALL_SPEC, check_small_database, open_db, requires_slurm, wait_for, write_spec
 from scaler.manifest import write_manifest
 
 pytestmark = requires_slurm
@@ -31,16 +31,6 @@ def spec(tmp_path) -> Path:
 def cancel_leftovers(results):
     yield
     subprocess.run([sys.executable, "-m", "scaler", "cancel", "small"], capture_output=True)
-
-
-def _wait_for(condition, what: str, timeout: float = 120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _records(results: Path) -> list[dict]:
@@ -63,7 +53,7 @@ def _truncate_training_data(results: Path, problems: int) -> bytes:
     """Keep the first `problems` training problems; return the whole file to restore it. The
     step's manifest is written again, so the step stays done (not damaged) and the train steps
     reading it fail for real."""
-    folder = _wait_for(lambda: _step_dir(results, "generate"), "the generate step")
+    folder = wait_for(lambda: _step_dir(results, "generate"), "the generate step")
     train = folder / "train.jsonl"
     whole = train.read_bytes()
     _rewrite(folder, b"".join(whole.splitlines(keepends=True)[:problems]))
@@ -123,7 +113,7 @@ def test_detach_returns_at_once_and_status_follows_to_done(cli, results, spec):
         seen.update(word for word in ("queued", "running") if f"0 {word}" not in out)
         return "5 steps; 5 done" in out
 
-    _wait_for(finished, "the detached grid to finish")
+    wait_for(finished, "the detached grid to finish")
     assert seen, "status never showed a queued or running step"
     assert cli(["run", str(spec)]).out.startswith("nothing to run")
 
@@ -157,7 +147,7 @@ def test_a_failed_step_is_retried_up_to_the_limit(results, spec):
     subprocess.run(["scontrol", "release", _job_of(results, "train")], check=True)
     follow = _scaler("run", str(spec), "executor.retries=1", *FAST)
     failed = results / "small" / "steps" / "train"
-    _wait_for(lambda: list(failed.glob(".failed-*")), "the first attempt to fail")
+    wait_for(lambda: list(failed.glob(".failed-*")), "the first attempt to fail")
     _rewrite(_step_dir(results, "generate"), whole)  # a transient fault
     out, err = follow.communicate(timeout=300)
     assert follow.returncode == 0, err
@@ -185,8 +175,8 @@ def test_a_job_cancelled_mid_run_is_reported_and_a_rerun_completes_it(cli, resul
         # earlier, during Python's start-up, it would vanish before the re-run below looks.
         return any((results / "small" / "steps" / "train").glob(".tmp-*"))
 
-    _wait_for(training_started, "a train step to start running")
-    victim = _wait_for(a_running_train, "a train task to start")
+    wait_for(training_started, "a train step to start running")
+    victim = wait_for(a_running_train, "a train task to start")
     subprocess.run(["scancel", victim], check=True)
     run = cli(["run", str(spec), *long_train, *FAST])
     assert run.code == 1 and "CANCELLED train" in run.out
@@ -203,9 +193,9 @@ LONG_TRAIN = ["stages.train.min_steps=600", "stages.train.max_steps=600"]
 
 def _cancel_a_running_train_task(results: Path) -> tuple[str, str]:
     """scancel a train task once it is training; (its step, its job)."""
-    train = _wait_for(lambda: next((r for r in _records(results) if r["stage"] == "train"), None),
+    train = wait_for(lambda: next((r for r in _records(results) if r["stage"] == "train"), None),
                       "the train array")  # fmt: skip
-    _wait_for(lambda: any(r["stage"] == "evaluate" for r in _records(results)), "the evaluations")
+    wait_for(lambda: any(r["stage"] == "evaluate" for r in _records(results)), "the evaluations")
     job = train["tasks"][0].split("_")[0]
     step_of = dict(zip(train["tasks"], train["steps"], strict=True))
     folder = results / "small" / "steps" / "train"
@@ -219,7 +209,7 @@ def _cancel_a_running_train_task(results: Path) -> tuple[str, str]:
         started = {d.name for d in folder.glob(".tmp-*")} if folder.is_dir() else set()
         return next((t for t in running if any(step_of[t] in d for d in started)), None)
 
-    victim = _wait_for(training, "a train task to start training")
+    victim = wait_for(training, "a train task to start training")
     subprocess.run(["scancel", victim], check=True)
     return step_of[victim], job
 
@@ -249,7 +239,7 @@ def test_a_cancelled_train_task_cancels_only_its_own_evaluation(cli, results, sp
     job = evaluate["tasks"][0].split("_")[0]
     script = results / "small" / "logs" / "slurm" / f"{job}_submission.sh"
     assert f"aftercorr:{train_job}" in script.read_text()
-    _wait_for(lambda: _all_ended(job), "the evaluations to end", timeout=240)
+    wait_for(lambda: _all_ended(job), "the evaluations to end", timeout=240)
     states = subprocess.run(
         ["squeue", "-h", "-r", "-t", "all", "-j", job, "-o", "%T"], capture_output=True, text=True
     ).stdout.split()
@@ -304,7 +294,7 @@ def test_a_rerun_names_the_steps_cancelled_with_their_array(cli, results, spec):
     assert cli(["run", str(spec), "--detach", *grid]).code == 0
     victim, _ = _cancel_a_running_train_task(results)
     evaluate = next(r for r in _records(results) if r["stage"] == "evaluate")
-    _wait_for(lambda: _all_ended(evaluate["tasks"][0].split("_")[0]), "the evaluations to end")
+    wait_for(lambda: _all_ended(evaluate["tasks"][0].split("_")[0]), "the evaluations to end")
     status = cli("status small").out
     assert "2 evaluate steps were cancelled with their array" in status
     assert "scaler run` submits them again" in status

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import SMALL_SPEC, open_db, requires_slurm, write_spec
+from conftest import SMALL_SPEC, open_db, requires_slurm, wait_for, write_spec
 from scaler.layout import FAILED_PREFIX, TMP_PREFIX
 
 pytestmark = requires_slurm
@@ -70,16 +70,6 @@ LONG = [
 ]
 
 
-def _wait_for(condition, what: str, timeout: float = 240.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _rank_1_pid(results) -> int | None:
     """Rank 1 trains in a scratch folder named after its pid (scaler.run.job)."""
     found = list((results / "small" / "steps" / "train").glob(f"{TMP_PREFIX}*-rank1"))
@@ -97,7 +87,7 @@ def test_a_killed_rank_fails_the_job_with_that_ranks_log(cli, results, tmp_path)
     spec = write_spec(tmp_path / "small.yaml", SMALL_SPEC | {"executor": {"name": "slurm"}})
     detached = cli(["run", str(spec), "--detach", *GRID, *LONG, "resources.train.processes=2"])
     assert detached.code == 0, detached.err
-    pid = _wait_for(lambda: _rank_1_pid(results), "rank 1 to start training")
+    pid = wait_for(lambda: _rank_1_pid(results), "rank 1 to start training", timeout=240)
     time.sleep(3)  # inside the training loop, past the process group's set-up
     os.kill(pid, signal.SIGKILL)
     killed_at = time.time()
@@ -123,9 +113,10 @@ def test_a_requeued_two_rank_step_resumes_from_its_checkpoint(cli, results, tmp_
     detached = cli(["run", str(spec), "--detach", *GRID, *checkpointed])
     assert detached.code == 0, detached.err
     work = results / "small" / "steps" / "train"
-    _wait_for(
+    wait_for(
         lambda: list(work.glob(".work-*/trainer/checkpoint-*/keep_best_on_validation.pt")),
         "a complete checkpoint",
+        timeout=240,
     )
     subprocess.run(["scontrol", "requeue", _train_job(results)], check=True)
     run = cli(["run", str(spec), *GRID, *checkpointed])
