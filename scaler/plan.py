@@ -6,6 +6,12 @@ step that several grid cells need appears once, and a re-run finds it on disk.
 
 Data sizes are prefixes of one seeded order of the training problems (the generate step writes
 them in that order), so one generate step serves every size.
+
+A stage with `shard_size` (sample, with the verify of its samples; rollout; evaluate) becomes one
+step per shard, a fixed range of its problems (runners.shards), and a merge step that joins
+them into what the one step would have written (runners.stages.merge): later stages read the
+merge, so the DAG past it is the unsharded one. Without shard_size a stage is one step, with
+the id it always had.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from pydantic import BaseModel
 
 from runners.judging.conventions import verifier_identity
 from runners.model import ModelConfig
+from runners.shards import Shard, shards_of
 from runners.stages import build as build_stage
 from runners.stages import (
     check_inputs,
     evaluate,
     generate,
+    merge,
     prepare,
     pretrain,
     rollout,
@@ -109,7 +117,7 @@ def expand(spec: Spec) -> Plan:
     data = grid.add(world_step(spec))
     largest = max(spec.sizes)
     samplers = {
-        source.name: grid.add(sampler_steps(spec, grid, source, data, largest))
+        source.name: sampler_steps(spec, grid, source, data, largest)
         for source in spec.sources
         if isinstance(source, SamplerSource)
     }
@@ -146,13 +154,12 @@ class _Grid:
         self.context = {"world": world, "prompt": prompt}
         # What a judging stage's verdicts depend on besides the world: None in the demo world.
         self.judged = {"world": world, "prompt": prompt, "verifier": verifier_of(spec)}
-        # One config object per eval set, hashed once: it is the same in every cell.
-        eval_settings = spec.stages.evaluate.model_dump()
+        # The configs of each eval set (one, or one per shard), hashed once: they are the same
+        # in every cell.
         self.eval_configs = {
-            name: evaluate.Config(**eval_settings, split=name, **self.judged)
+            name: [(c, config_hash(c)) for c in eval_configs(spec, name, self.judged)]
             for name in spec.eval_sets
         }
-        self.eval_hashes = {name: config_hash(c) for name, c in self.eval_configs.items()}
         # Dumped once: every cell's train config starts from the same settings.
         self.sft_settings = spec.stages.train.model_dump()
         self.dpo_settings = spec.stages.dpo_train.model_dump()
@@ -201,15 +208,12 @@ class _Grid:
         if not set(spec.algorithms) & set(SELF_SAMPLING):
             return trained
 
-        sampled = self.add(
-            Step(
-                "sample",
-                sample.Config(**stages.sample.model_dump(), problems=size, **self.context),
-                (("data", data), ("problems", positives), ("model", sft)),
-                coords,
-            )
+        judged = self.sample_and_verify(
+            sample.Config(**stages.sample.model_dump(), problems=size, **self.context),
+            (("data", data), ("problems", positives), ("model", sft)),
+            "correct",
+            coords,
         )
-        judged = self.add(verify_step(spec, "correct", sampled))
         init = (("init", sft),)
 
         def build(kind: str, inputs: tuple, **options: Any) -> Step:
@@ -234,13 +238,12 @@ class _Grid:
             built = build("dpo", (("samples", judged),), **options)
             trained["dpo"] = train_on("dpo", built, self.dpo_settings, "dpo", init)
         if "per_step_dpo" in spec.algorithms:
-            rolled = self.add(
-                Step(
-                    "rollout",
-                    rollout.Config(**stages.rollout.model_dump(), **self.judged),
-                    (("model", sft), ("data", data), ("samples", judged)),
-                    coords,
-                )
+            rolled = self.sharded(
+                "rollout",
+                rollout.Config(**stages.rollout.model_dump(), **self.judged),
+                (("model", sft), ("data", data), ("samples", judged)),
+                coords,
+                size,
             )
             options = stages.build.per_step_dpo.model_dump()
             built = build("per_step_dpo", (("rollouts", rolled),), **options)
@@ -251,9 +254,43 @@ class _Grid:
 
     def evaluate(self, trained: Step, data: Step, eval_set: str, coords: dict[str, Any]) -> None:
         inputs = (("model", trained), ("data", data))
-        config = self.eval_configs[eval_set]
         coords = coords | {"eval_set": eval_set}
-        self.add(Step("evaluate", config, inputs, coords, self.eval_hashes[eval_set]))
+        shards = [
+            self.add(Step("evaluate", config, inputs, coords, config_hash))
+            for config, config_hash in self.eval_configs[eval_set]
+        ]
+        if self.spec.stages.evaluate.shard_size is not None:
+            self.add(merge_step(self.spec, "evaluate", shards, coords, model=trained))
+
+    def sample_and_verify(
+        self, config: sample.Config, inputs: tuple, keep: str, coords: dict[str, Any]
+    ) -> Step:
+        """The verified samples of `config`: a sample step and its verify step or, with
+        shard_size, one of each per shard and a merge of each (the verify merge stands for the
+        verified samples, and names the sample merge as its `candidates`)."""
+        if config.shard_size is None:
+            sampled = self.add(Step("sample", config, inputs, coords))
+            return self.add(verify_step(self.spec, keep, sampled))
+        sampled_shards, judged_shards = [], []
+        for shard in shards_of(config.problems, config.shard_size):
+            piece = config.model_dump() | {"problems": shard.problems, "shard": shard}
+            sampled_shards.append(self.add(Step("sample", sample.Config(**piece), inputs, coords)))
+            judged_shards.append(self.add(verify_step(self.spec, keep, sampled_shards[-1], shard)))
+        sampled = self.add(merge_step(self.spec, "sample", sampled_shards, coords))
+        return self.add(merge_step(self.spec, "verify", judged_shards, coords, candidates=sampled))
+
+    def sharded(
+        self, stage: str, config: Any, inputs: tuple, coords: dict[str, Any], problems: int
+    ) -> Step:
+        """The step of `config` over `problems` problems or, with its shard_size, one step per
+        shard and their merge."""
+        if config.shard_size is None:
+            return self.add(Step(stage, config, inputs, coords))
+        pieces = []
+        for shard in shards_of(problems, config.shard_size):
+            piece = type(config)(**config.model_dump() | {"shard": shard})
+            pieces.append(self.add(Step(stage, piece, inputs, coords)))
+        return self.add(merge_step(self.spec, stage, pieces, coords))
 
     def plan(self) -> Plan:
         spec = self.spec
@@ -311,8 +348,7 @@ def sampler_steps(spec: Spec, grid: _Grid, source: SamplerSource, data: Step, la
         name_or_path = None
     settings = spec.stages.sample.model_dump() | {"samples": spec.sampler_samples(source)}
     config = sample.Config(**settings, problems=largest, name_or_path=name_or_path, **grid.context)
-    sampled = grid.add(Step("sample", config, inputs, coords))
-    return verify_step(spec, source.keep, sampled)
+    return grid.sample_and_verify(config, inputs, source.keep, coords)
 
 
 def world_step(spec: Spec) -> Step:
@@ -356,16 +392,38 @@ def source_step(spec: Spec, source: UserSource) -> Step:
     return Step("source", config, coords={"world": spec.world.name, "source": source.name})
 
 
-def verify_step(spec: Spec, keep: str, candidates: Step) -> Step:
+def verify_step(spec: Spec, keep: str, candidates: Step, shard: Shard | None = None) -> Step:
     """Solutions (a user's, or a model's samples) judged against their gold answers; the kept
-    ones train."""
+    ones train. A sample shard's samples are a verify shard (`shard`)."""
     config = verify.Config(
         **spec.stages.verify.model_dump(),
         keep=keep,
         world=spec.world.name,
         verifier=verifier_of(spec),
+        shard=shard,
     )
     return Step("verify", config, (("candidates", candidates),), candidates.coords)
+
+
+def merge_step(spec: Spec, stage: str, shards: list[Step], coords: dict, **named: Step) -> Step:
+    """The merge of the shards of one `stage` step, in the order of their ranges; `named`: the
+    roles that say what it stands for (runners.stages.merge)."""
+    roles = tuple((f"{merge.SHARD}{i}", shard) for i, shard in enumerate(shards))
+    config = merge.Config(stage=stage, world=spec.world.name)
+    return Step("merge", config, (*roles, *named.items()), coords)
+
+
+def eval_configs(spec: Spec, eval_set: str, judged: dict[str, Any]) -> list[evaluate.Config]:
+    """The evaluate configs of `eval_set`: one, or one per shard with shard_size."""
+    settings = spec.stages.evaluate.model_dump()
+    config = evaluate.Config(**settings, split=eval_set, **judged)
+    if config.shard_size is None:
+        return [config]
+    size = spec.eval_set_size(eval_set)
+    if size is None:  # load_spec counts every sharded eval set, or refuses the spec
+        raise ValueError(f"eval set {eval_set!r}: its problems were not counted")
+    shards = shards_of(size, config.shard_size)
+    return [evaluate.Config(**settings, split=eval_set, **judged, shard=s) for s in shards]
 
 
 def verifier_of(spec: Spec) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from runners.readers import fingerprint
+from runners.readers import count_records, fingerprint
 from scaler.errors import ArgumentError, SpecError
 from scaler.spec.checks import check_sizes_fit_pool
 from scaler.spec.schema import SOURCE_KINDS, WORLD_NAMES, RealWorld, Spec, UserSource
@@ -38,6 +38,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     _refuse_lax_numbers(source, spec.model_dump(), raw)
     _fingerprint_data(spec, source)
     check_sizes_fit_pool(spec, source)
+    _count_sharded_eval_sets(spec, source)
     return spec
 
 
@@ -103,6 +104,27 @@ def _fingerprint_data(spec: Spec, source: str) -> None:
             spec._checksums[path] = fingerprint(Path(path))
         except OSError as error:
             raise SpecError(source, field, f"cannot read {path}: {error}") from None
+
+
+def _count_sharded_eval_sets(spec: Spec, source: str) -> None:
+    """With stages.evaluate.shard_size, count the problems of each evaluated file of a real
+    world, which the plan cuts into shards; a file whose records are not counted before it
+    is read (not JSONL) is a SpecError."""
+    if spec.stages.evaluate.shard_size is None or not isinstance(spec.world, RealWorld):
+        return
+    for name in spec.eval_sets:
+        if name == "val":
+            continue
+        path = spec.world.eval_files[name]
+        count = count_records(Path(path))
+        if count is None:
+            raise SpecError(
+                source,
+                "stages.evaluate.shard_size",
+                f"eval set {name!r} is read from {path}, whose problems are counted before "
+                "running only in a JSONL file; shard a JSONL copy of it, or unset shard_size",
+            )
+        spec._eval_sizes[name] = count
 
 
 def _load_raw(path: Path, overrides: list[str]) -> dict:

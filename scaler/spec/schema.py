@@ -394,6 +394,9 @@ class Spec(Strict):
 
     _checksums: dict[str, str] = PrivateAttr(default_factory=dict)
     """Data path -> SHA-256 of its content, filled by load_spec: steps are named by content."""
+    _eval_sizes: dict[str, int] = PrivateAttr(default_factory=dict)
+    """Eval set -> its problems, counted by load_spec in a real world's JSONL files when
+    stages.evaluate.shard_size cuts them into shards."""
 
     @field_validator("sizes")
     @classmethod
@@ -454,6 +457,15 @@ class Spec(Strict):
 
     def checksum(self, path: str) -> str:
         return self._checksums[path]
+
+    def eval_set_size(self, name: str) -> int | None:
+        """Problems of eval set `name`: the demo world's knobs, a real world's `val_problems`,
+        or the records load_spec counted in its file (None where it counted none)."""
+        if isinstance(self.world, DemoWorld):
+            return {"test": self.world.test_problems, "val": self.world.val_problems}[name]
+        if name == "val":
+            return self.world.val_problems
+        return self._eval_sizes.get(name)
 
     def resources_for(self, stage: str) -> Resources:
         merged: dict[str, Any] = {"sbatch": {}}
