@@ -38,6 +38,9 @@ SCALER_FROM_RUNNERS = {
     "runners.judging.conventions",  # the verifier's identity, part of judging steps' ids
     "runners.worlds.demo",  # the demo world's vocabulary, to count a tiny model's parameters
     "runners.worlds.demo_tokenizer",
+    "runners.training",  # the step budget of a size, which the cost estimate prices
+    "runners",  # the worlds package, whose solutions the cost estimate counts tokens of
+    "runners.credit",  # splitting a solution into steps, for the rollouts' token counts
 }
 ANALYSIS_FROM_SCALER = {
     "scaler.errors",
@@ -46,7 +49,8 @@ ANALYSIS_FROM_SCALER = {
     "scaler.fingerprint",
     "scaler.text",
 }
-REPORT_PROVENANCE = {"scaler.plan", "scaler.spec.schema", "scaler.status"}
+REPORT_PROVENANCE = {"scaler.plan", "scaler.spec.schema", "scaler.status", "scaler.cost_view"}
+SCALER_FROM_ANALYSIS = {"analysis.settings", "analysis.format"}  # format: the cost's numbers
 
 
 def _imports(path: Path) -> set[str]:
@@ -89,7 +93,7 @@ def test_scaler_takes_from_the_others_only_what_they_declare(path):
     modules = _imports(path)
     if _name(path) in CLI:
         return
-    assert _from(modules, "analysis") <= {"analysis.settings"}
+    assert _from(modules, "analysis") <= SCALER_FROM_ANALYSIS
     assert _from(modules, "runners") <= SCALER_FROM_RUNNERS
 
 
