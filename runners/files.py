@@ -208,10 +208,15 @@ PIT_COLUMNS = {
 the pit of the configured rule and of each rule, and the demo world's true first pit."""
 
 
+ROW_GROUP_ROWS = 65_536
+"""Rows per Parquet row group. The results store reads sample texts from the steps' files
+(scaler.store.FILE_VIEWS), a few problems at a time: DuckDB skips the row groups whose problem
+ids miss, so a smaller group reads less (pyarrow's default, 2^20 rows, is a whole step's file)."""
+
+
 def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
     """`rows` as Parquet with the pyarrow types named in `columns`; missing keys are null."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.table(
         {
@@ -219,7 +224,14 @@ def write_table(path: Path, columns: dict[str, str], rows: list[dict[str, Any]])
             for name, kind in columns.items()
         }
     )
-    pq.write_table(table, path)
+    write_parquet(path, table)
+
+
+def write_parquet(path: Path, table: Any) -> None:
+    """A pyarrow table as the stages write their Parquet tables (ROW_GROUP_ROWS)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS)
 
 
 def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
