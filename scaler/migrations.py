@@ -118,4 +118,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         # loaded again once from their folder.
         "ALTER TABLE steps ADD COLUMN manifest_sha256 VARCHAR;",
     ),
+    (
+        "008_sample_texts_in_step_files",
+        # Sample texts stay in the steps' samples.parquet, read through the `sample_texts` view
+        # (scaler.store.FILE_VIEWS); `row_files` says which steps have which row file. The
+        # verdicts keep their table, without the primary key: collect loads a step's rows
+        # once, and the index cost more than the rows (benchmarks/RESULTS.md). Texts loaded
+        # before are read from the same files they were loaded from.
+        """
+        CREATE TABLE row_files (step_id VARCHAR, file VARCHAR, PRIMARY KEY (step_id, file));
+        INSERT INTO row_files SELECT DISTINCT step_id, 'samples.parquet' FROM samples;
+        INSERT INTO row_files SELECT DISTINCT step_id, 'problems.parquet' FROM eval_problems;
+        INSERT INTO row_files SELECT DISTINCT step_id, 'pits.parquet' FROM pits;
+        CREATE TABLE sample_verdicts AS
+        SELECT step_id, problem_id, sample_id, extracted, correct, reason, false_positive,
+               first_wrong_step, n_tokens, rule
+        FROM samples;
+        DROP TABLE samples;
+        ALTER TABLE sample_verdicts RENAME TO samples;
+        """,
+    ),
 ]

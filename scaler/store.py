@@ -10,18 +10,26 @@ The database is a cache of the step folders, and only of those their manifests v
 (they run again with the next `scaler run`), and drops from the database every step whose folder
 is no longer a finished, verified step, or is a new folder of the same name (a repaired step,
 told by its manifest's hash, `steps.manifest_sha256`), before loading what is new.
+
+Sample texts are not copied (FILE_VIEWS): at 10^7-10^8 samples they are most of the bytes and
+most of collect's time (benchmarks/RESULTS.md, "The results store at sampling volumes"), and are
+read a few at a time. `samples` holds every sample's verdict; each read-only connection gets a
+`sample_texts` view over the collected steps' own `samples.parquet` files, and a sandboxed query
+that names it may read those files and nothing else (`query`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.files import ROW_FILES
+from runners.files import ROW_COLUMNS, ROW_FILES, SAMPLES
 from scaler.disk_space import disk_full, says_no_space
 from scaler.errors import ArgumentError, ScalerError
 from scaler.layout import Layout, read_json
@@ -37,10 +45,51 @@ STEP_COLUMNS = [
     "step_id", "name", "stage", "experiment", *COORDINATES, "config", "inputs", "metrics",
     *PROVENANCE, "versions", "path", "manifest_sha256",
 ]  # fmt: skip
-STEP_TABLES = ("steps", "metrics", *ROW_FILES.values())
+STEP_TABLES = ("steps", "metrics", "row_files", *ROW_FILES.values())
 """Every table with rows of a step, by step_id: what dropping a step deletes from."""
 SHOWN_STEPS = 3
 """Damaged steps named in collect's line; the rest are counted."""
+
+
+@dataclass(frozen=True)
+class FileView:
+    """Columns of a step's row file that collect leaves in the file, and the view that reads
+    them from there: one row per row of every collected step's file, by step_id and `keys`."""
+
+    file: str
+    view: str
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def sql(self, files: list[str]) -> str:
+        """The view's SELECT over `files` (absolute paths); typed as the store's tables are,
+        so a filter on a key of the table it is joined with reaches the Parquet reader (which
+        skips the row groups it misses); empty and typed when there are no files."""
+        types = ROW_COLUMNS[self.file]
+        names = (*self.keys, *self.columns)
+        if not files:
+            nulls = ", ".join(f"NULL::{_SQL_TYPES[types[c]]} AS {c}" for c in names)
+            return f"SELECT NULL::VARCHAR AS step_id, {nulls} WHERE false"
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+        typed = ", ".join(f"{c}::{_SQL_TYPES[types[c]]} AS {c}" for c in names)
+        return (
+            f"SELECT {_step_id(self.file)} AS step_id, {typed} "
+            f"FROM read_parquet([{listed}], filename = true)"
+        )
+
+
+_SQL_TYPES = {"int64": "INTEGER", "bool_": "BOOLEAN", "string": "VARCHAR"}
+"""The store's column type for each Parquet type of runners.files (as its tables declare)."""
+
+FILE_VIEWS: tuple[FileView, ...] = (
+    FileView(SAMPLES, "sample_texts", ("problem_id", "sample_id"), ("text",)),
+)
+"""What collect does not copy, and where it is read instead (see the module)."""
+
+
+def _step_id(file: str) -> str:
+    """SQL for the step id of a row read with `filename = true`: <stage>-<id>/<file>."""
+    return f"regexp_extract(filename, '-([0-9a-f]+)[/\\\\]{re.escape(file)}$', 1)"
 
 
 @dataclass(frozen=True)
@@ -91,13 +140,24 @@ class DamagedStore(ScalerError):
 
 
 def connect(layout: Layout, *, read_only: bool = False, config: dict | None = None):
+    """The experiment's database: migrated when opened to write; with the FILE_VIEWS (as
+    temporary views) when opened read-only."""
+    con = _open(layout, read_only, config or {})
+    if read_only:
+        _add_file_views(con, layout)
+    else:
+        migrate(con)
+    return con
+
+
+def _open(layout: Layout, read_only: bool, config: dict):
     import duckdb
 
     if read_only and not layout.database.is_file():
         raise FileNotFoundError(layout.database)
     layout.root.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(layout.database), read_only=read_only, config=config or {})
+        return duckdb.connect(str(layout.database), read_only=read_only, config=config)
     except duckdb.IOException as error:
         first = str(error).splitlines()[0]
         if "lock" in first.lower():
@@ -110,16 +170,41 @@ def connect(layout: Layout, *, read_only: bool = False, config: dict | None = No
             f"{layout.database} is damaged ({first}); `scaler collect` moves it aside and "
             "rebuilds it from the step folders"
         ) from None
-    if not read_only:
-        migrate(con)
-    return con
 
 
-def migrate(con, migrations: list[tuple[str, str]] = MIGRATIONS) -> list[str]:
+def _add_file_views(con, layout: Layout) -> dict[str, list[str]]:
+    """Create each FILE_VIEWS view over the files of the collected steps that are still there,
+    as a temporary view of this connection (the folders' place is the layout's, wherever the
+    results have moved); return view -> its files. A database collected before the store kept
+    `row_files` gets none: its `samples` table still holds the texts."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            "SELECT r.file, s.stage, s.name FROM row_files r JOIN steps s USING (step_id) "
+            "WHERE r.file IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.name",
+            [[view.file for view in FILE_VIEWS]],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    files: dict[str, list[str]] = {}
+    for view in FILE_VIEWS:
+        paths = [
+            os.path.abspath(layout.step_dir(stage, name) / file)
+            for file, stage, name in rows
+            if file == view.file
+        ]
+        files[view.view] = [path for path in paths if os.path.isfile(path)]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view.view} AS {view.sql(files[view.view])}")
+    return files
+
+
+def migrate(con, migrations: list[tuple[str, str]] | None = None) -> list[str]:
     """Apply the ``migrations`` this database has not seen, in order; return their names.
 
-    The store's own tables are MIGRATIONS; the analysis applies its tables' list
+    The store's own tables are MIGRATIONS (the default); the analysis applies its tables' list
     (analysis.schema) through this same runner, so both are recorded in schema_migrations."""
+    migrations = MIGRATIONS if migrations is None else migrations
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
@@ -279,7 +364,8 @@ def _load(con, new: dict[str, tuple[Path, str]]) -> None:
     import pyarrow as pa
 
     steps, metrics = [], []
-    row_files: dict[str, list[str]] = {name: [] for name in ROW_FILES}
+    row_files: dict[str, dict[str, str]] = {name: {} for name in ROW_FILES}
+    """file name -> {path: step id} of the new steps that have it"""
     for step_dir, digest in new.values():
         row, step_metrics = _step_row(step_dir)
         steps.append(row | {"manifest_sha256": digest})
@@ -289,7 +375,7 @@ def _load(con, new: dict[str, tuple[Path, str]]) -> None:
         ]
         for name, files in row_files.items():
             if (step_dir / name).is_file():
-                files.append(str(step_dir / name))
+                files[str(step_dir / name)] = row["step_id"]
     steps_table = pa.Table.from_pylist(steps)
     metrics_table = pa.Table.from_pylist(
         metrics,
@@ -311,19 +397,32 @@ def _load(con, new: dict[str, tuple[Path, str]]) -> None:
         con.execute("INSERT INTO metrics SELECT * FROM new_metrics")
         for name, files in row_files.items():
             if files:
-                # The step id is in the folder's name: <stage>-<id>/<name>.
-                con.execute(
-                    f"""
-                    INSERT INTO {ROW_FILES[name]} BY NAME
-                    SELECT * EXCLUDE (filename),
-                           regexp_extract(filename, '-([0-9a-f]+)[/\\\\]{name}$', 1) AS step_id
-                    FROM read_parquet(?, filename = true, union_by_name = true)
-                    """,
-                    [files],
-                )
+                _load_rows(con, name, files)
     finally:
         con.unregister("new_steps")
         con.unregister("new_metrics")
+
+
+def _load_rows(con, name: str, files: dict[str, str]) -> None:
+    """Record which steps have a `name` file (`row_files`) and copy its rows into its table,
+    but for the columns a FILE_VIEWS view reads from the files."""
+    con.execute(
+        "INSERT INTO row_files SELECT unnest(?::VARCHAR[]), ?", [list(files.values()), name]
+    )
+    views = [view for view in FILE_VIEWS if view.file == name]
+    left = {column for view in views for column in view.columns}
+    keys = {key for view in views for key in view.keys}
+    if not set(ROW_COLUMNS[name]) - left - keys:
+        return  # nothing but the keys would be copied: every column is read from the files
+    excluded = ", ".join(f"'{column}'" for column in sorted(left | {"filename"}))
+    con.execute(
+        f"""
+        INSERT INTO {ROW_FILES[name]} BY NAME
+        SELECT COLUMNS(lambda c: c NOT IN ({excluded})), {_step_id(name)} AS step_id
+        FROM read_parquet(?, filename = true, union_by_name = true)
+        """,
+        [list(files)],
+    )
 
 
 def _step_row(step_dir: Path) -> tuple[dict[str, Any], dict[str, float]]:
@@ -373,25 +472,44 @@ def _row(
 
 SANDBOX = {
     # No file system from SQL (COPY ... TO, EXPORT DATABASE, read_csv, glob, ATTACH, INSTALL):
-    # the database file itself is opened before this takes effect.
+    # the database file itself is opened before this takes effect, and the files of the
+    # FILE_VIEWS a query names are allowed to it (`query`).
     "enable_external_access": False,
     # No SET, RESET or PRAGMA that changes a setting, so the above cannot be turned back on.
     "lock_configuration": True,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
-"""The configuration of a query's connection: it reads the experiment's tables and nothing
-else on the machine, and cannot change what it may do."""
+"""The configuration of a query's connection: it reads the experiment's tables (and the step
+files of the views it names) and nothing else on the machine, and cannot change what it may do."""
+SET_AFTER_VIEWS = ("enable_external_access", "lock_configuration")
+"""SANDBOX's settings applied once the connection has made its FILE_VIEWS, in this order."""
 
 
 def query(layout: Layout, sql: str, params: list | None = None):
     """Run one SQL statement on a read-only, sandboxed connection (SANDBOX); return (column
     names, rows). Bad SQL, and SQL that reaches for files or settings, is an ArgumentError
-    naming `sql`: one line, nothing written anywhere."""
+    naming `sql`: one line, nothing written anywhere.
+
+    SQL that names a FILE_VIEWS view (`sample_texts`) may read that view's step files, which
+    DuckDB would also let it write (COPY ... TO): such SQL may only be SELECT statements."""
     import duckdb
 
-    con = connect(layout, read_only=True, config=SANDBOX)
+    opening = {key: value for key, value in SANDBOX.items() if key not in SET_AFTER_VIEWS}
+    con = _open(layout, True, opening)
     try:
+        files = _add_file_views(con, layout)
+        allowed = [
+            path
+            for view, paths in files.items()
+            if re.search(rf"\b{view}\b", sql, re.IGNORECASE)
+            for path in paths
+        ]
+        if allowed:
+            _only_selects(con, sql)
+            con.execute("SET allowed_paths = ?", [allowed])
+        for key in SET_AFTER_VIEWS:
+            con.execute(f"SET {key} = {str(SANDBOX[key]).lower()}")
         result = con.execute(sql, params)
         columns = [d[0] for d in result.description] if result.description else []
         return columns, result.fetchall()
@@ -409,3 +527,19 @@ def query(layout: Layout, sql: str, params: list | None = None):
         raise ArgumentError("query", "sql", str(error).splitlines()[0]) from None
     finally:
         con.close()
+
+
+def _only_selects(con, sql: str) -> None:
+    """Refuse SQL with any statement but a SELECT (DESCRIBE, SHOW, SUMMARIZE and FROM are)."""
+    import duckdb
+
+    for statement in con.extract_statements(sql):
+        if statement.type != duckdb.StatementType.SELECT:
+            kind = str(statement.type).rsplit(".", 1)[-1]
+            views = ", ".join(view.view for view in FILE_VIEWS)
+            raise ArgumentError(
+                "query",
+                "sql",
+                f"refused: a query that reads {views} may only SELECT (their step files are "
+                f"opened to it), not {kind}",
+            )
