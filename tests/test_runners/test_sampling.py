@@ -15,10 +15,10 @@ from tiny_hf_model import gsm8k_texts, make_tiny_model
 from runners.decoding import (
     Completion,
     SamplingConfig,
+    batches,
     completion_from_tokens,
     greedy_completions,
     load_for_generation,
-    batches,
     prompt_seed,
     sample,
     vllm_engine_kwargs,
