@@ -131,8 +131,8 @@ class Points:
 _OUTCOMES_SQL = """
 SELECT s.step_id, s.source, s.algorithm, s.model, s.size, s.seed, p.problem_id,
        CAST(p.{column} AS DOUBLE) AS outcome
-FROM eval_problems p JOIN steps s USING (step_id)
-WHERE s.stage = 'evaluate' AND s.eval_set = ?
+FROM eval_problems p JOIN steps s USING (step_id) JOIN stage_results r USING (step_id)
+WHERE r.stage = 'evaluate' AND s.eval_set = ?
 ORDER BY s.source, list_position(?, s.algorithm), s.size, s.seed, s.step_id, p.problem_id
 """
 

@@ -246,11 +246,12 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 
 
 def concatenate_tables(parts: list[Path], path: Path) -> None:
-    """The Parquet tables `parts` (one schema) one after the other as `path`."""
+    """The Parquet tables `parts` (one schema) one after the other as `path`, written as the
+    stages write theirs."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.concat_tables([pq.read_table(part) for part in parts]), path)
+    write_parquet(path, pa.concat_tables([pq.read_table(part) for part in parts]))
 
 
 def row_file(name: str, sharded: bool) -> str:

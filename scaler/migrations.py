@@ -138,4 +138,42 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE sample_verdicts RENAME TO samples;
         """,
     ),
+    (
+        "009_sharded_stages",
+        # A stage run in shards (runners.shards) is its shards and a merge step that holds what
+        # the one step would: the views read each stage's whole results, from its unsharded
+        # steps and its merges, never from a shard (a step whose config has a `shard`).
+        """
+        CREATE VIEW stage_results AS
+        SELECT step_id, if(stage = 'merge', config->>'$.stage', stage) AS stage
+        FROM steps
+        WHERE config->>'$.shard' IS NULL;
+        CREATE OR REPLACE VIEW evals AS
+        SELECT s.step_id, s.experiment, s.world, s.model, s.source, s.algorithm, s.size, s.seed,
+               s.eval_set, m.accuracy, m.false_positive_rate, m.n, s.inputs->>'$.model' AS train_id,
+               m.pass_at_k, m.maj_at_k, m.k
+        FROM steps s
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics JOIN stage_results r USING (step_id)
+                     WHERE r.stage = 'evaluate')
+              ON name IN ('accuracy', 'false_positive_rate', 'n', 'pass_at_k', 'maj_at_k', 'k')
+              USING first(value)) m
+          USING (step_id);
+        CREATE OR REPLACE VIEW data_metrics AS
+        SELECT v.step_id, v.experiment, v.world, v.model AS sampler, v.source, v.size, v.seed,
+               v.inputs->>'$.candidates' AS candidates_id,
+               m.k, m.problems, m.pass_rate, m.coverage_at_k, m.diversity_at_k,
+               m.false_positive_rate, m.mean_tokens, g.params, g.sampling_flops,
+               g.flops_per_problem
+        FROM steps v
+        JOIN (PIVOT (SELECT step_id, name, value FROM metrics JOIN stage_results r USING (step_id)
+                     WHERE r.stage = 'verify')
+              ON name IN ('k', 'problems', 'pass_rate', 'coverage_at_k', 'diversity_at_k',
+                          'false_positive_rate', 'mean_tokens')
+              USING first(value)) m USING (step_id)
+        LEFT JOIN (PIVOT (SELECT step_id, name, value FROM metrics
+                          JOIN stage_results r USING (step_id) WHERE r.stage = 'sample')
+              ON name IN ('params', 'sampling_flops', 'flops_per_problem')
+              USING first(value)) g ON g.step_id = v.inputs->>'$.candidates';
+        """,
+    ),
 ]

@@ -1,6 +1,6 @@
 """Sharded stages in the plan: pure expansion, ids, the spec's checks and the Slurm arrays.
 
-A run of a sharded grid against an unsharded one is tests/e2e/test_shards.py.
+A run of a sharded grid against an unsharded one is tests/e2e/test_sharded_runs.py.
 """
 
 from __future__ import annotations
