@@ -1,16 +1,20 @@
-"""Orchestrator speed: planning a 10,000-cell grid, re-running a finished 10,000-step plan, and
-the per-step overhead of the inline and local executors.
+"""Orchestrator speed: planning a 10,000-cell grid, re-running a finished 10,000-step plan,
+`scaler status` of a 100,000-step experiment, and the per-step overhead of the inline and local
+executors.
 
-    .venv/bin/python benchmarks/bench_orchestrator.py
+    .venv/bin/python benchmarks/bench_orchestrator.py [status]
 
 Each figure is a median of repeats, with a baseline measured in the same process: building the
-same pydantic configs without hashing (planning), one directory listing (re-run), and calling the
-step function directly or through a bare submitit executor (per-step overhead).
+same pydantic configs without hashing (planning), one directory listing (re-run), `scaler
+--help` in a fresh process (status), and calling the step function directly or through a bare
+submitit executor (per-step overhead).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +34,7 @@ from scaler.plan import expand  # noqa: E402
 from scaler.run.job import StepJob, run_step  # noqa: E402
 from scaler.run.local import InlineExecutor, LocalExecutor, execute  # noqa: E402
 from scaler.spec.schema import Resources, Spec  # noqa: E402
+from scaler.status import step_states  # noqa: E402
 
 GRID = {
     "experiment": "bench",
@@ -37,6 +42,12 @@ GRID = {
     "sizes": list(range(100, 10_100, 100)),  # 100 sizes
     "seeds": list(range(100)),  # x 100 seeds = 10,000 cells
 }
+
+
+STATUS_GRID = GRID | {"experiment": "bench-status", "seeds": list(range(500))}
+"""100 sizes x 500 seeds: 50,000 cells, 100,001 steps."""
+STATUS_DONE = 10_000
+"""Steps of it finished (no-op step folders under the plan's step names, manifests and all)."""
 
 
 def bench_plan() -> None:
@@ -74,6 +85,41 @@ def bench_finished_rerun(plan) -> None:
             f"re-run of a finished {len(finished.steps)}-step plan: {seconds * 1000:.1f} ms "
             f"(listing the step folders alone: {baseline * 1000:.1f} ms)"
         )
+
+
+def bench_status(repeats: int = 3) -> None:
+    """`scaler status` of a 100,000-step experiment with STATUS_DONE steps finished and no Slurm
+    jobs: a fresh process, as a person runs it; then where its time goes, in this process."""
+    spec = Spec.model_validate(STATUS_GRID)
+    plan = expand(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = Layout(Path(tmp) / spec.experiment)
+        layout.write_spec(spec.model_dump(mode="json"))
+        for step in plan.steps[:STATUS_DONE]:
+            out_dir = layout.step_dir(step.stage, step.name)
+            run_step(
+                StepJob(step.name, step.stage, step.id, "noop_runner", 1, {}, {}, {}, str(out_dir))
+            )
+        env = dict(os.environ, SCALER_RESULTS=tmp)
+
+        def fresh(*args: str) -> float:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "scaler", *args], env=env, check=True,
+                           capture_output=True)  # fmt: skip
+            return time.perf_counter() - start
+
+        runs = [fresh("status", spec.experiment) for _ in range(repeats)]
+        help_s = statistics.median(fresh("--help") for _ in range(repeats))
+        expand_s = median_seconds(lambda: expand(spec), repeats=repeats)
+        states_s = median_seconds(lambda: step_states(plan, layout), repeats=repeats)
+        listing_s = median_seconds(layout.done_names, repeats=repeats)
+    print(
+        f"scaler status of {len(plan.steps):,} steps ({STATUS_DONE:,} done, no Slurm jobs), "
+        f"fresh process: {statistics.median(runs):.2f} s ({', '.join(f'{r:.2f}' for r in runs)}; "
+        f"`scaler --help`: {help_s:.2f} s); of it, expanding the saved spec {expand_s:.2f} s, "
+        f"step states {states_s:.2f} s (listing the step folders alone: "
+        f"{listing_s * 1000:.0f} ms; the rest is each finished folder's manifest check)"
+    )
 
 
 def _noop_jobs(root: Path, count: int) -> list[StepJob]:
@@ -148,8 +194,12 @@ def bench_local_overhead(count: int = 8) -> None:
 
 def main() -> None:
     print(f"machine: {machine()}")
+    if sys.argv[1:] == ["status"]:  # that one alone: `bench_orchestrator.py status`
+        bench_status()
+        return
     plan = bench_plan()
     bench_finished_rerun(plan)
+    bench_status()
     bench_inline_overhead()
     bench_local_overhead()
 
