@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench_orchestrator.py",
     "bench_warm.py",
     "bench_step_check.py",
+    "bench_store.py",
     "bench_fit.py",
     "bench_multipliers.py",
     "bench_verify.py",
