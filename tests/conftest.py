@@ -56,17 +56,15 @@ def write_spec(path: Path, spec: dict) -> Path:
     return path
 
 
-def tiny_gsm8k_spec(tmp_path: Path, **world) -> Path:
-    """A GSM8K spec on 60 made-up training problems and 5 test ones; `world` adds to its world."""
-    for split, count in (("train", 60), ("test", 5)):
+def tiny_gsm8k(tmp_path: Path, train: int = 60, answer=None, **world) -> dict:
+    """A GSM8K spec (as a dict) on `train` made-up training problems and 5 test ones, written
+    to `tmp_path`; `answer(i)` is problem i's solution text; `world` adds to its world."""
+    answer = answer or (lambda i: f"{i} + 1 = {i + 1}\n#### {i + 1}")
+    for split, count in (("train", train), ("test", 5)):
         with (tmp_path / f"{split}.jsonl").open("w") as f:
             for i in range(count):
-                record = {
-                    "question": f"What is {i} + 1?",
-                    "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}",
-                }
-                f.write(json.dumps(record) + "\n")
-    spec = {
+                f.write(json.dumps({"question": f"What is {i} + 1?", "answer": answer(i)}) + "\n")
+    return {
         "experiment": "g",
         "world": {
             "name": "gsm8k",
@@ -80,7 +78,11 @@ def tiny_gsm8k_spec(tmp_path: Path, **world) -> Path:
         "algorithms": ["sft", "rft", "per_step_dpo"],
         "eval_sets": ["test"],
     }
-    return write_spec(tmp_path / "g.yaml", spec)
+
+
+def tiny_gsm8k_spec(tmp_path: Path, **world) -> Path:
+    """The spec file of `tiny_gsm8k`: 60 made-up training problems and 5 test ones."""
+    return write_spec(tmp_path / "g.yaml", tiny_gsm8k(tmp_path, **world))
 
 
 @pytest.fixture

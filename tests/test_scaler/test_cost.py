@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMALL_SPEC, write_spec
+from conftest import SMALL_SPEC, tiny_gsm8k, write_spec
 from scaler.cost import estimate
 from scaler.cost_figures import figures_of
 from scaler.plan import expand
@@ -26,24 +26,14 @@ TRAIN = {"batch_size": 4, "steps_at_1k": 10, "budget_exponent": 0, "min_steps": 
 DECODE = {"max_new_tokens": 40}
 
 
+def _two_steps(i: int) -> str:
+    return f"First we add {i} and 1\nSo the answer is {i + 1}\n#### {i + 1}"
+
+
 def priced_spec(tmp_path: Path, **changes) -> Path:
     """A GSM8K spec on 40 made-up problems whose solutions are two steps (lines) each."""
-    for split, count in (("train", 40), ("test", 5)):
-        with (tmp_path / f"{split}.jsonl").open("w") as f:
-            for i in range(count):
-                answer = f"First we add {i} and 1\nSo the answer is {i + 1}\n#### {i + 1}"
-                f.write(json.dumps({"question": f"What is {i} + 1?", "answer": answer}) + "\n")
-    spec = {
+    spec = tiny_gsm8k(tmp_path, train=40, answer=_two_steps) | {
         "experiment": "priced",
-        "world": {
-            "name": "gsm8k",
-            "train": str(tmp_path / "train.jsonl"),
-            "eval_files": {"test": str(tmp_path / "test.jsonl")},
-            "val_problems": 8,
-        },
-        "model": {"name_or_path": "gpt2"},
-        "sizes": [16],
-        "algorithms": ["sft", "rft", "per_step_dpo"],
         "stages": {
             "train": TRAIN,
             "dpo_train": TRAIN,
