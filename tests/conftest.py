@@ -200,3 +200,20 @@ def wait_for(condition, what: str, timeout: float = 120.0):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def generate_small_world(folder: Path) -> Path:
+    """The small spec's demo world generated into `folder` (a generate step's files)."""
+    from runners.stages import generate
+
+    world = SMALL_SPEC["world"]
+    generate.run(
+        generate.Config(
+            train_pool=world["train_pool"],
+            val_problems=world["val_problems"],
+            test_problems=world["test_problems"],
+        ),
+        {},
+        folder,
+    )
+    return folder

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SMALL_SPEC
+from conftest import ROOT, SMALL_SPEC, generate_small_world
 from runners.model import ModelConfig
-from runners.stages import generate, train
+from runners.stages import train
 from scaler.layout import TMP_PREFIX
 from scaler.run.job import StepJob, run_step
 from scaler.run.ranks import RankFailed
@@ -46,18 +46,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    world = SMALL_SPEC["world"]
-    folder = tmp_path_factory.mktemp("distributed") / "generate"
-    generate.run(
-        generate.Config(
-            train_pool=world["train_pool"],
-            val_problems=world["val_problems"],
-            test_problems=world["test_problems"],
-        ),
-        {},
-        folder,
-    )
-    return folder
+    return generate_small_world(tmp_path_factory.mktemp("distributed") / "generate")
 
 
 def step_job(root: Path, name: str, data: Path, world_size: int, config=CONFIG) -> StepJob:

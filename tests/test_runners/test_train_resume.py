@@ -14,9 +14,9 @@ import trl
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from conftest import ROOT, SMALL_SPEC
+from conftest import ROOT, SMALL_SPEC, generate_small_world
 from runners.model import ModelConfig
-from runners.stages import generate, train
+from runners.stages import train
 from runners.trainer import CALLBACK_STATE
 from scaler.plan import config_hash, expand
 from scaler.spec.load import load_spec
@@ -66,18 +66,7 @@ train.run(config, {"data": Path(data)}, Path(out), Path(checkpoints))
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    world = SMALL_SPEC["world"]
-    folder = tmp_path_factory.mktemp("resume") / "generate"
-    generate.run(
-        generate.Config(
-            train_pool=world["train_pool"],
-            val_problems=world["val_problems"],
-            test_problems=world["test_problems"],
-        ),
-        {},
-        folder,
-    )
-    return folder
+    return generate_small_world(tmp_path_factory.mktemp("resume") / "generate")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from fixture_runner import Config as _Config
 
-from conftest import SMALL_SPEC, check_small_database, requires_slurm, write_spec
+from conftest import SMALL_SPEC, check_small_database, requires_slurm, wait_for, write_spec
 from scaler.layout import Layout, read_json
 from scaler.plan import Plan, Step
 from scaler.slurm import cluster
@@ -208,7 +208,9 @@ def test_a_later_wave_waits_on_the_inputs_still_queued(tmp_path, chain_stages):
         follower.start()
         job = first.arrays[0][1]
         _release(*(f"{job}_{i}" for i in range(4)))  # 4 drain; a_4 and a_5 stay queued
-        b = _wait_for(lambda: [r for r in read_records(layout) if r["stage"] == "b"])
+        b = wait_for(
+            lambda: [r for r in read_records(layout) if r["stage"] == "b"], "the next wave"
+        )
         # The next wave went in as soon as 4 drained, waiting on the 2 still queued.
         assert len(b) == 1 and b[0]["after"] == [f"{job}_4", f"{job}_5"]
         _release(f"{job}_4", f"{job}_5")
@@ -221,16 +223,6 @@ def test_a_later_wave_waits_on_the_inputs_still_queued(tmp_path, chain_stages):
 
 def _release(*tasks: str) -> None:
     subprocess.run(["scontrol", "release", *tasks], check=True, capture_output=True)
-
-
-def _wait_for(condition, timeout: float = 120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s")
 
 
 @on_slurm
