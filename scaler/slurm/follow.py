@@ -100,7 +100,7 @@ def submit_plan(
     if only is None:  # a new submission: ask sbatch about each stage's resources first
         todo = _to_submit(plan, layout, slurm, only).todo
         for stage in {step.stage: None for step in todo}:
-            slurm.check(resource_parameters(plan.resources[stage]), f"resources.{stage}")
+            slurm.check(resource_parameters(plan.resources[stage], stage), f"resources.{stage}")
     used = plan.resources.values()
     limits = slurm.limits({r.account for r in used}, {r.qos for r in used})
     with submission_lock(layout):

@@ -35,7 +35,7 @@ from scaler.spec.schema import Resources
 from scaler.stages import STAGES, Stage
 
 ONE_PROCESS = Stage("", "", 0)
-"""How a name that is no stage (a resources check) is submitted: one process per step."""
+"""How an array of a name that is no stage (in tests of the grouping) is submitted."""
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,9 @@ def sbatch_parameters(
     }
 
 
-def resource_parameters(resources: Resources, stage: str = "") -> dict[str, Any]:
-    """The parameters that depend on resources only: what `sbatch --test-only` can check."""
+def resource_parameters(resources: Resources, stage: str) -> dict[str, Any]:
+    """The parameters that depend on a stage's resources only (its tasks per rank among them):
+    what `sbatch --test-only` can check."""
     array = ArrayJob(stage, resources, ())
     parameters = sbatch_parameters(array, "check", 1, [])
     del parameters["job_name"], parameters["array_parallelism"]

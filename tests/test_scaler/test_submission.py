@@ -158,7 +158,7 @@ def test_first_arrays_have_no_dependency_and_resources_map_to_sbatch_options():
     assert "dependency" not in first["additional_parameters"]
     assert first["mem"] == "4096M" and first["time"] == 60 and "gpus_per_node" not in first
     assert "partition" not in first  # unset: the cluster's default partition
-    checked = resource_parameters(Resources(mem_gb=0.5, gpus=1))
+    checked = resource_parameters(Resources(mem_gb=0.5, gpus=1), "sample")
     assert checked["mem"] == "512M" and checked["gpus_per_node"] == 1
     assert "job_name" not in checked and "array_parallelism" not in checked
 
