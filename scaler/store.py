@@ -160,6 +160,8 @@ def _open(layout: Layout, read_only: bool, config: dict):
         return duckdb.connect(str(layout.database), read_only=read_only, config=config)
     except duckdb.IOException as error:
         first = str(error).splitlines()[0]
+        if says_no_space(str(error)):
+            raise  # a full disk, not a damaged file: collect names the mount and cleans up
         if "lock" in first.lower():
             # DuckDB has one writer: another scaler process is collecting into this file.
             raise ScalerError(
