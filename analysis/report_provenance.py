@@ -56,7 +56,7 @@ def _plan_text(layout: Layout, spec: dict[str, Any], spec_path: Path) -> str:
         return f"the plan could not be rebuilt from {spec_path}: {error}"
     # The estimate beside what the finished steps took, as `scaler status` shows it.
     cost = price(validated, plan)
-    states = step_states(plan, layout, ask_slurm=False).states
+    states = step_states(plan, layout, as_status=False).states
     measured = measured_lines(plan, cost, layout, states)
     return "\n".join([describe_plan(plan, layout, source=str(spec_path)), "", *measured])
 

@@ -2,7 +2,7 @@
 `scaler status` of a 100,000-step experiment, and the per-step overhead of the inline and local
 executors.
 
-    .venv/bin/python benchmarks/bench_orchestrator.py [status]
+    .venv/bin/python benchmarks/bench_orchestrator.py [plan | status]
 
 Each figure is a median of repeats, with a baseline measured in the same process: building the
 same pydantic configs without hashing (planning), one directory listing (re-run), `scaler
@@ -29,12 +29,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from common import machine, median_seconds  # noqa: E402
 from runners.stages import evaluate, train  # noqa: E402
+from scaler.cost_view import price  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
+from scaler.manifest import damaged_steps  # noqa: E402
 from scaler.plan import expand  # noqa: E402
 from scaler.run.job import StepJob, run_step  # noqa: E402
 from scaler.run.local import InlineExecutor, LocalExecutor, execute  # noqa: E402
 from scaler.spec.schema import Resources, Spec  # noqa: E402
-from scaler.status import step_states  # noqa: E402
+from scaler.step_index import read_index, save_spec  # noqa: E402
 
 GRID = {
     "experiment": "bench",
@@ -50,11 +52,22 @@ STATUS_DONE = 10_000
 """Steps of it finished (no-op step folders under the plan's step names, manifests and all)."""
 
 
+PLAN_GRID = GRID | {"experiment": "bench-plan", "seeds": list(range(1000))}
+"""100 sizes x 1,000 seeds: 100,000 cells, 200,001 steps."""
+
+
 def bench_plan() -> None:
-    spec = Spec.model_validate(GRID)
-    plan = expand(spec)
+    """Expanding a 100,000-cell grid, in this process (a fresh plan each time, as a person's
+    `scaler plan` builds one), beside building the same configs without hashing or steps."""
+    spec = Spec.model_validate(PLAN_GRID)
     cells = len(spec.sizes) * len(spec.seeds)
-    seconds = median_seconds(lambda: expand(spec), repeats=5)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        plan = expand(spec)
+        times.append(time.perf_counter() - start)
+        steps = len(plan.steps)
+        del plan  # freed outside the timing, as a process that ends frees it
 
     def configs_only():
         settings = spec.stages.train.model_dump()
@@ -63,12 +76,13 @@ def bench_plan() -> None:
                 train.Config(**settings, model=spec.model, size=size, seed=seed)
                 evaluate.Config(split="test")
 
-    baseline = median_seconds(configs_only, repeats=5)
+    baseline = median_seconds(configs_only, repeats=3)
+    seconds = statistics.median(times)
     print(
-        f"plan: {cells} cells -> {len(plan.steps)} steps in {seconds:.3f} s "
-        f"(building the configs alone: {baseline:.3f} s, ratio {seconds / baseline:.1f}x)"
+        f"plan: {cells:,} cells -> {steps:,} steps in {seconds:.2f} s "
+        f"({', '.join(f'{t:.2f}' for t in times)}; building the configs alone: {baseline:.2f} s, "
+        f"ratio {seconds / baseline:.2f}x)"
     )
-    return plan
 
 
 def bench_finished_rerun(plan) -> None:
@@ -76,7 +90,7 @@ def bench_finished_rerun(plan) -> None:
         layout = Layout(Path(tmp) / "bench")
         for step in plan.steps[:10_000]:
             layout.step_dir(step.stage, step.name).mkdir(parents=True)
-        finished = type(plan)(plan.experiment, plan.steps[:10_000], plan.cells, plan.resources)
+        finished = type(plan)(plan.experiment, plan.steps[:10_000], plan.resources)
         seconds = median_seconds(
             lambda: execute(finished, layout, InlineExecutor(), say=lambda _: None)
         )
@@ -89,12 +103,14 @@ def bench_finished_rerun(plan) -> None:
 
 def bench_status(repeats: int = 3) -> None:
     """`scaler status` of a 100,000-step experiment with STATUS_DONE steps finished and no Slurm
-    jobs: a fresh process, as a person runs it; then where its time goes, in this process."""
+    jobs, in a fresh process as a person runs it: the first one after they finished (it checks
+    each new folder's manifest), then again; beside it, in this process, what it did before the
+    step index: expanding and pricing the saved spec."""
     spec = Spec.model_validate(STATUS_GRID)
     plan = expand(spec)
     with tempfile.TemporaryDirectory() as tmp:
         layout = Layout(Path(tmp) / spec.experiment)
-        layout.write_spec(spec.model_dump(mode="json"))
+        save_spec(layout, spec, plan)  # what a run writes: spec.json and the step index
         for step in plan.steps[:STATUS_DONE]:
             out_dir = layout.step_dir(step.stage, step.name)
             run_step(
@@ -108,17 +124,20 @@ def bench_status(repeats: int = 3) -> None:
                            capture_output=True)  # fmt: skip
             return time.perf_counter() - start
 
+        first = fresh("status", spec.experiment)
         runs = [fresh("status", spec.experiment) for _ in range(repeats)]
         help_s = statistics.median(fresh("--help") for _ in range(repeats))
-        expand_s = median_seconds(lambda: expand(spec), repeats=repeats)
-        states_s = median_seconds(lambda: step_states(plan, layout), repeats=repeats)
-        listing_s = median_seconds(layout.done_names, repeats=repeats)
+        spec_json = spec.model_dump(mode="json")
+        index_s = median_seconds(lambda: read_index(layout, spec, spec_json), repeats=repeats)
+        expand_s = median_seconds(lambda: price(spec, expand(spec)), repeats=repeats)
+        checks_s = median_seconds(lambda: damaged_steps(layout), repeats=repeats)
     print(
         f"scaler status of {len(plan.steps):,} steps ({STATUS_DONE:,} done, no Slurm jobs), "
-        f"fresh process: {statistics.median(runs):.2f} s ({', '.join(f'{r:.2f}' for r in runs)}; "
-        f"`scaler --help`: {help_s:.2f} s); of it, expanding the saved spec {expand_s:.2f} s, "
-        f"step states {states_s:.2f} s (listing the step folders alone: "
-        f"{listing_s * 1000:.0f} ms; the rest is each finished folder's manifest check)"
+        f"fresh process: {statistics.median(runs):.2f} s ({', '.join(f'{r:.2f}' for r in runs)}); "
+        f"the first after the steps finished: {first:.2f} s; `scaler --help`: {help_s:.2f} s. "
+        f"In this process: reading the step index {index_s * 1000:.0f} ms, against expanding "
+        f"and pricing the spec {expand_s:.2f} s; checking every finished folder's manifest "
+        f"{checks_s:.2f} s"
     )
 
 
@@ -192,13 +211,16 @@ def bench_local_overhead(count: int = 8) -> None:
     )
 
 
+ALONE = {"plan": bench_plan, "status": bench_status}
+
+
 def main() -> None:
     print(f"machine: {machine()}")
-    if sys.argv[1:] == ["status"]:  # that one alone: `bench_orchestrator.py status`
-        bench_status()
+    if sys.argv[1:2] and sys.argv[1] in ALONE:  # one alone: `bench_orchestrator.py status`
+        ALONE[sys.argv[1]]()
         return
-    plan = bench_plan()
-    bench_finished_rerun(plan)
+    bench_plan()
+    bench_finished_rerun(expand(Spec.model_validate(GRID)))
     bench_status()
     bench_inline_overhead()
     bench_local_overhead()

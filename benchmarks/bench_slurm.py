@@ -225,7 +225,6 @@ def chain_plan(per_stage: int) -> Plan:
     return Plan(
         f"bench-slurm-{per_stage * len(CHAIN)}",
         tuple(steps),
-        {step.id: 1 for step in steps},
         dict(CHAIN_RESOURCES),
     )
 
@@ -364,7 +363,6 @@ def noop_plan(count: int) -> Plan:
     return Plan(
         f"bench-slurm-noop-{count}",
         steps,
-        {step.id: 1 for step in steps},
         {"noop": NOOP_RESOURCES},
     )
 
@@ -639,7 +637,7 @@ class WaveSlurm(TimedSlurm):
 
 def bench_waves(counter: SbatchCounter) -> None:
     plan = chain_plan(WAVE_PER_STAGE)
-    plan = Plan(plan.experiment, plan.steps, plan.cells, dict(WAVE_RESOURCES))
+    plan = Plan(plan.experiment, plan.steps, dict(WAVE_RESOURCES))
     with PrivateCluster() as cluster, tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp:
         config = slurm_config()
         layout = Layout(Path(tmp) / plan.experiment)

@@ -129,7 +129,7 @@ def through_scheduler(make, count: int) -> float:
 
     STAGES.setdefault("noop", Stage("noop", "noop_runner", 1))
     steps = tuple(Step("noop", noop_runner.Config(index=i)) for i in range(count))
-    plan = Plan("bench", steps, {}, {"noop": Resources()})
+    plan = Plan("bench", steps, {"noop": Resources()})
     with tempfile.TemporaryDirectory() as tmp:
         executor = make(Path(tmp))
         start = time.perf_counter()

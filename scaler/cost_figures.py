@@ -106,6 +106,26 @@ def figures_of(spec: Spec) -> Figures:
     )
 
 
+def rates_of(spec: Spec) -> Figures:
+    """The figures that turn FLOPs already estimated into GPU-hours (the spec's gpu_flops and
+    utilisation), without counting the rest: what `scaler status` needs, whose step index holds
+    each step's FLOPs (scaler.step_index). Pricing steps needs `figures_of`."""
+    return Figures(
+        params={},
+        params_field={},
+        checkpoints={},
+        sample_tokens={},
+        prompt_tokens=spec.cost.prompt_tokens,
+        solution_tokens=spec.cost.solution_tokens,
+        pretrain_tokens=None,
+        solution_steps=None,
+        eval_problems={},
+        gpu_flops=spec.cost.gpu_flops,
+        utilisation=spec.cost.utilisation,
+        counted="",
+    )
+
+
 def demo_vocab_size(world: DemoWorld) -> int:
     """Tokens of the demo world's tokenizer: its specials and every word of the world."""
     from runners.worlds.demo import vocabulary

@@ -9,16 +9,17 @@ is of what is done. Every figure passes through analysis.format.number.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from analysis.format import number
 from scaler.cost import MODEL_STAGES, StepCost, estimate
 from scaler.cost_figures import Figures, figures_of
+from scaler.finished_memo import wall_seconds
 from scaler.layout import Layout
 from scaler.plan import Plan, Step
 from scaler.spec.schema import Spec
+from scaler.step_index import PlanView, StepRef
 from scaler.text import format_table
 
 DONE = "done"
@@ -28,10 +29,10 @@ NONE = "–"
 @dataclass(frozen=True)
 class PlanCost:
     figures: Figures
-    steps: dict[str, StepCost]
+    steps: Mapping[str, StepCost]
     """Step id -> its estimated cost."""
 
-    def of(self, steps: Iterable[Step]) -> StageCost:
+    def of(self, steps: Iterable[StepRef]) -> StageCost:
         return StageCost([self.steps[step.id] for step in steps], self.figures)
 
 
@@ -117,13 +118,24 @@ def step_cells(cost: PlanCost, step: Step) -> list[str]:
     return [_flops_cell(step.stage, one), _cell(one.gpu_hours)]
 
 
-def measured_lines(plan: Plan, cost: PlanCost, layout: Layout, states: dict[str, str]) -> list[str]:
+def measured_lines(
+    plan: PlanView,
+    cost: PlanCost,
+    layout: Layout,
+    states: dict[str, str],
+    wall_s: Mapping[str, float | None] | None = None,
+) -> list[str]:
     """`scaler status`'s view of finished steps: per stage, the estimate beside what they took
-    (provenance.json's wall_s, times the GPUs they held)."""
+    (provenance.json's wall_s, times the GPUs they held). `wall_s`: step name -> its wall time,
+    where known already (scaler.finished_memo); else each finished folder's is read."""
     rows = []
     for stage, steps in plan.by_stage().items():
         done = [step for step in steps if states[step.name] == DONE]
-        walls = [_wall_s(layout, step) for step in done]
+        walls = [
+            wall_s.get(step.name) if wall_s is not None
+            else wall_seconds(layout.step_dir(step.stage, step.name))
+            for step in done
+        ]  # fmt: skip
         timed = [(step, wall) for step, wall in zip(done, walls, strict=True) if wall is not None]
         if not timed:
             continue
@@ -207,7 +219,7 @@ def _missing_fields(cost: PlanCost) -> list[str]:
     return fields + sorted(found - set(fields))
 
 
-def _device(plan: Plan, stage: str) -> str:
+def _device(plan: PlanView, stage: str) -> str:
     resources = plan.resources[stage]
     if not resources.gpus:
         return "cpu"
@@ -239,13 +251,3 @@ def duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{number(seconds / 60, 2)} min"
     return f"{number(seconds / 3600)} h"
-
-
-def _wall_s(layout: Layout, step: Step) -> float | None:
-    try:
-        record = json.loads(
-            (layout.step_dir(step.stage, step.name) / "provenance.json").read_text()
-        )
-        return float(record["wall_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # an old or damaged folder: no measurement

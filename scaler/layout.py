@@ -69,6 +69,16 @@ class Layout:
         """The resolved spec of the latest run, as JSON: what `scaler status` expands."""
         return self.root / "spec.json"
 
+    @property
+    def finished_memo(self) -> Path:
+        """What `scaler status` remembers of each finished folder (scaler.finished_memo)."""
+        return self.root / ".finished.json"
+
+    @property
+    def step_index(self) -> Path:
+        """The steps of the latest run's plan, for `scaler status` (scaler.step_index)."""
+        return self.root / "steps.json"
+
     def write_spec(self, spec_json: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         write_json(self.spec_file, spec_json)
@@ -157,13 +167,17 @@ class Layout:
         """Every entry of every stage folder: one scandir per stage."""
         return [entry for stage_dir in self.stage_dirs() for entry in _scandir(stage_dir)]
 
+    def finished_entries(self) -> list[os.DirEntry]:
+        """The folder of every finished step, as os.scandir lists it."""
+        return [e for e in self._entries() if not e.name.startswith(".")]
+
     def finished_dirs(self) -> list[Path]:
         """The folder of every finished step."""
-        return [Path(e.path) for e in self._entries() if not e.name.startswith(".")]
+        return [Path(e.path) for e in self.finished_entries()]
 
     def done_names(self) -> set[str]:
         """Names (<stage>-<id>) of every finished step."""
-        return {e.name for e in self._entries() if not e.name.startswith(".")}
+        return {e.name for e in self.finished_entries()}
 
     def failed_names(self) -> set[str]:
         """Names of steps whose last attempt failed (they may have been finished since)."""

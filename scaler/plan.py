@@ -16,7 +16,11 @@ the id it always had.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,43 +43,73 @@ from runners.stages import (
 )
 from runners.stages import source as user_source
 from runners.worlds.demo import pretraining_knobs
-from scaler.fingerprint import content_hash, output_fields
+from scaler.bulk import collector_paused
+from scaler.fingerprint import HASH_LENGTH, IntVariants, content_hash, output_fields
 from scaler.spec.schema import DemoWorld, Resources, SamplerSource, Spec, UserSource, source_name
-from scaler.stages import STAGES
+from scaler.stages import STAGES, grouped_by_stage
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Step:
     """One unit of work: a stage run on a config and the outputs of other steps."""
 
     stage: str
     config: BaseModel
-    inputs: tuple[tuple[str, Step], ...] = ()
-    coords: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[tuple[str, Step], ...]
+    coords: dict[str, Any]
     """The grid coordinates this step belongs to (source, size, ...); not part of the id."""
-    id: str = field(init=False)
-
-    config_hash: str = field(default="", repr=False)
+    id: str
+    config_hash: str = field(repr=False)
     """The hash of the config's output fields; computed when not given (expand shares it)."""
+    name: str = field(repr=False)
+    """`<stage>-<id>`: its folder's name (asked for often enough to be made once)."""
 
-    def __post_init__(self) -> None:
-        if not self.config_hash:
-            object.__setattr__(self, "config_hash", config_hash(self.config))
-        identity = {
-            "stage": self.stage,
-            "version": STAGES[self.stage].version,
-            "config": self.config_hash,
-            "inputs": {role: step.id for role, step in self.inputs},
-        }
-        object.__setattr__(self, "id", content_hash(identity))
+    def __init__(
+        self,
+        stage: str,
+        config: BaseModel,
+        inputs: tuple[tuple[str, Step], ...] = (),
+        coords: dict[str, Any] | None = None,
+        config_hash: str = "",
+    ) -> None:
+        # One dict update instead of a frozen dataclass's setattr per field: a plan makes a
+        # Step for every cell and stage.
+        hashed = config_hash or _config_hash(config)
+        identity = identity_json(stage, hashed, inputs).encode()
+        self.__dict__.update(
+            stage=stage,
+            config=config,
+            inputs=inputs,
+            coords={} if coords is None else coords,
+            id=(step_id := hashlib.sha256(identity).hexdigest()[:HASH_LENGTH]),
+            config_hash=hashed,
+            name=f"{stage}-{step_id}",
+        )
 
-    @property
-    def name(self) -> str:
-        return f"{self.stage}-{self.id}"
+
+def identity_json(stage: str, config: str, inputs: tuple) -> str:
+    """The canonical JSON of a step's identity (stage, its version, config hash, input ids),
+    what `canonical_json` writes for it, built directly: it is written for every step of a plan."""
+    wired = {role: step.id for role, step in inputs}
+    roles = ",".join([f'{_quoted(role)}:"{wired[role]}"' for role in sorted(wired)])
+    return f'{{"config":"{config}","inputs":{{{roles}}}{_identity_end(stage)}'
+
+
+@cache
+def _quoted(name: str) -> str:
+    return json.dumps(name)
+
+
+@cache
+def _identity_end(stage: str) -> str:
+    return f',"stage":{_quoted(stage)},"version":{STAGES[stage].version}}}'
 
 
 def config_hash(config: BaseModel) -> str:
     return content_hash(output_fields(config))
+
+
+_config_hash = config_hash  # Step's own argument of that name hides it there
 
 
 @dataclass(frozen=True)
@@ -83,17 +117,18 @@ class Plan:
     experiment: str
     steps: tuple[Step, ...]
     """Unique steps, every step after its inputs."""
-    cells: dict[str, int]
-    """Step id -> how many grid cells need it."""
     resources: dict[str, Resources]
     """Stage -> what each of its steps asks for."""
 
+    @cached_property
+    def cells(self) -> dict[str, int]:
+        """Step id -> how many grid cells need it; counted when first asked (`scaler plan`
+        shows it, `scaler status` and a run do not need it)."""
+        return cells_served(self.steps)
+
     def by_stage(self) -> dict[str, list[Step]]:
         """Steps grouped by stage, stages in pipeline order (STAGES)."""
-        grouped: dict[str, list[Step]] = {stage: [] for stage in STAGES}
-        for step in self.steps:
-            grouped[step.stage].append(step)
-        return {stage: steps for stage, steps in grouped.items() if steps}
+        return grouped_by_stage(self.steps)
 
 
 def model_label_of(spec: Spec) -> str:
@@ -113,6 +148,11 @@ SELF_SAMPLING = ("rft", "dpo", "per_step_dpo")
 
 def expand(spec: Spec) -> Plan:
     """The grid sources x algorithms x sizes x seeds x eval sets as a deduplicated DAG."""
+    with collector_paused():
+        return _expand(spec)
+
+
+def _expand(spec: Spec) -> Plan:
     grid = _Grid(spec)
     data = grid.add(world_step(spec))
     largest = max(spec.sizes)
@@ -164,9 +204,32 @@ class _Grid:
         self.sft_settings = spec.stages.train.model_dump()
         self.dpo_settings = spec.stages.dpo_train.model_dump()
         self.bases: dict[ModelConfig, Step] = {}
+        # Cell configs differ in their sizes and seeds only: each kind is validated and dumped
+        # once (scaler.fingerprint.IntVariants), which is most of what expanding a large grid
+        # costs otherwise.
+        self.variants: dict[tuple, IntVariants] = {}
+        self.wirings: set[tuple[str, ...]] = set()
+        self.self_sampling = bool(set(spec.algorithms) & set(SELF_SAMPLING))
+
+    def settings_key(self, settings: dict[str, Any]) -> str:
+        # The shared settings by name; another (a sampler's own `train:`) by its content.
+        for name, shared in (("sft", self.sft_settings), ("dpo", self.dpo_settings)):
+            if settings is shared:
+                return name
+        return repr(sorted(settings.items()))
+
+    def variant(self, key: tuple, make: Callable[[], BaseModel], **values: int) -> tuple:
+        """The config `make()` would give with `values` (integer fields), and its hash."""
+        if key not in self.variants:
+            self.variants[key] = IntVariants(make(), tuple(values))
+        return self.variants[key].make(**values)
 
     def add(self, step: Step) -> Step:
-        check_wiring(step)
+        # The same few wirings recur in every cell: each is checked once.
+        wiring = (step.stage, *(f"{role}={source.stage}" for role, source in step.inputs))
+        if wiring not in self.wirings:
+            check_wiring(step)
+            self.wirings.add(wiring)
         return self.steps.setdefault(step.id, step)
 
     def base_of(self, model: ModelConfig) -> Step:
@@ -179,15 +242,17 @@ class _Grid:
         if self.spec.pretrain is not None and "init" not in dict(inputs):
             # With `pretrain:`, no model is trained from scratch: each starts from its base.
             inputs = (*inputs, ("init", self.base_of(model)))
-        config = train.Config(
-            **settings,
-            model=model,
+        config, hashed = self.variant(
+            # The model by identity: hashing a pydantic model costs more than the lookup saves,
+            # and every model is the spec's own, alive while the grid is.
+            ("train", self.settings_key(settings), id(model), objective),
+            lambda: train.Config(
+                **settings, model=model, size=size, seed=seed, objective=objective, **self.judged
+            ),
             size=size,
             seed=seed,
-            objective=objective,
-            **self.judged,
         )
-        return self.add(Step("train", config, inputs, coords))
+        return self.add(Step("train", config, inputs, coords, hashed))
 
     def cell(
         self,
@@ -205,7 +270,7 @@ class _Grid:
             spec.model, self.sft_settings, size, seed, train_data, coords | {"algorithm": "sft"}
         )
         trained = {"sft": sft} if "sft" in spec.algorithms else {}
-        if not set(spec.algorithms) & set(SELF_SAMPLING):
+        if not self.self_sampling:
             return trained
 
         judged = self.sample_and_verify(
@@ -296,7 +361,7 @@ class _Grid:
         spec = self.spec
         steps = tuple(self.steps.values())
         resources = {stage: spec.resources_for(stage) for stage in STAGES}
-        return Plan(spec.experiment, steps, cells_served(steps), resources)
+        return Plan(spec.experiment, steps, resources)
 
 
 def check_wiring(step: Step) -> None:

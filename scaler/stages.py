@@ -11,9 +11,10 @@ stage (and everything downstream) runs again.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,19 @@ STAGES: dict[str, Stage] = {
         Stage("merge", "runners.stages.merge", 1),
     )
 }
+
+
+class _OfAStage(Protocol):
+    @property
+    def stage(self) -> str: ...
+
+
+T = TypeVar("T", bound=_OfAStage)
+
+
+def grouped_by_stage(steps: Iterable[T]) -> dict[str, list[T]]:
+    """Steps (anything with a `stage`) grouped by stage, stages in pipeline order (STAGES)."""
+    grouped: dict[str, list[T]] = {stage: [] for stage in STAGES}
+    for step in steps:
+        grouped[step.stage].append(step)
+    return {stage: members for stage, members in grouped.items() if members}

@@ -26,18 +26,21 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scaler.bulk import collector_paused
 from scaler.errors import StepFailed
 from scaler.fingerprint import fields_without_effect, output_fields
+from scaler.finished_memo import finished_steps
 from scaler.layout import Layout, read_json
 from scaler.manifest import damaged_steps
-from scaler.plan import Plan, Step
 from scaler.slurm.cancelled import WithArray, cancelled_with_array
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import active, ended_states, job_failure, submitted_tasks
+from scaler.step_index import PlanView, StepRef, read_index
 from scaler.text import format_table
 
 if TYPE_CHECKING:
     from scaler.cost_view import PlanCost
+    from scaler.plan import Plan, Step
     from scaler.spec.schema import Spec
 
 TO_RUN = "to run"
@@ -55,44 +58,53 @@ class StepStates:
     """Why each damaged step of the plan is (its folder no longer matches its manifest)."""
     with_array: WithArray | None = None
     """The cancelled steps Slurm cancelled with their array for a task they do not need."""
+    wall_s: dict[str, float | None] | None = None
+    """Step name -> the wall time of each whole finished folder, as `scaler status` read them."""
 
 
-def step_states(plan: Plan, layout: Layout, *, ask_slurm: bool = True) -> StepStates:
-    """Each step's state and the error of each failed one; see the module for how."""
-    tasks = submitted_tasks(layout) if ask_slurm else {}
+def step_states(plan: PlanView, layout: Layout, *, as_status: bool = True) -> StepStates:
+    """Each step's state and the error of each failed one; see the module for how.
+
+    `as_status`: as `scaler status` reads them, asking Slurm and checking each finished folder
+    once (scaler.finished_memo); else as `scaler plan` does, from the
+    folders alone, every one checked."""
+    tasks = submitted_tasks(layout) if as_status else {}
     slurm = Slurm(layout.slurm_logs) if tasks and not missing_commands() else None
     queue = slurm.queue() if slurm else {}
     done, failed_dirs = layout.done_names(), layout.failed_names()
-    damaged = damaged_steps(layout)
+    finished = finished_steps(layout) if as_status else None
+    damaged = finished.damaged if finished else damaged_steps(layout)
     states: dict[str, str] = {}
-    ended: list[Step] = []
+    ended: list[StepRef] = []
     for step in plan.steps:
-        task = tasks.get(step.name)
-        if step.name in damaged:
-            states[step.name] = DAMAGED
-        elif step.name in done:
-            states[step.name] = "done"
+        name = step.name
+        task = tasks.get(name)
+        if name in damaged:
+            states[name] = DAMAGED
+        elif name in done:
+            states[name] = "done"
         elif task and active(queue, task):
-            states[step.name] = "running" if queue[task].state == "RUNNING" else "queued"
+            states[name] = "running" if queue[task].state == "RUNNING" else "queued"
         elif task and slurm:
             ended.append(step)
         else:
-            states[step.name] = "failed" if step.name in failed_dirs else TO_RUN
+            states[name] = "failed" if name in failed_dirs else TO_RUN
     how = ended_states(slurm, queue, [tasks[s.name] for s in ended]) if slurm and ended else {}
-    ended_names = {step.name for step in ended}
+    for step in ended:
+        state = how.get(tasks[step.name], JobState("UNKNOWN"))
+        by_cancel = state.state == "CANCELLED" and step.name not in failed_dirs
+        states[step.name] = "cancelled" if by_cancel else "failed"
     failures = []
     for step in plan.steps:
-        task = tasks.get(step.name, "")
-        state = how.get(task, JobState("UNKNOWN"))
-        if step.name in ended_names:
-            by_cancel = state.state == "CANCELLED" and step.name not in failed_dirs
-            states[step.name] = "cancelled" if by_cancel else "failed"
         if states[step.name] == "failed":
+            task = tasks.get(step.name, "")
+            state = how.get(task, JobState("UNKNOWN"))
             failures.append(job_failure(step, layout, slurm, task, state))
     in_plan = {name: why for name, why in damaged.items() if name in states}
     cancelled = [step for step in plan.steps if states[step.name] == "cancelled"]
     with_array = cancelled_with_array(cancelled, layout, slurm, queue) if slurm else None
-    return StepStates(states, failures, in_plan, with_array)
+    wall_s = finished.wall_s if finished else None
+    return StepStates(states, failures, in_plan, with_array, wall_s)
 
 
 def damaged_lines(damaged: dict[str, str], shown: int = SHOWN_DAMAGED) -> list[str]:
@@ -122,7 +134,7 @@ def describe_plan(
     cost: PlanCost | None = None,
 ) -> str:
     """`scaler plan`'s text; with `cost` (scaler.cost_view.price), what the steps to run cost."""
-    found = step_states(plan, layout, ask_slurm=False)
+    found = step_states(plan, layout, as_status=False)
     states = found.states
     counts = Counter(states.values())
     n_cells = max(plan.cells.values(), default=0)
@@ -241,8 +253,17 @@ def _label(state: str) -> str:
 
 def experiment_status(layout: Layout) -> str:
     """`scaler status`: per stage, how many steps are in each state; failures with log tails."""
-    spec = _saved_spec(layout)
-    plan = _saved_plan(layout, spec)
+    with collector_paused():  # a large plan's steps, states and records (scaler.bulk)
+        return _experiment_status(layout)
+
+
+def _experiment_status(layout: Layout) -> str:
+    from scaler.cost_view import measured_lines
+    from scaler.spec.schema import Spec
+
+    spec_json = read_json(layout.spec_file)
+    spec = Spec.model_validate(spec_json)
+    plan, cost = _saved_plan_and_cost(layout, spec, spec_json)
     found = step_states(plan, layout)
     rows = []
     for stage, steps in plan.by_stage().items():
@@ -255,7 +276,7 @@ def experiment_status(layout: Layout) -> str:
         "",
         format_table(["stage", "steps", *map(_label, STATUS_COLUMNS)], rows),
     ]
-    lines += ["", *_measured(spec, plan, layout, found.states)]
+    lines += ["", *measured_lines(plan, cost, layout, found.states, found.wall_s)]
     if found.with_array:  # told apart from steps cancelled by a user or for their own input
         lines += ["", found.with_array.line("`scaler run` submits them again")]
     if found.damaged:
@@ -315,11 +336,19 @@ def _on_slurm(layout: Layout) -> set[str]:
     return set(queued_steps(layout, Slurm(layout.slurm_logs)))
 
 
-def _measured(spec: Spec, plan: Plan, layout: Layout, states: dict[str, str]) -> list[str]:
-    """The estimate of the finished steps beside their measured wall time (scaler.cost_view)."""
-    from scaler.cost_view import measured_lines, price
+def _saved_plan_and_cost(
+    layout: Layout, spec: Spec, spec_json: dict[str, Any]
+) -> tuple[PlanView, PlanCost]:
+    """The latest run's plan and its estimate: from its step index, else by expanding and
+    pricing the saved spec (an experiment run before the index existed)."""
+    from scaler.cost_figures import rates_of
+    from scaler.cost_view import PlanCost, price
 
-    return measured_lines(plan, price(spec, plan), layout, states)
+    index = read_index(layout, spec, spec_json)
+    if index is not None:
+        return index, PlanCost(rates_of(spec), index.costs)
+    plan = _saved_plan(layout, spec)
+    return plan, price(spec, plan)
 
 
 def _saved_spec(layout: Layout) -> Spec:

@@ -4,8 +4,9 @@
 
 The steps that are not done run with the inline or local executor (scaler.run.local) or on
 Slurm (scaler.slurm.follow); either way the resolved spec is saved as the experiment's
-spec.json (what `scaler status` expands), and what finished is collected into its DuckDB, also
-when some steps failed (then RunFailed is raised after collecting). A step a Slurm job still
+spec.json, with the index of its steps that `scaler status` reads (scaler.step_index), and
+what finished is collected into its DuckDB, also when some steps failed (then RunFailed is
+raised after collecting). A step a Slurm job still
 holds is never run here as well.
 """
 
@@ -21,6 +22,7 @@ from scaler.plan import Plan, expand
 from scaler.run.locks import experiment_lock
 from scaler.run.outcome import RunReport
 from scaler.spec.schema import Spec
+from scaler.step_index import save_spec
 
 EXECUTORS = ("inline", "local", "warm", "slurm")
 ARGUMENTS = "run_experiment"
@@ -75,7 +77,7 @@ def _run_locked(
     if all(step.name in done for step in plan.steps):
         say(f"nothing to run: all {len(plan.steps)} steps of {spec.experiment} are done")
         # The spec may differ in what does not change a step (its analysis: section).
-        layout.write_spec(spec_json)
+        save_spec(layout, spec, plan)
         report = RunReport(already_done=len(plan.steps))
     elif name == "slurm":
         from scaler.slurm.follow import run_on_slurm
@@ -88,7 +90,7 @@ def _run_locked(
         from scaler.run.local import execute, make_executor
 
         refuse_if_queued_on_slurm(layout)
-        layout.write_spec(spec_json)
+        save_spec(layout, spec, plan)
         runner = make_executor(name, layout.logs, parallel or spec.executor.parallel)
         report = execute(
             plan, layout, runner, spec_hash=spec_hash, retries=spec.executor.retries, say=say

@@ -16,6 +16,7 @@ from scaler.disk_space import disk_full
 from scaler.errors import StepFailed
 from scaler.layout import Layout
 from scaler.plan import Step
+from scaler.step_index import StepRef
 
 ERROR_TAIL_LINES = 12
 """Lines of a traceback or log shown with a failure."""
@@ -36,7 +37,7 @@ class RunReport:
 
 
 def step_failure(
-    step: Step, layout: Layout, how_it_ended: str, *, where: Path, log: Path | None = None
+    step: StepRef, layout: Layout, how_it_ended: str, *, where: Path, log: Path | None = None
 ) -> StepFailed:
     """The error of a failed step: the tail of the traceback it wrote, else of its job's `log`,
     else `how_it_ended`, pointing at `where` (the job's log folder or file)."""

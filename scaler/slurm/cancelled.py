@@ -19,16 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from scaler.layout import Layout
-from scaler.plan import Step
 from scaler.slurm.cluster import JobState, Slurm
 from scaler.slurm.records import active, ended_states, read_records
+from scaler.step_index import StepRef
 
 
 @dataclass(frozen=True)
 class WithArray:
     """Steps cancelled with their array, and the steps whose jobs' ending cancelled it."""
 
-    steps: tuple[Step, ...]
+    steps: tuple[StepRef, ...]
     culprits: tuple[tuple[str, JobState], ...]
     """(step name, how its job ended), in the order of the records."""
 
@@ -57,7 +57,7 @@ class WithArray:
 
 
 def cancelled_with_array(
-    steps: Iterable[Step], layout: Layout, slurm: Slurm, queue: dict[str, JobState]
+    steps: Iterable[StepRef], layout: Layout, slurm: Slurm, queue: dict[str, JobState]
 ) -> WithArray | None:
     """Of `steps`, those whose latest job Slurm cancelled with its array for a job none of their
     inputs is in (None when there are none). `queue` is one `Slurm.queue()` of now; tasks it no
@@ -86,7 +86,7 @@ def cancelled_with_array(
     looked = [t for t in sorted(needed) if not active(queue, t)]
     how = ended_states(slurm, queue, looked) if looked else {}
     bad = {t: state for t, state in how.items() if state.state != "COMPLETED"}
-    innocent: list[Step] = []
+    innocent: list[StepRef] = []
     culprits: dict[str, JobState] = {}
     for step in killed:
         why = [t for t in expand(waited[latest[step.name].split("_")[0]]) if t in bad]

@@ -55,6 +55,7 @@ from scaler.slurm.render import (
 )
 from scaler.slurm.waves import Limits, Room, capacity, room, this_wave
 from scaler.spec.schema import ExecutorSettings, Spec
+from scaler.step_index import save_spec
 
 SACCT_GRACE_S = 60.0
 """How long a finished task may be missing from sacct (slurmdbd lags) before it counts as lost."""
@@ -88,7 +89,7 @@ def submit_plan(
     settings: ExecutorSettings,
     *,
     spec_hash: str = "",
-    spec_json: dict | None = None,
+    spec: Spec | None = None,
     only: set[str] | None = None,
     unless_cancelled_since: float | None = None,
 ) -> Submitted:
@@ -119,8 +120,8 @@ def submit_plan(
         wave = this_wave(arrays, now.tasks)
         going = [step for array in wave for step in array.steps]
         with_array = cancelled_with_array(going, layout, slurm, found.queue) if going else None
-        if spec_json is not None:  # what `scaler status` expands
-            layout.write_spec(spec_json)
+        if spec is not None:  # what `scaler status` reads
+            save_spec(layout, spec, plan)
         provenance = run_provenance() | {"spec_hash": spec_hash, "experiment": plan.experiment}
         left = [step for array in arrays[len(wave) :] for step in array.steps] + found.blocked
         result = Submitted(
@@ -453,9 +454,7 @@ def run_on_slurm(
         )
     settings = spec.executor
     slurm = Slurm(layout.slurm_logs, settings.max_timeouts)
-    submitted = submit_plan(
-        plan, layout, slurm, settings, spec_hash=spec_hash, spec_json=spec.model_dump(mode="json")
-    )
+    submitted = submit_plan(plan, layout, slurm, settings, spec_hash=spec_hash, spec=spec)
     say(describe_submission(submitted))
     if submitted.with_array:
         say(submitted.with_array.line("are submitted again"))

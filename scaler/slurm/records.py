@@ -22,9 +22,9 @@ from typing import Any
 
 from scaler.errors import StepFailed
 from scaler.layout import Layout
-from scaler.plan import Step
 from scaler.run.outcome import step_failure
 from scaler.slurm.cluster import JobState, Slurm
+from scaler.step_index import StepRef
 
 
 def read_records(layout: Layout) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ def ended_states(slurm: Slurm, queue: dict[str, JobState], tasks: list[str]) -> 
 
 
 def job_failure(
-    step: Step, layout: Layout, slurm: Slurm | None, task: str, state: JobState
+    step: StepRef, layout: Layout, slurm: Slurm | None, task: str, state: JobState
 ) -> StepFailed:
     """The error of a step whose job `task` ended as `state` without a result: its traceback,
     else its job's log, else `job 12_3 ended TIMEOUT (reason)`."""

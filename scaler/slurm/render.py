@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaler.plan import Step
 from scaler.spec.schema import Resources
 from scaler.stages import STAGES, Stage
+
+if TYPE_CHECKING:
+    from scaler.plan import Step
 
 ONE_PROCESS = Stage("", "", 0)
 """How an array of a name that is no stage (in tests of the grouping) is submitted."""

@@ -238,3 +238,41 @@ def test_expand_checks_every_step_it_adds(small_spec, monkeypatch):
     monkeypatch.setattr(evaluate, "INPUTS", (Input("checkpoint"), Input("data")))
     with pytest.raises(ValueError, match="stage 'evaluate' has no input 'model'"):
         _plan(small_spec)
+
+
+def test_cell_configs_made_from_one_template_equal_configs_built_whole(small_spec):
+    """A grid's train configs are copies of one validated config with their size and seed put
+    in (scaler.fingerprint.IntVariants): each equals the config built whole, with its hash."""
+    from pydantic import ValidationError
+
+    from runners.stages import train
+    from scaler.fingerprint import IntVariants
+    from scaler.plan import config_hash
+
+    trained = next(s for s in _plan(small_spec).steps if s.stage == "train")
+    variants = IntVariants(trained.config, ("size", "seed"))
+    for size, seed in [(7, 3), (10_000, 0), (1, 2**32 - 1)]:
+        config, hashed = variants.make(size=size, seed=seed)
+        whole = train.Config(**trained.config.model_dump() | {"size": size, "seed": seed})
+        assert config == whole and config.model_fields_set == whole.model_fields_set
+        assert hashed == config_hash(whole)
+    assert trained.config.size == trained.coords["size"]  # the template is left as it was
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        variants.make(size=0, seed=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        variants.make(size=7, seed=True)
+
+
+def test_step_identity_is_the_canonical_json_of_its_parts(small_spec):
+    from scaler.plan import identity_json
+    from scaler.stages import STAGES
+
+    for step in _plan(small_spec, "algorithms=[sft,rft,dpo]").steps:
+        identity = {
+            "stage": step.stage,
+            "version": STAGES[step.stage].version,
+            "config": step.config_hash,
+            "inputs": {role: source.id for role, source in reversed(step.inputs)},
+        }
+        assert identity_json(step.stage, step.config_hash, step.inputs) == canonical_json(identity)
+        assert step.id == content_hash(identity)

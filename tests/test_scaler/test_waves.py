@@ -121,7 +121,7 @@ def _chain(experiment: str, per_stage: int, resources: Resources = LIGHT) -> Pla
     first = [Step("a", _Config(value=i)) for i in range(per_stage)]
     second = [Step("b", _Config(value=i), (("input", a),)) for i, a in enumerate(first)]
     steps = tuple(first + second)
-    return Plan(experiment, steps, {s.id: 1 for s in steps}, {"a": resources, "b": resources})
+    return Plan(experiment, steps, {"a": resources, "b": resources})
 
 
 class _MostQueued(threading.Thread):
