@@ -125,6 +125,37 @@ def _parser() -> argparse.ArgumentParser:
         help="if another run of this experiment is going, wait for it to end (default: exit 2)",
     )
 
+    sub.add_argument(
+        "--suggested",
+        type=int,
+        nargs="?",
+        const=1,
+        metavar="K",
+        help="with the overrides of suggestion K (default 1) that `scaler suggest` saved last",
+    )
+
+    sub = command(
+        "suggest",
+        commands.suggest,
+        "Rank what to run next by how much it narrows a target's interval per hour of compute.",
+    )
+    experiment_arg(sub)
+    sub.add_argument(
+        "--target",
+        help="multiplier:ARM@SIZE, multiplier:ARM (at the largest size) or exponent:ARM "
+        "(default: the first arm with a baseline, at the largest size)",
+    )
+    sub.add_argument("--budget", type=float, help="hours (GPU-h, or CPU-h on CPUs) to spend")
+    sub.add_argument("-n", type=int, default=5, help="suggestions shown (default 5)")
+    sub.add_argument(
+        "--until",
+        type=float,
+        metavar="WIDTH",
+        help="run the first suggestion, collect and suggest again until the interval is "
+        "narrower than WIDTH (a multiplier's high/low, an exponent's high - low) or the "
+        "budget is spent",
+    )
+
     sub = command(
         "status",
         commands.status,

@@ -74,6 +74,11 @@ def plan(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     from scaler.run.experiment import run_experiment
 
+    if args.suggested is not None:
+        from scaler.suggest import suggested_overrides
+
+        spec, layout = _load(args)
+        args.overrides = [*args.overrides, *suggested_overrides(layout, args.suggested)]
     spec, layout = _load(args)
     with _in_flags({"parallel": "--parallel", "detach": "--detach"}):
         run_experiment(
@@ -84,6 +89,29 @@ def run(args: argparse.Namespace) -> None:
             detach=args.detach,
             wait=args.wait,
         )
+
+
+def suggest(args: argparse.Namespace) -> None:
+    from scaler.suggest import describe, previous_suggestions, saved_spec, suggest, until
+
+    layout = _existing_layout(args)
+    if args.n < 1:
+        raise SpecError("command line", "-n", f"expected a number >= 1, got {args.n}")
+    for flag in ("budget", "until"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:
+            raise SpecError("command line", f"--{flag}", f"expected a number > 0, got {value}")
+    if args.until is not None:
+        from scaler.run.experiment import run_experiment
+
+        def run_with(overrides: list[str]) -> None:
+            run_experiment(saved_spec(layout, overrides), layout)
+
+        print(until(layout, args.target, args.until, budget_hours=args.budget, run=run_with))
+        return
+    previous = previous_suggestions(layout)
+    found = suggest(layout, args.target, budget_hours=args.budget, n=args.n)
+    print(describe(found, layout, previous))
 
 
 def status(args: argparse.Namespace) -> None:

@@ -1,0 +1,184 @@
+"""The advisor against a uniform grid, on synthetic worlds whose curves are known.
+
+    .venv/bin/python benchmarks/bench_suggest.py [--worlds 24]
+
+Each world has a baseline (sft) with error E + A * D^-alpha and an arm (rft) whose error is the
+baseline's at m x D, so the arm's multiplier is m at every size; each model moves by the world's
+seed spread and is counted on 500 eval problems (binomial). Exponent, floor, seed spread and
+multiplier vary from world to world. The target is the multiplier at D = 800; the sizes on
+offer are 100 ... 3200 (doubling). A model costs its size (its training data) plus 50 (its
+evaluation), for each of the two arms.
+
+- Uniform: the whole grid of sizes, one seed more each round, until the target's interval is
+  narrower than the world's goal (measured as scaler suggest measures it, the mean width of
+  bootstrap rounds of the data).
+- Adaptive: from a thin grid (100, 400, 1600, one seed), each round adds the candidate that
+  scaler suggest ranks first by narrowing per unit of cost (a size of the grid not yet run, or
+  one seed more at every size run), until the same goal.
+
+The goal of each world is the width the uniform grid reaches with three seeds (the median of
+three realizations); each loop then runs on draws of its own (the uniform one up to 8 seeds).
+Reported: the median over worlds of uniform cost / adaptive cost (a world the adaptive loop does
+not finish within 4x the uniform cost counts at that cap), and how often the final 90% interval
+of each loop covers the true multiplier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from analysis.bootstrap import interval  # noqa: E402
+from analysis.forecast import (  # noqa: E402
+    Addition,
+    Forecaster,
+    Settings,
+    Target,
+    _refits,
+    _target_values,
+    lean,
+)
+from analysis.points import Points  # noqa: E402
+from common import machine  # noqa: E402
+
+SIZES = (100, 200, 400, 800, 1600, 3200)
+THIN = (100, 400, 1600)
+TARGET = Target("rft", "sft", 800.0)
+EVAL = 500
+EVAL_COST = 50
+SETTINGS = Settings(simulations=16, resamples=100)
+MAX_SEEDS = 8
+
+
+class World:
+    def __init__(self, index: int, draws: int) -> None:
+        rng = np.random.default_rng(1000 + index)
+        self.alpha = float(rng.uniform(0.3, 0.8))
+        self.floor = float(rng.uniform(0.02, 0.15))
+        self.spread = float(rng.choice([0.0, 0.01, 0.02]))
+        self.m = float(rng.choice([1.5, 2.0, 3.0, 5.0]))
+        # A such that the baseline's error at D = 100 is 0.5.
+        self.A = (0.5 - self.floor) * 100**self.alpha
+        self.rng = np.random.default_rng([2000 + index, draws])
+        self.models: dict[tuple[str, int, int], float] = {}
+
+    def error(self, arm: str, size: int) -> float:
+        data = size * (self.m if arm == "rft" else 1.0)
+        return self.floor + self.A * data**-self.alpha
+
+    def measure(self, size: int, seed: int) -> None:
+        for arm in ("sft", "rft"):
+            if (arm, size, seed) not in self.models:
+                mean = self.error(arm, size) + self.spread * self.rng.standard_normal()
+                count = self.rng.binomial(EVAL, float(np.clip(mean, 0.0, 1.0)))
+                self.models[(arm, size, seed)] = count / EVAL
+
+    def points(self) -> Points:
+        keys = sorted(self.models)
+        return Points(
+            "accuracy", True,
+            np.array([k[0] for k in keys], dtype=object),
+            np.array([k[1] for k in keys], dtype=float),
+            np.array([k[2] for k in keys]),
+            np.array([1.0 - self.models[k] for k in keys]),
+            eval_size=EVAL,
+        )  # fmt: skip
+
+
+def cost(sizes: list[int], seeds: int) -> float:
+    return 2 * seeds * sum(size + EVAL_COST for size in sizes)
+
+
+def width(world: World) -> float:
+    return Forecaster(world.points(), TARGET, SETTINGS).width
+
+
+def covers(world: World) -> bool:
+    data = lean(world.points(), TARGET)
+    values = _target_values(_refits([data], TARGET, 1000, np.random.default_rng(7)), TARGET)
+    low, high = interval(values, 0.9)
+    return bool(low <= np.log(world.m) <= high)
+
+
+def uniform(world: World, goal: float | None, rounds: int) -> tuple[float, float, bool]:
+    """Seeds added over the whole grid until the goal (or `rounds`); (cost, width, covers)."""
+    for seeds in range(1, rounds + 1):
+        for size in SIZES:
+            world.measure(size, seeds - 1)
+        now = width(world)
+        if goal is not None and now < goal:
+            break
+    return cost(list(SIZES), seeds), now, covers(world)
+
+
+def adaptive(world: World, goal: float, cap: float) -> tuple[float, float, bool, list[str]]:
+    sizes, seeds = list(THIN), 1
+    for size in sizes:
+        world.measure(size, 0)
+    steps = []
+    while True:
+        forecaster = Forecaster(world.points(), TARGET, SETTINGS)
+        spent = cost(sizes, seeds)
+        if forecaster.width < goal or spent >= cap:
+            return spent, forecaster.width, covers(world), steps
+        options = [(Addition(sizes=(float(s),)), [*sizes, s], seeds)
+                   for s in SIZES if s not in sizes]  # fmt: skip
+        options.append((Addition(more_seeds=1), sizes, seeds + 1))
+        best = None
+        for addition, new_sizes, new_seeds in options:
+            extra = cost(new_sizes, new_seeds) - spent
+            predicted, _ = forecaster.expected(addition)
+            score = (forecaster.width - predicted) / extra
+            if best is None or score > best[0]:
+                best = (score, addition, new_sizes, new_seeds)
+        assert best is not None
+        _, addition, sizes, seeds = best
+        steps.append(str(addition))
+        for size in sizes:
+            for seed in range(seeds):
+                world.measure(size, seed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worlds", type=int, default=24)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    started = time.perf_counter()
+    ratios, adaptive_cover, uniform_cover = [], [], []
+    for index in range(args.worlds):
+        # The goal: what the uniform grid with three seeds reaches, the median of three
+        # realizations (one realization's luck would favour whichever loop shared it).
+        goal = statistics.median(uniform(World(index, draws), None, 3)[1] for draws in (1, 2, 3))
+        reference = World(index, 4)
+        uniform_cost, _, uniform_covers = uniform(reference, goal, MAX_SEEDS)
+        world = World(index, 5)
+        spent, reached, adaptive_covers, steps = adaptive(world, goal, 4 * uniform_cost)
+        ratios.append(uniform_cost / spent)
+        adaptive_cover.append(adaptive_covers)
+        uniform_cover.append(uniform_covers)
+        print(
+            f"world {index:2d}: alpha {reference.alpha:.2f}, floor {reference.floor:.3f}, "
+            f"spread {reference.spread:.2f}, m {reference.m:g}: goal x{np.exp(goal):.3g}; "
+            f"uniform {uniform_cost:,.0f}, adaptive {spent:,.0f} (x{np.exp(reached):.3g}; "
+            f"{' -> '.join(steps) or 'thin grid enough'}); ratio {uniform_cost / spent:.2f}"
+        )
+    print(
+        f"{args.worlds} worlds in {time.perf_counter() - started:.0f} s: uniform / adaptive cost, "
+        f"median {statistics.median(ratios):.2f} (quartiles "
+        f"{np.quantile(ratios, 0.25):.2f}-{np.quantile(ratios, 0.75):.2f}); the final 90% "
+        f"interval covers the true multiplier in {sum(adaptive_cover)}/{args.worlds} worlds "
+        f"(the uniform grid's: {sum(uniform_cover)}/{args.worlds})"
+    )
+
+
+if __name__ == "__main__":
+    main()

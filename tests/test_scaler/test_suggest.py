@@ -1,0 +1,81 @@
+"""`scaler suggest` and `scaler run --suggested` on a real tiny run: the ranking's prices come
+from the measured steps, its overrides run, and bad arguments get one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SMALL_SPEC, write_spec
+from scaler.finished_memo import wall_seconds
+from scaler.layout import Layout
+
+
+@pytest.fixture
+def small_run(tmp_path, results, cli):
+    spec = write_spec(tmp_path / "small.yaml", SMALL_SPEC)
+    ran = cli(f"run {spec} sizes=[50,100] --executor inline")
+    assert ran.code == 0, ran.err
+    return spec, Layout.for_experiment("small", results)
+
+
+def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(small_run, cli):
+    spec, layout = small_run
+    shown = cli("suggest small --target exponent:sft -n 10")
+    assert shown.code == 0, shown.err
+    assert "target: exponent:sft:" in shown.out and "width after" in shown.out
+    saved = json.loads((layout.root / "suggested.json").read_text())
+    by_addition = {s["addition"]: s for s in saved["suggestions"]}
+    assert by_addition["1 more seed"]["overrides"] == ["seeds=[0,1]"]
+    assert by_addition["size 71"]["overrides"] == ["sizes=[50,71,100]"]  # between, geometric
+    assert "size 400" not in by_addition  # over the world's train_pool of 200
+    assert not any("eval problems" in name for name in by_addition)  # a new world: see the module
+    # One more seed adds a train and an evaluate step for each size run, each priced at the
+    # wall time of its twin: their FLOPs are the same, and so the measured rate gives the same.
+    walls = [
+        wall_seconds(folder)
+        for stage in ("train", "evaluate")
+        for folder in (layout.steps / stage).iterdir()
+    ]
+    cpus = 1  # SMALL_SPEC asks the defaults: one CPU a step
+    assert by_addition["1 more seed"]["hours"] == pytest.approx(sum(walls) * cpus / 3600)
+
+    first = saved["suggestions"][0]
+    ran = cli(f"run {spec} sizes=[50,100] --executor inline --suggested")
+    assert ran.code == 0, ran.err
+    again = json.loads(layout.spec_file.read_text())
+    override = first["overrides"][0]
+    key, value = override.split("=", 1)
+    if key == "seeds" or key == "sizes":
+        assert again[key] == json.loads(value)
+    else:
+        assert again["world"]["test_problems"] == int(value)
+    shown = cli("suggest small --target exponent:sft")
+    assert f"last suggestion ({first['addition']}) predicted" in shown.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("suggest small", "--target: no arm has a baseline: give exponent:ARM"),
+        ("suggest small --target exponent:rft", "--target: no arm 'rft'; the arms are sft"),
+        ("suggest small --target multiplier:sft@100", "sft has no baseline among the arms"),
+        ("suggest small --target speed:sft", "expected multiplier:ARM@SIZE or exponent:ARM"),
+        ("suggest small --target exponent:sft -n 0", "-n: expected a number >= 1, got 0"),
+        ("suggest small --target exponent:sft --budget 0", "--budget: expected a number > 0"),
+        ("suggest nothing-here", "no results at"),
+    ],
+)
+def test_bad_suggest_arguments_get_one_clear_error(small_run, cli, args, message):
+    before = sorted(p.name for p in small_run[1].root.iterdir())
+    result = cli(args)
+    assert result.code == 2 and message in result.err, result.err
+    assert "Traceback" not in result.err
+    assert sorted(p.name for p in small_run[1].root.iterdir()) == before  # nothing written
+
+
+def test_run_suggested_without_suggestions_says_so(small_run, cli):
+    spec, _ = small_run
+    result = cli(f"run {spec} --suggested")
+    assert result.code == 2 and "no suggestions saved for small" in result.err
