@@ -1,4 +1,4 @@
-"""Orchestrator speed: planning a 10,000-cell grid, re-running a finished 10,000-step plan,
+"""Orchestrator speed: planning a 100,000-cell grid, re-running a finished 10,000-step plan,
 `scaler status` of a 100,000-step experiment, and the per-step overhead of the inline and local
 executors.
 
@@ -29,6 +29,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from common import machine, median_seconds  # noqa: E402
 from runners.stages import evaluate, train  # noqa: E402
+from scaler.bulk import collector_paused  # noqa: E402
 from scaler.cost_view import price  # noqa: E402
 from scaler.layout import Layout  # noqa: E402
 from scaler.manifest import damaged_steps  # noqa: E402
@@ -128,7 +129,12 @@ def bench_status(repeats: int = 3) -> None:
         runs = [fresh("status", spec.experiment) for _ in range(repeats)]
         help_s = statistics.median(fresh("--help") for _ in range(repeats))
         spec_json = spec.model_dump(mode="json")
-        index_s = median_seconds(lambda: read_index(layout, spec, spec_json), repeats=repeats)
+
+        def read() -> None:
+            with collector_paused():  # as `scaler status` reads it
+                read_index(layout, spec, spec_json)
+
+        index_s = median_seconds(read, repeats=repeats)
         expand_s = median_seconds(lambda: price(spec, expand(spec)), repeats=repeats)
         checks_s = median_seconds(lambda: damaged_steps(layout), repeats=repeats)
     print(

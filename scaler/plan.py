@@ -208,7 +208,7 @@ class _Grid:
         # once (scaler.fingerprint.IntVariants), which is most of what expanding a large grid
         # costs otherwise.
         self.variants: dict[tuple, IntVariants] = {}
-        self.wirings: set[tuple[str, ...]] = set()
+        self.wirings: set[tuple] = set()
         self.self_sampling = bool(set(spec.algorithms) & set(SELF_SAMPLING))
 
     def settings_key(self, settings: dict[str, Any]) -> str:
@@ -226,7 +226,7 @@ class _Grid:
 
     def add(self, step: Step) -> Step:
         # The same few wirings recur in every cell: each is checked once.
-        wiring = (step.stage, *(f"{role}={source.stage}" for role, source in step.inputs))
+        wiring = (step.stage, *[(role, source.stage) for role, source in step.inputs])
         if wiring not in self.wirings:
             check_wiring(step)
             self.wirings.add(wiring)

@@ -72,6 +72,9 @@ class Suggestions:
     ranked: list[Suggestion]
     skipped: list[str]
     """Candidates not offered, with why (a size the world cannot give, over the budget)."""
+    warnings: list[str]
+    points: int
+    """Models the forecasts were made from."""
 
 
 def parse_target(text: str | None, points: Points, settings: Any, sizes: list[int]) -> Target:
@@ -124,6 +127,21 @@ def candidates(spec: Spec) -> list[tuple[Addition, list[str]]]:
     return out
 
 
+def _warnings(points: Points, target: Target) -> list[str]:
+    """What makes these forecasts weak, said before them."""
+    import numpy as np
+
+    own = points.select(np.isin(points.arm, target.arms))
+    sizes = list(zip(own.arm.tolist(), own.size.tolist(), strict=True))
+    if all(sizes.count(cell) < 2 for cell in sizes):
+        return [
+            "no size has two seeds: the seed-to-seed spread is taken from the fit's residuals "
+            "(nothing, with three sizes or fewer), so forecasts of more seeds count the eval "
+            "problems' noise alone; a second seed first measures it"
+        ]
+    return []
+
+
 def _new_seeds(seeds: list[int], count: int) -> list[int]:
     return list(range(max(seeds) + 1, max(seeds) + 1 + count))
 
@@ -137,14 +155,15 @@ def suggest(
 ) -> Suggestions:
     """Rank the candidates for the experiment at `layout` (see the module)."""
     from analysis.experiment import Experiment
-    from analysis.forecast import current_width, estimate, expected_width
+    from analysis.forecast import Forecaster, estimate
 
     spec = saved_spec(layout)
     with Experiment(layout) as experiment:
         settings = experiment.settings()
         points = experiment.points()
     target = parse_target(target_text, points, settings, spec.sizes)
-    width = current_width(points, target)
+    forecaster = Forecaster(points, target)  # today's width and simulations, made once
+    width = forecaster.width
     value = estimate(points, target)
     prices = _Prices(spec, layout)
     ranked, skipped = [], []
@@ -156,12 +175,14 @@ def suggest(
         if budget_hours is not None and hours > budget_hours:
             skipped.append(f"{addition}: {hours:.3g} h, over the budget of {budget_hours:g} h")
             continue
-        predicted, error = expected_width(points, target, addition)
+        predicted, error = forecaster.expected(addition)
         ranked.append(Suggestion(addition, overrides, hours, predicted, error))
     ranked.sort(key=lambda s: -(width - s.predicted) / max(s.hours, 1e-9))
     unit = "GPU-h" if prices.on_gpus else "CPU-h"
-    found = Suggestions(target, width, value, unit, ranked[:n], skipped)
-    _save(layout, found, len(points))
+    found = Suggestions(
+        target, width, value, unit, ranked[:n], skipped, _warnings(points, target), len(points)
+    )
+    _save(layout, found)
     return found
 
 
@@ -227,13 +248,13 @@ class _Prices:
         return 0.0
 
 
-def _save(layout: Layout, found: Suggestions, n_points: int) -> None:
+def _save(layout: Layout, found: Suggestions) -> None:
     write_json(
         layout.root / SUGGESTED,
         {
             "target": str(found.target),
             "width": found.width,
-            "points": n_points,
+            "points": found.points,
             "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "suggestions": [
                 {
@@ -291,7 +312,8 @@ def describe(found: Suggestions, layout: Layout, previous: dict[str, Any] | None
         f"{shown_width(target, found.width)} "
         + ("(high/low)" if target.baseline else "(high - low)")
     ]
-    if previous and previous.get("target") == str(target) and previous.get("suggestions"):
+    grew = previous is not None and previous.get("points", found.points) < found.points
+    if previous and grew and previous.get("target") == str(target) and previous.get("suggestions"):
         first = previous["suggestions"][0]
         lines.append(
             f"last suggestion ({first['addition']}) predicted "
@@ -308,6 +330,7 @@ def describe(found: Suggestions, layout: Layout, previous: dict[str, Any] | None
     )]  # fmt: skip
     if found.skipped:
         lines += ["", "not offered:", *(f"  {why}" for why in found.skipped)]
+    lines += [f"warning: {warning}" for warning in found.warnings]
     lines += ["", f"run one: scaler run SPEC --suggested [#] (saved in {layout.root / SUGGESTED})"]
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +99,10 @@ def run_step(job: StepJob) -> dict[str, Any]:
             return _launch_locally(job, final)
         if rank.rank > 0:
             return _run_beside_rank_0(job, final, rank)
-    with tied_to(job.owner), step_claim(final) as died_holding:
+    with (
+        tied_to(job.owner, partial(_note_open_attempt_stopped, job)),
+        step_claim(final) as died_holding,
+    ):
         if final.is_dir():  # by the process whose claim this one waited for
             return read_json(final / "result.json")["metrics"]
         if died_holding:
@@ -209,9 +213,23 @@ def _progress_file(job: StepJob) -> Iterator[None]:
             os.environ[PROGRESS_VARIABLE] = before
 
 
+_open_attempts: set[str] = set()
+"""The steps whose attempt this process started and has not ended."""
+
+
+def _note_open_attempt_stopped(job: StepJob) -> None:
+    """What an attempt that could not end itself leaves (its process exits, orphaned)."""
+    if job.name in _open_attempts:
+        _note_attempt(job, "stopped")
+
+
 def _note_attempt(job: StepJob, event: str) -> None:
     """Log an attempt's start or end (Layout.attempts_log): how many times each step was
     executed, where, and when."""
+    if event == "started":
+        _open_attempts.add(job.name)
+    else:
+        _open_attempts.discard(job.name)
     line = {"step": job.name, "event": event, "host": socket.gethostname(), "pid": os.getpid()}
     # results/<exp>/steps/<stage>/<name>: the experiment's folder is three levels up.
     path = Layout(Path(job.out_dir).parents[2]).attempts_log

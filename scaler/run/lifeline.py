@@ -39,9 +39,12 @@ class Cancelled(BaseException):
 
 
 @contextmanager
-def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
+def tied_to(
+    owner: dict[str, Any] | None, before_exit: Callable[[], None] = lambda: None
+) -> Iterator[None]:
     """While the block runs, end it (raise Cancelled in this, the main, thread) on SIGTERM or
-    when the process `owner` describes has ended."""
+    when the process `owner` describes has ended. `before_exit` runs, in the watching thread,
+    if the main thread has not ended within GRACE_S of that and the process exits regardless."""
     if not owner or owner.get("host") != socket.gethostname():
         yield
         return
@@ -49,7 +52,7 @@ def tied_to(owner: dict[str, Any] | None) -> Iterator[None]:
     previous_hook = sys.unraisablehook
     sys.unraisablehook = partial(_cancel_again_if_swallowed, previous_hook)
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(owner, stop), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(owner, stop, before_exit), daemon=True)
     watcher.start()
     try:
         yield
@@ -132,7 +135,7 @@ def _cancel_again_if_swallowed(previous_hook: Callable[[Any], Any], unraisable: 
         previous_hook(unraisable)
 
 
-def _watch(owner: dict[str, Any], stop: threading.Event) -> None:
+def _watch(owner: dict[str, Any], stop: threading.Event, before_exit: Callable[[], None]) -> None:
     while is_alive(owner):
         if stop.wait(WATCH_EVERY_S):
             return
@@ -140,4 +143,6 @@ def _watch(owner: dict[str, Any], stop: threading.Event) -> None:
     # thread is stuck where no Python signal handler runs.
     os.kill(os.getpid(), signal.SIGTERM)
     if not stop.wait(GRACE_S):
+        # A heavy import on a busy machine can outlast the grace: the signal waits for it.
+        before_exit()
         os._exit(EXIT_ORPHANED)

@@ -53,3 +53,33 @@ def test_a_cancel_during_an_import_is_raised_once_the_import_is_done(tmp_path, m
         assert imported == [True]
     finally:
         sys.modules.pop("slow_to_import", None)
+
+
+ORPHAN = """
+import importlib, subprocess, sys
+from pathlib import Path
+import scaler.run.lifeline as lifeline
+from scaler.run.locks import this_process
+
+lifeline.GRACE_S = 0.3
+run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+owner = this_process() | {"pid": run.pid, "process_start": None}
+sys.path.insert(0, sys.argv[1])
+with lifeline.tied_to(owner, lambda: Path(sys.argv[1], "noted").write_text("stopped")):
+    run.wait()  # the run ends; its step is then stuck in an import longer than the grace
+    importlib.import_module("very_slow_to_import")
+"""
+
+
+def test_a_step_stuck_past_the_grace_exits_and_says_so_first(tmp_path):
+    """An import outlasting GRACE_S (torch's, on a busy machine) holds the cancel back; the
+    process then exits regardless, and `before_exit` (the job notes its attempt stopped) runs
+    first, so the attempts log does not show it running beside the step's next attempt."""
+    import subprocess
+
+    from scaler.run.lifeline import EXIT_ORPHANED
+
+    (tmp_path / "very_slow_to_import.py").write_text("import time\ntime.sleep(5)\n")
+    done = subprocess.run([sys.executable, "-c", ORPHAN, str(tmp_path)], timeout=30)
+    assert done.returncode == EXIT_ORPHANED
+    assert (tmp_path / "noted").read_text() == "stopped"

@@ -4,6 +4,7 @@ from the measured steps, its overrides run, and bad arguments get one clear erro
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -12,11 +13,22 @@ from scaler.finished_memo import wall_seconds
 from scaler.layout import Layout
 
 
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory):
+    """One real tiny run for the whole module (its tests copy it before they change it)."""
+    from scaler.cli import main
+
+    root = tmp_path_factory.mktemp("suggest")
+    spec = write_spec(root / "small.yaml", SMALL_SPEC)
+    main(["--results", str(root / "results"), "run", str(spec), "sizes=[50,100]",
+          "--executor", "inline"])  # fmt: skip
+    return spec, root / "results"
+
+
 @pytest.fixture
-def small_run(tmp_path, results, cli):
-    spec = write_spec(tmp_path / "small.yaml", SMALL_SPEC)
-    ran = cli(f"run {spec} sizes=[50,100] --executor inline")
-    assert ran.code == 0, ran.err
+def small_run(ran_once, tmp_path, results):
+    spec, done = ran_once
+    shutil.copytree(done, results)
     return spec, Layout.for_experiment("small", results)
 
 
@@ -25,6 +37,7 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     shown = cli("suggest small --target exponent:sft -n 10")
     assert shown.code == 0, shown.err
     assert "target: exponent:sft:" in shown.out and "width after" in shown.out
+    assert "warning: no size has two seeds" in shown.out  # one seed: its spread is unknown
     saved = json.loads((layout.root / "suggested.json").read_text())
     by_addition = {s["addition"]: s for s in saved["suggestions"]}
     assert by_addition["1 more seed"]["overrides"] == ["seeds=[0,1]"]
