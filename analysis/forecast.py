@@ -70,10 +70,16 @@ class Target:
     def arms(self) -> tuple[str, ...]:
         return (self.arm,) if self.baseline is None else (self.arm, self.baseline)
 
-    def __str__(self) -> str:
+    @property
+    def spelled(self) -> str:
+        """As `scaler suggest --target` takes it."""
         if self.baseline is None:
             return f"exponent:{self.arm}"
-        return f"multiplier:{self.arm}@{self.size:g} (over {self.baseline})"
+        return f"multiplier:{self.arm}@{self.size:g}"
+
+    def __str__(self) -> str:
+        over = f" (over {self.baseline})" if self.baseline is not None else ""
+        return self.spelled + over
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ it says which.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -361,17 +360,11 @@ def until(
         say(f"running {best.addition} ({best.hours:.3g} h): {' '.join(best.overrides)}")
         run(best.overrides)
         spent += best.hours
-        target_text = _target_text(target)
-
-
-def _target_text(target: Target) -> str:
-    if target.baseline is None:
-        return f"exponent:{target.arm}"
-    return f"multiplier:{target.arm}@{target.size:g}"
+        target_text = target.spelled
 
 
 def previous_suggestions(layout: Layout) -> dict[str, Any] | None:
     try:
-        return json.loads((layout.root / SUGGESTED).read_text())
+        return read_json(layout.root / SUGGESTED)
     except (OSError, ValueError):
         return None
