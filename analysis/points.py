@@ -128,11 +128,22 @@ class Points:
 # --------------------------------------------------------------------------------------------
 # From an experiment's results store.
 
+# One evaluation per trained model: a model evaluated again (on more problems, with
+# stages.evaluate.problems raised, or with other decoding settings) is one point, not two; the
+# evaluation with the most problems is kept, the latest of those.
 _OUTCOMES_SQL = """
+WITH kept AS (
+    SELECT s.step_id
+    FROM eval_problems p JOIN steps s USING (step_id) JOIN stage_results r USING (step_id)
+    WHERE r.stage = 'evaluate' AND s.eval_set = ?
+    GROUP BY s.step_id, s.inputs->>'$.model', s.ended_at
+    QUALIFY row_number() OVER (
+        PARTITION BY s.inputs->>'$.model' ORDER BY count(*) DESC, s.ended_at DESC, s.step_id
+    ) = 1
+)
 SELECT s.step_id, s.source, s.algorithm, s.model, s.size, s.seed, p.problem_id,
        CAST(p.{column} AS DOUBLE) AS outcome
-FROM eval_problems p JOIN steps s USING (step_id) JOIN stage_results r USING (step_id)
-WHERE r.stage = 'evaluate' AND s.eval_set = ?
+FROM eval_problems p JOIN steps s USING (step_id) JOIN kept USING (step_id)
 ORDER BY s.source, list_position(?, s.algorithm), s.size, s.seed, s.step_id, p.problem_id
 """
 

@@ -162,8 +162,10 @@ def _rollout(step: Step, figures: Figures) -> float:
 def _evaluate(step: Step, figures: Figures) -> float:
     config = cast(evaluate.Config, step.config)
     model = _sampling_model(step, figures)
-    problems = _shard_size(config) or _need(
-        figures.eval_problems.get(config.split), f"eval set {config.split}'s size"
+    problems = (
+        _shard_size(config)
+        or config.problems
+        or _need(figures.eval_problems.get(config.split), f"eval set {config.split}'s size")
     )
     written = min(_need(figures.solution_tokens, "cost.solution_tokens"), config.max_new_tokens)
     passes = 2 if config.samples else 1  # the greedy pass, then the sampled one

@@ -479,15 +479,21 @@ def merge_step(spec: Spec, stage: str, shards: list[Step], coords: dict, **named
 
 
 def eval_configs(spec: Spec, eval_set: str, judged: dict[str, Any]) -> list[evaluate.Config]:
-    """The evaluate configs of `eval_set`: one, or one per shard with shard_size."""
+    """The evaluate configs of `eval_set`: one, or one per shard with shard_size. `problems`
+    at or over the set's size is all of it (None, the id of a step without it); a shard's range
+    says which problems it holds, so its id leaves `problems` out and is shared by every
+    `problems` that covers it."""
     settings = spec.stages.evaluate.model_dump()
+    size = spec.eval_set_size(eval_set)
+    if size is not None and settings["problems"] is not None and settings["problems"] >= size:
+        settings["problems"] = None
     config = evaluate.Config(**settings, split=eval_set, **judged)
     if config.shard_size is None:
         return [config]
-    size = spec.eval_set_size(eval_set)
     if size is None:  # load_spec counts every sharded eval set, or refuses the spec
         raise ValueError(f"eval set {eval_set!r}: its problems were not counted")
-    shards = shards_of(size, config.shard_size)
+    settings["problems"] = None
+    shards = shards_of(min(size, config.problems or size), config.shard_size)
     return [evaluate.Config(**settings, split=eval_set, **judged, shard=s) for s in shards]
 
 

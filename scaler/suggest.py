@@ -6,13 +6,12 @@ per hour of compute, each with its cost and the spec overrides that run it.
     scaler suggest demo --target exponent:sft --until 0.1 --budget 2
 
 The candidates are what a spec can say: a new size (geometric steps below, between and above
-the grid's sizes; every arm of the grid gets it, with the grid's seeds) and one or two more
-seeds (at every size). Two that analysis.forecast can forecast are not offered here. More eval
-problems: a real world's eval file is what it is, and the demo world's test problems are part of
-its world (`world.test_problems`), so more of them make a new world, every step of which runs
-again, and whose evaluations would sit beside the old ones in the experiment's results (run
-that as an experiment of its own). A larger sample k: what more samples do to an RFT arm's curve
-is not something its fit predicts.
+the grid's sizes; every arm of the grid gets it, with the grid's seeds), one or two more seeds
+(at every size), and more eval problems where the fitted eval set has more than
+`stages.evaluate.problems` takes (twice and four times as many, as far as it has: every model is
+evaluated again on the first that many, or with `stages.evaluate.shard_size` only on the new
+shards; analysis keeps one evaluation per model, the one on the most problems). A larger sample
+k is not offered: what more samples do to an RFT arm's curve is not something its fit predicts.
 
 Each is priced from what is known: the steps it adds (the saved spec with the overrides,
 expanded, less the steps already finished), each step's wall time from the finished steps of
@@ -123,7 +122,20 @@ def candidates(spec: Spec) -> list[tuple[Addition, list[str]]]:
     for more in (1, 2):
         seeds = [*spec.seeds, *_new_seeds(spec.seeds, more)]
         out.append((Addition(more_seeds=more), [_list("seeds", seeds)]))
+    for problems in _more_eval_problems(spec):
+        override = f"stages.evaluate.problems={problems}"
+        out.append((Addition(eval_problems=problems), [override]))
     return out
+
+
+def _more_eval_problems(spec: Spec) -> list[int]:
+    """Twice and four times the fitted eval set's problems evaluated now, as far as it has."""
+    eval_set = spec.analysis.eval_set or spec.eval_sets[0]
+    size = spec.eval_set_size(eval_set)
+    if size is None:  # a real world's file, not counted without stages.evaluate.problems
+        return []
+    now = min(spec.stages.evaluate.problems or size, size)
+    return sorted({min(factor * now, size) for factor in (2, 4)} - {now})
 
 
 def _warnings(points: Points, target: Target) -> list[str]:

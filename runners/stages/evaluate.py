@@ -41,6 +41,11 @@ class Settings(DecodingSettings):
 
     samples: int = Field(0, ge=0)
     """k: sampled completions per problem for pass@k and maj@k; 0 for greedy only."""
+    problems: int | None = Field(None, ge=1, json_schema_extra=OMITTED_WHEN_NONE)
+    """The first this many problems of each eval set, in its one order (all of a smaller set);
+    None: all. Raising it later narrows the eval problems' noise without training again, and
+    with `shard_size` only the new shards run (the plan gives each shard its range and leaves
+    this out of the shards' ids)."""
 
     @model_validator(mode="after")
     def _majority_needs_samples(self) -> Settings:
@@ -93,6 +98,8 @@ def _evaluate(config: Config, inputs: dict[str, Path], out_dir: Path, judge) -> 
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = read_jsonl(Path(inputs["data"]) / split_file(config.split))
+    if config.problems is not None:
+        problems = problems[: config.problems]
     if config.shard is not None:
         if config.shard.stop > len(problems):
             raise ValueError(f"shard {config.shard} of {config.split}, which has "

@@ -38,7 +38,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     _refuse_lax_numbers(source, spec.model_dump(), raw)
     _fingerprint_data(spec, source)
     check_sizes_fit_pool(spec, source)
-    _count_sharded_eval_sets(spec, source)
+    _count_eval_sets(spec, source)
     return spec
 
 
@@ -106,17 +106,23 @@ def _fingerprint_data(spec: Spec, source: str) -> None:
             raise SpecError(source, field, f"cannot read {path}: {error}") from None
 
 
-def _count_sharded_eval_sets(spec: Spec, source: str) -> None:
+def _count_eval_sets(spec: Spec, source: str) -> None:
     """With stages.evaluate.shard_size, count the problems of each evaluated file of a real
     world, which the plan cuts into shards; a file whose records are not counted before it
-    is read (not JSONL) is a SpecError."""
-    if spec.stages.evaluate.shard_size is None or not isinstance(spec.world, RealWorld):
+    is read (not JSONL) is a SpecError. With stages.evaluate.problems alone, count those that
+    can be counted, so that a `problems` over a file's size names the same step as all."""
+    settings = spec.stages.evaluate
+    if not isinstance(spec.world, RealWorld):
+        return
+    if settings.shard_size is None and settings.problems is None:
         return
     for name in spec.eval_sets:
         if name == "val":
             continue
         path = spec.world.eval_files[name]
         count = count_records(Path(path))
+        if count is None and settings.shard_size is None:
+            continue
         if count is None:
             raise SpecError(
                 source,

@@ -396,7 +396,7 @@ class Spec(Strict):
     """Data path -> SHA-256 of its content, filled by load_spec: steps are named by content."""
     _eval_sizes: dict[str, int] = PrivateAttr(default_factory=dict)
     """Eval set -> its problems, counted by load_spec in a real world's JSONL files when
-    stages.evaluate.shard_size cuts them into shards."""
+    stages.evaluate.shard_size or stages.evaluate.problems needs the count."""
 
     @field_validator("sizes")
     @classmethod

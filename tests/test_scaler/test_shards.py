@@ -138,6 +138,35 @@ def test_rollouts_and_evaluations_split_by_their_own_shard_size(tmp_path):
     assert dict(build.inputs)["rollouts"].stage == "merge"
 
 
+def _evaluations(path: Path, *overrides: str) -> dict[str, list]:
+    stages = expand(load_spec(path, list(overrides))).by_stage()
+    return {stage: stages.get(stage, []) for stage in ("train", "evaluate", "merge")}
+
+
+def test_more_eval_problems_add_evaluations_only_and_with_shards_only_the_new_shards(tmp_path):
+    spec = _spec(tmp_path)  # 40 test problems
+    every = _evaluations(spec)
+    half = _evaluations(spec, "stages.evaluate.problems=20")
+    assert [s.id for s in half["train"]] == [s.id for s in every["train"]]
+    assert {s.config.problems for s in half["evaluate"]} == {20}
+    assert not {s.id for s in half["evaluate"]} & {s.id for s in every["evaluate"]}
+    # All of the set, or more than it has, is the step without `problems`.
+    for problems in (40, 1000):
+        again = _evaluations(spec, f"stages.evaluate.problems={problems}")
+        assert [s.id for s in again["evaluate"]] == [s.id for s in every["evaluate"]]
+
+    sharded = ["stages.evaluate.shard_size=10", "stages.evaluate.batch_size=10"]
+    first = _evaluations(spec, *sharded, "stages.evaluate.problems=20")
+    more = _evaluations(spec, *sharded, "stages.evaluate.problems=40")
+    assert [s.config.shard for s in first["evaluate"][:2]] == shards_of(20, 10)
+    assert {s.config.problems for s in more["evaluate"]} == {None}  # the range says it
+    new = {s.id for s in more["evaluate"]} - {s.id for s in first["evaluate"]}
+    assert len(new) == len(more["evaluate"]) // 2  # each model's shards 2 and 3
+    assert {s.id for s in more["evaluate"]} == {
+        s.id for s in _evaluations(spec, *sharded)["evaluate"]
+    }
+
+
 @pytest.mark.parametrize(
     "stage, settings, message",
     [

@@ -12,6 +12,9 @@ from conftest import SMALL_SPEC, write_spec
 from scaler.finished_memo import wall_seconds
 from scaler.layout import Layout
 
+THIN = ["sizes=[50,100]", "stages.evaluate.problems=20"]
+"""Two sizes, one seed, half of the world's 40 test problems."""
+
 
 @pytest.fixture(scope="module")
 def ran_once(tmp_path_factory):
@@ -20,7 +23,7 @@ def ran_once(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("suggest")
     spec = write_spec(root / "small.yaml", SMALL_SPEC)
-    main(["--results", str(root / "results"), "run", str(spec), "sizes=[50,100]",
+    main(["--results", str(root / "results"), "run", str(spec), *THIN,
           "--executor", "inline"])  # fmt: skip
     return spec, root / "results"
 
@@ -43,7 +46,8 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     assert by_addition["1 more seed"]["overrides"] == ["seeds=[0,1]"]
     assert by_addition["size 71"]["overrides"] == ["sizes=[50,71,100]"]  # between, geometric
     assert "size 400" not in by_addition  # over the world's train_pool of 200
-    assert not any("eval problems" in name for name in by_addition)  # a new world: see the module
+    assert by_addition["40 eval problems"]["overrides"] == ["stages.evaluate.problems=40"]
+    assert "80 eval problems" not in by_addition  # the world has 40
     # One more seed adds a train and an evaluate step for each size run, each priced at the
     # wall time of its twin: their FLOPs are the same, and so the measured rate gives the same.
     walls = [
@@ -53,17 +57,21 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     ]
     cpus = 1  # SMALL_SPEC asks the defaults: one CPU a step
     assert by_addition["1 more seed"]["hours"] == pytest.approx(sum(walls) * cpus / 3600)
+    # Twice the problems: each model evaluated again, at twice its evaluation's FLOPs.
+    evaluations = [wall_seconds(folder) for folder in (layout.steps / "evaluate").iterdir()]
+    assert by_addition["40 eval problems"]["hours"] == pytest.approx(
+        2 * sum(evaluations) * cpus / 3600
+    )
 
     first = saved["suggestions"][0]
-    ran = cli(f"run {spec} sizes=[50,100] --executor inline --suggested")
+    ran = cli(f"run {spec} {' '.join(THIN)} --executor inline --suggested")
     assert ran.code == 0, ran.err
     again = json.loads(layout.spec_file.read_text())
-    override = first["overrides"][0]
-    key, value = override.split("=", 1)
+    key, value = first["overrides"][0].split("=", 1)
     if key == "seeds" or key == "sizes":
         assert again[key] == json.loads(value)
     else:
-        assert again["world"]["test_problems"] == int(value)
+        assert again["stages"]["evaluate"]["problems"] == int(value)
     shown = cli("suggest small --target exponent:sft")
     assert f"last suggestion ({first['addition']}) predicted" in shown.out
 
@@ -92,3 +100,21 @@ def test_run_suggested_without_suggestions_says_so(small_run, cli):
     spec, _ = small_run
     result = cli(f"run {spec} --suggested")
     assert result.code == 2 and "no suggestions saved for small" in result.err
+
+
+def test_more_eval_problems_evaluates_the_models_again_and_counts_each_once(small_run, cli):
+    from analysis.points import load_points
+
+    spec, layout = small_run
+    assert load_points(layout).eval_size == 20
+    assert cli("suggest small --target exponent:sft -n 10").code == 0
+    saved = json.loads((layout.root / "suggested.json").read_text())
+    names = [s["addition"] for s in saved["suggestions"]]
+    rank = names.index("40 eval problems") + 1
+    ran = cli(f"run {spec} {' '.join(THIN)} --executor inline --suggested {rank}")
+    assert ran.code == 0, ran.err
+    assert len(list((layout.steps / "train").iterdir())) == 2  # nothing trained again
+    assert len(list((layout.steps / "evaluate").iterdir())) == 4  # on 20, then on 40
+    assert cli("collect small").code == 0
+    points = load_points(layout)
+    assert len(points) == 2 and points.eval_size == 40  # the evaluations on 40, one per model
