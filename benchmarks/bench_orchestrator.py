@@ -132,7 +132,7 @@ def bench_status(repeats: int = 3) -> None:
 
         def read() -> None:
             with collector_paused():  # as `scaler status` reads it
-                read_index(layout, spec, spec_json)
+                read_index(layout, spec_json)
 
         index_s = median_seconds(read, repeats=repeats)
         expand_s = median_seconds(lambda: price(spec, expand(spec)), repeats=repeats)

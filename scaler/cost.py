@@ -30,7 +30,6 @@ stages that run no model (generate, prepare, source, verify, build) in none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from pydantic import BaseModel
@@ -41,11 +40,9 @@ from runners.stages import evaluate, pretrain, rollout, sample, train
 from runners.training import TrainConfig, budget_steps
 from scaler.cost_figures import Figures
 from scaler.plan import Plan, Step
+from scaler.step_cost import StepCost
 
 T = TypeVar("T")
-
-MODEL_STAGES = frozenset({"pretrain", "train", "sample", "rollout", "evaluate"})
-"""The stages that run a model, and so cost FLOPs; the others run on CPUs and are not priced."""
 
 
 class Missing(Exception):
@@ -54,26 +51,6 @@ class Missing(Exception):
     def __init__(self, field: str):
         super().__init__(field)
         self.field = field
-
-
-@dataclass(frozen=True)
-class StepCost:
-    flops: float | None
-    """None: no model runs in the step, or a figure is missing (`missing`)."""
-    missing: str | None
-    """The spec field whose figure the step's FLOPs need."""
-    gpus: int
-    """GPUs the step holds in all (per node x nodes); 0: it runs on CPUs."""
-
-    def gpu_hours(self, figures: Figures) -> float | None:
-        if self.flops is None or not self.gpus:
-            return None
-        return self.flops / (figures.gpu_flops * figures.utilisation) / 3600
-
-    def wall_hours(self, figures: Figures) -> float | None:
-        """How long the step runs on its GPUs."""
-        hours = self.gpu_hours(figures)
-        return None if hours is None else hours / self.gpus
 
 
 def estimate(plan: Plan, figures: Figures) -> dict[str, StepCost]:

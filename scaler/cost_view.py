@@ -11,24 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analysis.format import number
-from scaler.cost import MODEL_STAGES, StepCost, estimate
-from scaler.cost_figures import Figures, figures_of
 from scaler.finished_memo import wall_seconds
 from scaler.layout import Layout
-from scaler.plan import Plan, Step
-from scaler.spec.schema import Spec
+from scaler.step_cost import MODEL_STAGES, Rates, StepCost
 from scaler.step_index import PlanView, StepRef
 from scaler.text import format_table
+
+if TYPE_CHECKING:  # `scaler status` imports this module: estimating is imported when asked
+    from scaler.cost_figures import Figures
+    from scaler.plan import Plan, Step
+    from scaler.spec.schema import Spec
 
 DONE = "done"
 NONE = "–"
 
 
 @dataclass(frozen=True)
-class PlanCost:
-    figures: Figures
+class StepCosts:
+    """Each step's estimated cost and the rates that turn it into hours: what `scaler status`
+    reads from a step index (scaler.step_index), without the figures it was priced from."""
+
+    figures: Rates
     steps: Mapping[str, StepCost]
     """Step id -> its estimated cost."""
 
@@ -36,8 +42,18 @@ class PlanCost:
         return StageCost([self.steps[step.id] for step in steps], self.figures)
 
 
+@dataclass(frozen=True)
+class PlanCost(StepCosts):
+    """The estimate of a plan with the figures it was priced from (for `scaler plan`'s notes)."""
+
+    figures: Figures
+
+
 def price(spec: Spec, plan: Plan) -> PlanCost:
     """The estimated cost of every step of `plan` (its spec's figures)."""
+    from scaler.cost import estimate
+    from scaler.cost_figures import figures_of
+
     figures = figures_of(spec)
     return PlanCost(figures, estimate(plan, figures))
 
@@ -47,7 +63,7 @@ class StageCost:
     """The sum of some steps' costs; FLOPs and GPU-hours None where no step has them."""
 
     costs: list[StepCost]
-    figures: Figures
+    figures: Rates
 
     @property
     def flops(self) -> float | None:
@@ -120,7 +136,7 @@ def step_cells(cost: PlanCost, step: Step) -> list[str]:
 
 def measured_lines(
     plan: PlanView,
-    cost: PlanCost,
+    cost: StepCosts,
     layout: Layout,
     states: dict[str, str],
     wall_s: Mapping[str, float | None] | None = None,

@@ -39,7 +39,7 @@ from scaler.step_index import PlanView, StepRef, read_index
 from scaler.text import format_table
 
 if TYPE_CHECKING:
-    from scaler.cost_view import PlanCost
+    from scaler.cost_view import PlanCost, StepCosts
     from scaler.plan import Plan, Step
     from scaler.spec.schema import Spec
 
@@ -259,11 +259,8 @@ def experiment_status(layout: Layout) -> str:
 
 def _experiment_status(layout: Layout) -> str:
     from scaler.cost_view import measured_lines
-    from scaler.spec.schema import Spec
 
-    spec_json = read_json(layout.spec_file)
-    spec = Spec.model_validate(spec_json)
-    plan, cost = _saved_plan_and_cost(layout, spec, spec_json)
+    plan, cost = _saved_plan_and_cost(layout)
     found = step_states(plan, layout)
     rows = []
     for stage, steps in plan.by_stage().items():
@@ -336,17 +333,20 @@ def _on_slurm(layout: Layout) -> set[str]:
     return set(queued_steps(layout, Slurm(layout.slurm_logs)))
 
 
-def _saved_plan_and_cost(
-    layout: Layout, spec: Spec, spec_json: dict[str, Any]
-) -> tuple[PlanView, PlanCost]:
+def _saved_plan_and_cost(layout: Layout) -> tuple[PlanView, StepCosts]:
     """The latest run's plan and its estimate: from its step index, else by expanding and
-    pricing the saved spec (an experiment run before the index existed)."""
-    from scaler.cost_figures import rates_of
-    from scaler.cost_view import PlanCost, price
+    pricing the saved spec (an experiment run before the index existed). The spec's models are
+    imported only for the second."""
+    from scaler.cost_view import StepCosts
 
-    index = read_index(layout, spec, spec_json)
+    spec_json = read_json(layout.spec_file)
+    index = read_index(layout, spec_json)
     if index is not None:
-        return index, PlanCost(rates_of(spec), index.costs)
+        return index, StepCosts(index.rates, index.costs)
+    from scaler.cost_view import price
+    from scaler.spec.schema import Spec
+
+    spec = Spec.model_validate(spec_json)
     plan = _saved_plan(layout, spec)
     return plan, price(spec, plan)
 

@@ -1,7 +1,10 @@
 """The step index: what `scaler status` reads instead of expanding the saved spec.
 
 A run saves the resolved spec as `spec.json` and, beside it, `steps.json`: every step of its
-plan (stage, id, the steps it reads) in plan order, with its estimated FLOPs (scaler.cost).
+plan (stage, id, the steps it reads) in plan order, with its estimated FLOPs (scaler.cost), and
+what turns those into GPU-hours: each stage's GPUs and nodes, the spec's gpu_flops and
+utilisation. `scaler status` reads it without loading the spec's models (so without validating
+the spec again: it was, when it was saved).
 Expanding a spec and pricing its steps grows with the plan (1-2 s each for 100,000 steps);
 reading the index takes tens of milliseconds. The index names the spec it was written for
 (the content hash of spec.json): one that does not match, or is missing or unreadable (an
@@ -16,47 +19,75 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from scaler.bulk import collector_paused
 from scaler.fingerprint import content_hash
 from scaler.layout import Layout
-from scaler.stages import STAGES, grouped_by_stage
+from scaler.stages import grouped_by_stage
+from scaler.step_cost import SpecRates, StepCost
 
 if TYPE_CHECKING:
-    from scaler.cost import StepCost
     from scaler.plan import Plan
-    from scaler.spec.schema import Resources, Spec
+    from scaler.spec.schema import Spec
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 class IndexedStep:
     """A step as the index names it: enough for its folder, its jobs and its inputs' names.
-    Its inputs are looked up when asked (only a cancelled step's are)."""
+    Its inputs are looked up when asked (only a cancelled step's are), through a weak reference
+    to the index: a strong one would make each step a cycle, and the cycle collector's pass over
+    100,000 of them took longer than reading them."""
 
     __slots__ = ("stage", "id", "name", "_index", "_at")
 
-    def __init__(self, stage: str, step_id: str, index: StepIndex, at: int) -> None:
+    def __init__(self, stage: str, step_id: str, index: weakref.ref[StepIndex], at: int) -> None:
         self.stage, self.id, self._index, self._at = stage, step_id, index, at
         self.name = f"{stage}-{step_id}"
 
     @property
     def inputs(self) -> tuple[tuple[str, IndexedStep], ...]:
-        steps = self._index.steps
-        return tuple((role, steps[at]) for role, at in self._index.inputs[self._at])
+        index = self._index()
+        if index is None:
+            raise ReferenceError(f"{self.name}: its step index is gone")
+        return tuple((role, index.steps[at]) for role, at in index.inputs[self._at])
+
+
+@dataclass(frozen=True)
+class StageResources:
+    """What the index keeps of a stage's resources: what its GPU-hours are counted with."""
+
+    gpus: int
+    nodes: int
+
+
+class ResourcesView(Protocol):
+    """A stage's GPUs and nodes: the spec's Resources, or StageResources."""
+
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def nodes(self) -> int: ...
 
 
 class StepIndex:
     """A plan as the index holds it: its steps in plan order and their estimated costs."""
 
-    def __init__(self, index: dict[str, Any], resources: Mapping[str, Resources]) -> None:
+    def __init__(self, index: dict[str, Any]) -> None:
         self.experiment: str = index["experiment"]
-        self.resources = resources
+        self.resources = {
+            stage: StageResources(gpus, nodes)
+            for stage, (gpus, nodes) in index["resources"].items()
+        }
+        self.rates = SpecRates(**index["rates"])
         self.inputs: list[list[tuple[str, int]]] = index["inputs"]
+        me = weakref.ref(self)
         self.steps = tuple(
-            IndexedStep(stage, step_id, self, at)
+            IndexedStep(stage, step_id, me, at)
             for at, (stage, step_id) in enumerate(zip(index["stages"], index["ids"], strict=True))
         )
         self.costs = IndexedCosts(self, index["flops"], index["missing"])
@@ -76,8 +107,6 @@ class IndexedCosts(Mapping[str, "StepCost"]):
         self.gpus = {stage: r.gpus * r.nodes for stage, r in index.resources.items()}
 
     def __getitem__(self, step_id: str) -> StepCost:
-        from scaler.cost import StepCost
-
         at = self.position[step_id]
         return StepCost(self.flops[at], self.missing[at], self.gpus[self.stages[at]])
 
@@ -109,7 +138,7 @@ class PlanView(Protocol):
     @property
     def steps(self) -> Sequence[StepRef]: ...
     @property
-    def resources(self) -> Mapping[str, Resources]: ...
+    def resources(self) -> Mapping[str, ResourcesView]: ...
     def by_stage(self) -> Mapping[str, Sequence[StepRef]]: ...
 
 
@@ -142,6 +171,8 @@ def _save_spec(layout: Layout, spec: Spec, plan: Plan) -> None:
         "inputs": [[[role, position[s.id]] for role, s in step.inputs] for step in plan.steps],
         "flops": [cost.steps[step.id].flops for step in plan.steps],
         "missing": [cost.steps[step.id].missing for step in plan.steps],
+        "resources": {stage: [r.gpus, r.nodes] for stage, r in plan.resources.items()},
+        "rates": {"gpu_flops": spec.cost.gpu_flops, "utilisation": spec.cost.utilisation},
     }
     temporary = layout.step_index.with_name(f".{layout.step_index.name}.{os.getpid()}")
     with open(temporary, "w") as handle:
@@ -153,12 +184,12 @@ def _indexed(layout: Layout) -> tuple[str, str] | None:
     try:
         with open(layout.step_index, "rb") as handle:
             index = json.load(handle)
-        return index["spec"], index["plan"]
+        return (index["spec"], index["plan"]) if index["version"] == INDEX_VERSION else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def read_index(layout: Layout, spec: Spec, spec_json: dict[str, Any]) -> StepIndex | None:
+def read_index(layout: Layout, spec_json: dict[str, Any]) -> StepIndex | None:
     """The index written for `spec_json` (the saved spec, as read), or None. Best read with the
     cycle collector paused (scaler.bulk), as `scaler status` does."""
     try:
@@ -172,7 +203,6 @@ def read_index(layout: Layout, spec: Spec, spec_json: dict[str, Any]) -> StepInd
             0 <= at < here for here, inputs in enumerate(index["inputs"]) for _, at in inputs
         ):
             return None
-        resources = {stage: spec.resources_for(stage) for stage in STAGES}
-        return StepIndex(index, resources)
+        return StepIndex(index)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none yet (an older run), or not whole: the spec is expanded instead

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scaler.disk_space import disk_full
 from scaler.errors import StepFailed
 from scaler.layout import Layout
-from scaler.plan import Step
 from scaler.step_index import StepRef
+
+if TYPE_CHECKING:
+    from scaler.plan import Step
 
 ERROR_TAIL_LINES = 12
 """Lines of a traceback or log shown with a failure."""

@@ -17,10 +17,9 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaler.errors import SubmissionError
-from scaler.run.job import RequeueableStep, StepJob
 from scaler.slurm.waves import (
     ASSOC_FIELDS,
     QOS_FIELDS,
@@ -29,6 +28,9 @@ from scaler.slurm.waves import (
     parse_rows,
     submit_limit,
 )
+
+if TYPE_CHECKING:
+    from scaler.run.job import StepJob
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "srun")
 ACTIVE_STATES = frozenset(
@@ -110,6 +112,8 @@ class Slurm:
     def submit(self, parameters: dict[str, Any], jobs: list[StepJob]) -> list[str]:
         """Submit `jobs` as one array (one sbatch call); return each task's job id."""
         import submitit
+
+        from scaler.run.job import RequeueableStep
 
         executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=self.max_timeouts)
         executor.update_parameters(**parameters)

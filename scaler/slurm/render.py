@@ -30,11 +30,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scaler.spec.schema import Resources
 from scaler.stages import STAGES, Stage
 
 if TYPE_CHECKING:
     from scaler.plan import Step
+    from scaler.spec.schema import Resources
 
 ONE_PROCESS = Stage("", "", 0)
 """How an array of a name that is no stage (in tests of the grouping) is submitted."""

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from scaler.slurm.render import ArrayJob
+if TYPE_CHECKING:
+    from scaler.slurm.render import ArrayJob
 
 
 @dataclass(frozen=True)

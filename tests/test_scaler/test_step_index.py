@@ -75,3 +75,20 @@ def test_status_checks_a_finished_folder_once_and_again_when_its_manifest_change
     os.utime(evaluate / "manifest.json")
     status = _status(cli)
     assert "1 damaged" in status and f"DAMAGED {evaluate.name}: result.json is" in status
+
+
+def test_status_from_the_index_loads_neither_the_spec_models_nor_the_runners(ran):
+    # In a process of its own, as a person runs it: the import is what it saves.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from scaler.cli import main; main(['status', 'small']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('scaler.spec', 'runners', "
+        "'pydantic', 'scaler.plan', 'scaler.cost'))))"
+    )
+    env = os.environ | {"SCALER_RESULTS": str(ran.root.parent)}
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    assert "small: 3 steps; 3 done" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == "['scaler.cost_view']"
