@@ -6,15 +6,17 @@ Each world has a baseline (sft) with error E + A * D^-alpha and an arm (rft) who
 baseline's at m x D, so the arm's multiplier is m at every size; each model moves by the world's
 seed spread and is counted on 500 eval problems (binomial). Exponent, floor, seed spread and
 multiplier vary from world to world. The target is the multiplier at D = 800; the sizes on
-offer are 100 ... 3200 (doubling). A model costs its size (its training data) plus 50 (its
-evaluation), for each of the two arms.
+offer are 100 ... 3200 (doubling). A model costs its size (its training data) plus 50 per 500
+eval problems (its evaluation), for each of the two arms.
 
 - Uniform: the whole grid of sizes, one seed more each round, until the target's interval is
   narrower than the world's goal (measured as scaler suggest measures it, the mean width of
   bootstrap rounds of the data).
 - Adaptive: from a thin grid (100, 400, 1600, one seed), each round adds the candidate that
-  scaler suggest ranks first by narrowing per unit of cost (a size of the grid not yet run, or
-  one seed more at every size run), until the same goal.
+  scaler suggest ranks first by narrowing per unit of cost (a size of the grid not yet run, one
+  seed more at every size run, or, with `--eval-problems`, twice the eval problems, up to 4,000:
+  every model evaluated again on all of them, as a spec without shards pays), until the same
+  goal.
 
 The goal of each world is the width the uniform grid reaches with three seeds (the median of
 three realizations); each loop then runs on draws of its own (the uniform one up to 8 seeds).
@@ -54,6 +56,8 @@ THIN = (100, 400, 1600)
 TARGET = Target("rft", "sft", 800.0)
 EVAL = 500
 EVAL_COST = 50
+"""The cost of evaluating one model on EVAL problems."""
+MOST_EVAL = 4000
 SETTINGS = Settings(simulations=16, resamples=100)
 MAX_SEEDS = 8
 
@@ -68,7 +72,11 @@ class World:
         # A such that the baseline's error at D = 100 is 0.5.
         self.A = (0.5 - self.floor) * 100**self.alpha
         self.rng = np.random.default_rng([2000 + index, draws])
+        self.errors: dict[tuple[str, int, int], float] = {}
+        """Each model's true error (its seed's draw included)."""
         self.models: dict[tuple[str, int, int], float] = {}
+        """Each model's error as counted on the eval problems."""
+        self.eval_size = EVAL
 
     def error(self, arm: str, size: int) -> float:
         data = size * (self.m if arm == "rft" else 1.0)
@@ -77,9 +85,19 @@ class World:
     def measure(self, size: int, seed: int) -> None:
         for arm in ("sft", "rft"):
             if (arm, size, seed) not in self.models:
-                mean = self.error(arm, size) + self.spread * self.rng.standard_normal()
-                count = self.rng.binomial(EVAL, float(np.clip(mean, 0.0, 1.0)))
-                self.models[(arm, size, seed)] = count / EVAL
+                error = self.error(arm, size) + self.spread * self.rng.standard_normal()
+                self.errors[(arm, size, seed)] = float(np.clip(error, 0.0, 1.0))
+                self._count((arm, size, seed))
+
+    def evaluate_on(self, problems: int) -> None:
+        """Every model evaluated again, on `problems` eval problems."""
+        self.eval_size = problems
+        for key in self.models:
+            self._count(key)
+
+    def _count(self, key: tuple[str, int, int]) -> None:
+        count = self.rng.binomial(self.eval_size, self.errors[key])
+        self.models[key] = count / self.eval_size
 
     def points(self) -> Points:
         keys = sorted(self.models)
@@ -89,12 +107,18 @@ class World:
             np.array([k[1] for k in keys], dtype=float),
             np.array([k[2] for k in keys]),
             np.array([1.0 - self.models[k] for k in keys]),
-            eval_size=EVAL,
+            eval_size=self.eval_size,
         )  # fmt: skip
 
 
-def cost(sizes: list[int], seeds: int) -> float:
-    return 2 * seeds * sum(size + EVAL_COST for size in sizes)
+def cost(sizes: list[int], seeds: int, eval_size: int = EVAL) -> float:
+    """Training and evaluating both arms' models of the grid."""
+    return 2 * seeds * sum(size + EVAL_COST * eval_size / EVAL for size in sizes)
+
+
+def evaluations(sizes: list[int], seeds: int, eval_size: int) -> float:
+    """Evaluating both arms' models of the grid again."""
+    return 2 * seeds * len(sizes) * EVAL_COST * eval_size / EVAL
 
 
 def width(world: World) -> float:
@@ -119,29 +143,39 @@ def uniform(world: World, goal: float | None, rounds: int) -> tuple[float, float
     return cost(list(SIZES), seeds), now, covers(world)
 
 
-def adaptive(world: World, goal: float, cap: float) -> tuple[float, float, bool, list[str]]:
+def adaptive(
+    world: World, goal: float, cap: float, more_problems: bool
+) -> tuple[float, float, bool, list[str]]:
     sizes, seeds = list(THIN), 1
     for size in sizes:
         world.measure(size, 0)
+    spent = cost(sizes, seeds)
     steps = []
     while True:
         forecaster = Forecaster(world.points(), TARGET, SETTINGS)
-        spent = cost(sizes, seeds)
         if forecaster.width < goal or spent >= cap:
             return spent, forecaster.width, covers(world), steps
-        options = [(Addition(sizes=(float(s),)), [*sizes, s], seeds)
-                   for s in SIZES if s not in sizes]  # fmt: skip
-        options.append((Addition(more_seeds=1), sizes, seeds + 1))
+        n = world.eval_size
+        options = [
+            (Addition(sizes=(float(s),)), cost([s], seeds, n)) for s in SIZES if s not in sizes
+        ]
+        options.append((Addition(more_seeds=1), cost(sizes, 1, n)))
+        if more_problems and n < MOST_EVAL:
+            options.append((Addition(eval_problems=2 * n), evaluations(sizes, seeds, 2 * n)))
         best = None
-        for addition, new_sizes, new_seeds in options:
-            extra = cost(new_sizes, new_seeds) - spent
+        for addition, extra in options:
             predicted, _ = forecaster.expected(addition)
             score = (forecaster.width - predicted) / extra
             if best is None or score > best[0]:
-                best = (score, addition, new_sizes, new_seeds)
+                best = (score, addition, extra)
         assert best is not None
-        _, addition, sizes, seeds = best
+        _, addition, extra = best
+        spent += extra
         steps.append(str(addition))
+        if addition.eval_problems:
+            world.evaluate_on(addition.eval_problems)
+        sizes = sorted({*sizes, *map(int, addition.sizes)})
+        seeds += addition.more_seeds
         for size in sizes:
             for seed in range(seeds):
                 world.measure(size, seed)
@@ -150,6 +184,9 @@ def adaptive(world: World, goal: float, cap: float) -> tuple[float, float, bool,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--worlds", type=int, default=24)
+    parser.add_argument(
+        "--eval-problems", action="store_true", help="offer more eval problems (up to 4,000)"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     started = time.perf_counter()
@@ -161,7 +198,9 @@ def main() -> None:
         reference = World(index, 4)
         uniform_cost, _, uniform_covers = uniform(reference, goal, MAX_SEEDS)
         world = World(index, 5)
-        spent, reached, adaptive_covers, steps = adaptive(world, goal, 4 * uniform_cost)
+        spent, reached, adaptive_covers, steps = adaptive(
+            world, goal, 4 * uniform_cost, args.eval_problems
+        )
         ratios.append(uniform_cost / spent)
         adaptive_cover.append(adaptive_covers)
         uniform_cover.append(uniform_covers)

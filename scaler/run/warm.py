@@ -148,6 +148,23 @@ class WarmHandle:
         return f"exit code {code}"
 
 
+def _start_resource_tracker_quietly() -> None:
+    """Start multiprocessing's resource tracker (the one process that every worker shares) with
+    its stderr on /dev/null. A worker killed in a step (a cancel, Ctrl-C, SIGTERM) leaves the
+    semaphores its step made; the tracker removes them when the run ends, and warns of each on
+    its stderr, which would otherwise be the run's, after the run's one-line error."""
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class WarmExecutor:
     """`parallel` warm workers on this machine, each in its own single-worker pool."""
 
@@ -161,6 +178,7 @@ class WarmExecutor:
         # Before multiprocessing's own exit handler (registered earlier, so run later), which
         # waits for every child: a worker left waiting for work would hold the run forever.
         atexit.register(self.shutdown)
+        _start_resource_tracker_quietly()
 
     def submit(self, job: StepJob, resources: Resources) -> WarmHandle:
         slot = next((i for i, h in enumerate(self._handles) if h is None or h.future.done()), None)

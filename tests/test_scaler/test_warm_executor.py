@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -311,3 +312,32 @@ def test_a_train_worker_killed_mid_step_fails_alone_and_the_rerun_completes(tmp_
     assert rerun.returncode == 0, rerun.stderr
     assert "running 2 of 5 steps" in rerun.stdout
     assert rows(results) == local_rows
+
+
+LEAKS_A_SEMAPHORE = """
+import multiprocessing, os, signal, sys, time
+from scaler.run.warm import WarmExecutor
+
+def hold_a_semaphore():
+    semaphore = multiprocessing.get_context("spawn").Semaphore(1)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    executor = WarmExecutor(1)
+    worker = multiprocessing.get_context("spawn").Process(target=hold_a_semaphore)
+    worker.start()
+    time.sleep(2)  # its semaphore made and registered with the tracker
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    print("ended", file=sys.stderr)
+"""
+
+
+def test_a_worker_killed_holding_a_semaphore_adds_nothing_to_the_runs_stderr(tmp_path):
+    # What a step killed mid-way (cancelled, Ctrl-C, SIGTERM of the run) leaves: the resource
+    # tracker's warning would follow the run's one-line error.
+    script = tmp_path / "leak.py"
+    script.write_text(LEAKS_A_SEMAPHORE)
+    ended = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           timeout=60, check=True)  # fmt: skip
+    assert ended.stderr == "ended\n"
