@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from analysis.format import number
 from scaler.finished_memo import wall_seconds
 from scaler.layout import Layout
+from scaler.stages import grouped_by_stage
 from scaler.step_cost import MODEL_STAGES, Rates, StepCost
 from scaler.step_index import PlanView, StepRef
 from scaler.text import format_table
@@ -143,10 +144,13 @@ def measured_lines(
 ) -> list[str]:
     """`scaler status`'s view of finished steps: per stage, the estimate beside what they took
     (provenance.json's wall_s, times the GPUs they held). `wall_s`: step name -> its wall time,
-    where known already (scaler.finished_memo); else each finished folder's is read."""
+    where known already (scaler.finished_memo); else each finished folder's is read. `states`:
+    every step's, in plan order (step_states)."""
     rows = []
-    for stage, steps in plan.by_stage().items():
-        done = [step for step in steps if states[step.name] == DONE]
+    # The finished steps only are made (a step index makes each when asked).
+    done_at = (at for at, state in enumerate(states.values()) if state == DONE)
+    finished = grouped_by_stage(plan.steps[at] for at in done_at)  # states are in plan order
+    for stage, done in finished.items():
         walls = [
             wall_s.get(step.name) if wall_s is not None
             else wall_seconds(layout.step_dir(step.stage, step.name))

@@ -130,6 +130,16 @@ class Plan:
         """Steps grouped by stage, stages in pipeline order (STAGES)."""
         return grouped_by_stage(self.steps)
 
+    @cached_property
+    def names(self) -> list[str]:
+        """Each step's name, in plan order (what `scaler status` counts states over)."""
+        return [step.name for step in self.steps]
+
+    @cached_property
+    def stages(self) -> list[str]:
+        """Each step's stage, in plan order."""
+        return [step.stage for step in self.steps]
+
 
 def model_label_of(spec: Spec) -> str:
     """How the learner is named in results: its hub id or path, or the tiny model's shape."""

@@ -35,7 +35,8 @@ from scaler.manifest import damaged_steps
 from scaler.slurm.cancelled import WithArray, cancelled_with_array
 from scaler.slurm.cluster import JobState, Slurm, missing_commands
 from scaler.slurm.records import active, ended_states, job_failure, submitted_tasks
-from scaler.step_index import PlanView, StepRef, read_index
+from scaler.stages import STAGES
+from scaler.step_index import PlanView, read_index
 from scaler.text import format_table
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 TO_RUN = "to run"
 DAMAGED = "damaged"
+ENDED_BADLY = frozenset({"failed", "cancelled"})
 SHOWN_DAMAGED = 10
 
 
@@ -74,10 +76,11 @@ def step_states(plan: PlanView, layout: Layout, *, as_status: bool = True) -> St
     done, failed_dirs = layout.done_names(), layout.failed_names()
     finished = finished_steps(layout) if as_status else None
     damaged = finished.damaged if finished else damaged_steps(layout)
+    # Over the names: step objects are made only for the steps said more of (a step index
+    # makes them when asked, scaler.step_index).
     states: dict[str, str] = {}
-    ended: list[StepRef] = []
-    for step in plan.steps:
-        name = step.name
+    ended: list[int] = []
+    for at, name in enumerate(plan.names):
         task = tasks.get(name)
         if name in damaged:
             states[name] = DAMAGED
@@ -86,22 +89,26 @@ def step_states(plan: PlanView, layout: Layout, *, as_status: bool = True) -> St
         elif task and active(queue, task):
             states[name] = "running" if queue[task].state == "RUNNING" else "queued"
         elif task and slurm:
-            ended.append(step)
+            ended.append(at)
+            states[name] = "failed"  # until accounting says how it ended
         else:
             states[name] = "failed" if name in failed_dirs else TO_RUN
-    how = ended_states(slurm, queue, [tasks[s.name] for s in ended]) if slurm and ended else {}
-    for step in ended:
-        state = how.get(tasks[step.name], JobState("UNKNOWN"))
-        by_cancel = state.state == "CANCELLED" and step.name not in failed_dirs
-        states[step.name] = "cancelled" if by_cancel else "failed"
-    failures = []
-    for step in plan.steps:
-        if states[step.name] == "failed":
-            task = tasks.get(step.name, "")
-            state = how.get(task, JobState("UNKNOWN"))
-            failures.append(job_failure(step, layout, slurm, task, state))
+    names = plan.names
+    how = ended_states(slurm, queue, [tasks[names[at]] for at in ended]) if slurm and ended else {}
+    for at in ended:
+        state = how.get(tasks[names[at]], JobState("UNKNOWN"))
+        if state.state == "CANCELLED" and names[at] not in failed_dirs:
+            states[names[at]] = "cancelled"
+    failures, cancelled = [], []
+    for at in (at for at, state in enumerate(states.values()) if state in ENDED_BADLY):
+        step = plan.steps[at]
+        if states[step.name] == "cancelled":
+            cancelled.append(step)
+            continue
+        task = tasks.get(step.name, "")
+        state = how.get(task, JobState("UNKNOWN"))
+        failures.append(job_failure(step, layout, slurm, task, state))
     in_plan = {name: why for name, why in damaged.items() if name in states}
-    cancelled = [step for step in plan.steps if states[step.name] == "cancelled"]
     with_array = cancelled_with_array(cancelled, layout, slurm, queue) if slurm else None
     wall_s = finished.wall_s if finished else None
     return StepStates(states, failures, in_plan, with_array, wall_s)
@@ -262,10 +269,14 @@ def _experiment_status(layout: Layout) -> str:
 
     plan, cost = _saved_plan_and_cost(layout)
     found = step_states(plan, layout)
-    rows = []
-    for stage, steps in plan.by_stage().items():
-        counts = Counter(found.states[step.name] for step in steps)
-        rows.append([stage, len(steps), *(counts[column] for column in STATUS_COLUMNS)])
+    per_stage = Counter(plan.stages)
+    # states are in plan order
+    counts = Counter(zip(plan.stages, found.states.values(), strict=True))
+    rows = [
+        [stage, per_stage[stage], *(counts[stage, column] for column in STATUS_COLUMNS)]
+        for stage in STAGES
+        if stage in per_stage
+    ]
     totals = Counter(found.states.values())
     lines = [
         f"{plan.experiment}: {len(plan.steps)} steps; "

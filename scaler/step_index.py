@@ -22,7 +22,7 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from scaler.bulk import collector_paused
 from scaler.fingerprint import content_hash
@@ -85,11 +85,12 @@ class StepIndex:
         }
         self.rates = SpecRates(**index["rates"])
         self.inputs: list[list[tuple[str, int]]] = index["inputs"]
-        me = weakref.ref(self)
-        self.steps = tuple(
-            IndexedStep(stage, step_id, me, at)
-            for at, (stage, step_id) in enumerate(zip(index["stages"], index["ids"], strict=True))
-        )
+        self.stages: list[str] = index["stages"]
+        self.ids: list[str] = index["ids"]
+        self.names = [
+            f"{stage}-{step_id}" for stage, step_id in zip(self.stages, self.ids, strict=True)
+        ]
+        self.steps = IndexedSteps(self)
         self.costs = IndexedCosts(self, index["flops"], index["missing"])
         """Step id -> its estimated cost, as scaler.cost priced it when the index was written."""
 
@@ -97,13 +98,41 @@ class StepIndex:
         return grouped_by_stage(self.steps)
 
 
+class IndexedSteps(Sequence[IndexedStep]):
+    """The index's steps, each made when first asked: `scaler status` counts states over the
+    names, and needs step objects only for the few steps it says more of."""
+
+    def __init__(self, index: StepIndex) -> None:
+        self._index = weakref.ref(index)
+        self._made: list[IndexedStep | None] = [None] * len(index.ids)
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    @overload
+    def __getitem__(self, at: int) -> IndexedStep: ...
+    @overload
+    def __getitem__(self, at: slice) -> list[IndexedStep]: ...
+    def __getitem__(self, at: int | slice) -> IndexedStep | list[IndexedStep]:
+        if isinstance(at, slice):
+            return [self[i] for i in range(len(self))[at]]
+        step = self._made[at]
+        if step is None:
+            index = self._index()
+            if index is None:
+                raise ReferenceError("the step index is gone")
+            step = IndexedStep(index.stages[at], index.ids[at], self._index, at)
+            self._made[at] = step
+        return step
+
+
 class IndexedCosts(Mapping[str, "StepCost"]):
     """Step id -> its StepCost, made when asked (`scaler status` asks for the finished steps')."""
 
     def __init__(self, index: StepIndex, flops: list, missing: list) -> None:
         self.flops, self.missing = flops, missing
-        self.stages = [step.stage for step in index.steps]
-        self.position = {step.id: at for at, step in enumerate(index.steps)}
+        self.stages = index.stages
+        self.position = {step_id: at for at, step_id in enumerate(index.ids)}
         self.gpus = {stage: r.gpus * r.nodes for stage, r in index.resources.items()}
 
     def __getitem__(self, step_id: str) -> StepCost:
@@ -137,6 +166,16 @@ class PlanView(Protocol):
     def experiment(self) -> str: ...
     @property
     def steps(self) -> Sequence[StepRef]: ...
+    @property
+    def names(self) -> Sequence[str]:
+        """Each step's name, in the order of `steps`."""
+        ...
+
+    @property
+    def stages(self) -> Sequence[str]:
+        """Each step's stage, in the order of `steps`."""
+        ...
+
     @property
     def resources(self) -> Mapping[str, ResourcesView]: ...
     def by_stage(self) -> Mapping[str, Sequence[StepRef]]: ...

@@ -86,6 +86,9 @@ def _kill_and_rerun(tmp_path: Path, clean: dict, sig: int, delay: float) -> str:
     return err
 
 
+# make test stops the warm executor the same ways (tests/test_scaler/test_warm_executor.py)
+# and kills the local one at chosen moments (tests/e2e/test_pipeline.py).
+@pytest.mark.slow
 def test_sigterm_cancels_the_running_steps_and_the_rerun_finishes(tmp_path, clean):
     delay = random.Random(15).uniform(0.0, 3.0)
     err = _kill_and_rerun(tmp_path, clean, signal.SIGTERM, delay)
@@ -94,6 +97,7 @@ def test_sigterm_cancels_the_running_steps_and_the_rerun_finishes(tmp_path, clea
         assert err.startswith("scaler: error: stopped by SIGTERM") and err.count("\n") == 1
 
 
+@pytest.mark.slow  # as the case above
 def test_kill_9_leaves_no_job_behind_and_the_rerun_finishes(tmp_path, clean):
     _kill_and_rerun(tmp_path, clean, signal.SIGKILL, random.Random(9).uniform(0.0, 3.0))
 

@@ -159,6 +159,9 @@ def test_a_killed_rank_fails_the_step_with_its_log_and_leaves_nothing_running(da
     assert left == []
 
 
+# make test resumes one process from its checkpoint (tests/test_runners/test_train_resume.py)
+# and trains two ranks as one (above).
+@pytest.mark.slow
 def test_a_two_rank_step_killed_mid_way_resumes_from_its_checkpoint(data, tmp_path):
     checkpointed = CONFIG.model_copy(
         update={"min_steps": 30, "max_steps": 30, "checkpoint_every": 10, "eval_every": 10}
