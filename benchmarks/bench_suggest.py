@@ -132,15 +132,19 @@ def covers(world: World) -> bool:
     return bool(low <= np.log(world.m) <= high)
 
 
-def uniform(world: World, goal: float | None, rounds: int) -> tuple[float, float, bool]:
-    """Seeds added over the whole grid until the goal (or `rounds`); (cost, width, covers)."""
+def uniform(
+    world: World, goal: float | None, rounds: int, eval_size: int = EVAL
+) -> tuple[float, float, bool]:
+    """Seeds added over the whole grid, evaluated on `eval_size` problems, until the goal (or
+    `rounds`); (cost, width, covers)."""
+    world.eval_size = eval_size
     for seeds in range(1, rounds + 1):
         for size in SIZES:
             world.measure(size, seeds - 1)
         now = width(world)
         if goal is not None and now < goal:
             break
-    return cost(list(SIZES), seeds), now, covers(world)
+    return cost(list(SIZES), seeds, eval_size), now, covers(world)
 
 
 def adaptive(
@@ -187,6 +191,13 @@ def main() -> None:
     parser.add_argument(
         "--eval-problems", action="store_true", help="offer more eval problems (up to 4,000)"
     )
+    parser.add_argument(
+        "--uniform-eval",
+        type=int,
+        default=EVAL,
+        help="eval problems of the uniform grid it is measured against (its goal stays the "
+        f"width of the grid on {EVAL})",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     started = time.perf_counter()
@@ -196,7 +207,7 @@ def main() -> None:
         # realizations (one realization's luck would favour whichever loop shared it).
         goal = statistics.median(uniform(World(index, draws), None, 3)[1] for draws in (1, 2, 3))
         reference = World(index, 4)
-        uniform_cost, _, uniform_covers = uniform(reference, goal, MAX_SEEDS)
+        uniform_cost, _, uniform_covers = uniform(reference, goal, MAX_SEEDS, args.uniform_eval)
         world = World(index, 5)
         spent, reached, adaptive_covers, steps = adaptive(
             world, goal, 4 * uniform_cost, args.eval_problems
