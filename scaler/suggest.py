@@ -73,6 +73,8 @@ class Suggestions:
     warnings: list[str]
     points: int
     """Models the forecasts were made from."""
+    evaluations: int
+    """Their outcomes: models x eval problems (what grows with more of either)."""
 
 
 def parse_target(text: str | None, points: Points, settings: Any, sizes: list[int]) -> Target:
@@ -191,7 +193,15 @@ def suggest(
     ranked.sort(key=lambda s: -(width - s.predicted) / max(s.hours, 1e-9))
     unit = "GPU-h" if prices.on_gpus else "CPU-h"
     found = Suggestions(
-        target, width, value, unit, ranked[:n], skipped, _warnings(points, target), len(points)
+        target,
+        width,
+        value,
+        unit,
+        ranked[:n],
+        skipped,
+        _warnings(points, target),
+        len(points),
+        len(points) * (points.eval_size or 1),
     )
     _save(layout, found)
     return found
@@ -266,6 +276,7 @@ def _save(layout: Layout, found: Suggestions) -> None:
             "target": str(found.target),
             "width": found.width,
             "points": found.points,
+            "evaluations": found.evaluations,
             "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "suggestions": [
                 {
@@ -297,6 +308,19 @@ def suggested_overrides(layout: Layout, rank: int) -> list[str]:
     return list(listed[rank - 1]["overrides"])
 
 
+def _suggestion_run(suggestions: list[dict[str, Any]], spec: dict[str, Any]) -> dict | None:
+    """The saved suggestion whose overrides the saved spec now has (the one `run --suggested K`
+    ran, or a person by hand); None if none is."""
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.create(spec)
+    for suggestion in suggestions:
+        overrides = OmegaConf.from_dotlist(suggestion["overrides"])
+        if OmegaConf.merge(saved, overrides) == saved:
+            return suggestion
+    return None
+
+
 def shown_width(target: Target, width: float) -> str:
     """A width as people read it: a multiplier's as the ratio high/low, an exponent's as is."""
     from analysis.forecast import MULTIPLIER
@@ -323,14 +347,15 @@ def describe(found: Suggestions, layout: Layout, previous: dict[str, Any] | None
         f"{shown_width(target, found.width)} "
         + ("(high/low)" if target.baseline else "(high - low)")
     ]
-    grew = previous is not None and previous.get("points", found.points) < found.points
-    if previous and grew and previous.get("target") == str(target) and previous.get("suggestions"):
-        first = previous["suggestions"][0]
-        lines.append(
-            f"last suggestion ({first['addition']}) predicted "
-            f"{shown_width(target, first['predicted'])}; measured since: "
-            f"{shown_width(target, found.width)}"
-        )
+    grew = previous is not None and previous.get("evaluations", 0) < found.evaluations
+    if previous and grew and previous.get("target") == str(target):
+        ran = _suggestion_run(previous.get("suggestions", []), read_json(layout.spec_file))
+        if ran is not None:
+            lines.append(
+                f"last suggestion run ({ran['addition']}) predicted "
+                f"{shown_width(target, ran['predicted'])}; measured since: "
+                f"{shown_width(target, found.width)}"
+            )
     rows = [
         [i, str(s.addition), f"{s.hours:.3g}", shown_width(target, s.predicted),
          f"{(found.width - s.predicted) / max(s.hours, 1e-9):.3g}", " ".join(s.overrides)]

@@ -73,7 +73,7 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     else:
         assert again["stages"]["evaluate"]["problems"] == int(value)
     shown = cli("suggest small --target exponent:sft")
-    assert f"last suggestion ({first['addition']}) predicted" in shown.out
+    assert f"last suggestion run ({first['addition']}) predicted" in shown.out
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,5 @@ def test_more_eval_problems_evaluates_the_models_again_and_counts_each_once(smal
     assert cli("collect small").code == 0
     points = load_points(layout)
     assert len(points) == 2 and points.eval_size == 40  # the evaluations on 40, one per model
+    shown = cli("suggest small --target exponent:sft")  # the run is told from the saved spec
+    assert "last suggestion run (40 eval problems) predicted" in shown.out, shown.out
