@@ -648,8 +648,8 @@ def bench_waves(counter: SbatchCounter) -> None:
             f"waves: {len(plan.steps):,} steps ({len(CHAIN)} x {WAVE_PER_STAGE:,}), {groups} "
             f"(stage, resources) groups, {expected} chunks of at most {limits.max_array_size}; "
             f"a private controller of Slurm {config.get('SLURM_VERSION')}: MaxJobCount "
-            f"{config['MaxJobCount']}, MinJobAge {config['MinJobAge']}, per-user submit "
-            f"limit from accounting: {limits.submit or 'none (no accounting)'}"
+            f"{config['MaxJobCount']}, MinJobAge {config['MinJobAge']}, submit limits "
+            f"from accounting: {', '.join(limit.source for limit in limits.submit) or 'none'}"
         )
         settings = ExecutorSettings(name="slurm", poll_s=WAVE_POLL_S)
         drainer = Drainer(plan, layout, slurm)

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from scaler.errors import SubmissionError
 from scaler.slurm.waves import (
+    ACCOUNT_FIELDS,
     ASSOC_FIELDS,
     QOS_FIELDS,
     Limits,
+    Queued,
     SubmitLimit,
     parse_rows,
-    submit_limit,
+    submit_limits,
 )
 
 if TYPE_CHECKING:
@@ -74,9 +76,9 @@ class Slurm:
     def limits(
         self, accounts: Iterable[str | None] = (None,), qos: Iterable[str | None] = (None,)
     ) -> Limits:
-        """MaxArraySize and MaxJobCount (scontrol), and the tightest per-user submit limit
-        accounting reports for jobs charged to `accounts` with `qos` (None: the defaults);
-        without one (no limit set, no sacctmgr, accounting down) that part is None."""
+        """MaxArraySize and MaxJobCount (scontrol), and the submit limits accounting sets on
+        jobs charged to `accounts` with `qos` (None: the defaults); none where it sets none or
+        cannot be asked (no sacctmgr, accounting down)."""
         config = {}
         for line in _run(["scontrol", "show", "config"]).splitlines():
             key, _, value = line.partition("=")
@@ -85,19 +87,21 @@ class Slurm:
         return Limits(
             int(config.get("MaxArraySize", 1001)),
             int(config.get("MaxJobCount", 10000)),
-            _submit_limit(config.get("ClusterName", ""), accounts, qos),
+            _submit_limits(config.get("ClusterName", ""), accounts, qos),
         )
 
-    def held(self) -> tuple[int, int]:
-        """(jobs slurmctld holds, every user's, ended ones not yet purged; this user's pending
-        or running), every array task counting as one, from one squeue call."""
-        output = _run(["squeue", "-h", "--array", "--states=all", "--format=%U|%T"])
-        me, held, mine = str(os.getuid()), 0, 0
+    def held(self) -> tuple[int, list[Queued]]:
+        """(jobs slurmctld holds, every user's, ended ones not yet purged; the pending and
+        running ones with their user, account and QOS), every array task counting as one,
+        from one squeue call."""
+        output = _run(["squeue", "-h", "--array", "--states=all", "--format=%U|%T|%a|%q"])
+        me, held, queued = str(os.getuid()), 0, []
         for line in output.splitlines():
-            uid, _, state = line.strip().partition("|")
+            uid, state, account, qos = (line.strip().split("|") + ["", "", ""])[:4]
             held += 1
-            mine += uid == me and state in ACTIVE_STATES
-        return held, mine
+            if state in ACTIVE_STATES:
+                queued.append(Queued(uid == me, account, qos))
+        return held, queued
 
     def check(self, parameters: dict[str, Any], what: str) -> None:
         """Ask sbatch (`--test-only`, nothing submitted) whether it accepts these resources."""
@@ -163,27 +167,32 @@ class Slurm:
         return JobPaths(self.folder, job_id=task, task_id=rank).stderr
 
 
-def _submit_limit(
+def _submit_limits(
     cluster: str, accounts: Iterable[str | None], qos: Iterable[str | None]
-) -> SubmitLimit | None:
-    """What accounting says of this user's submit limits (scaler.slurm.waves.submit_limit);
-    None where it sets none or cannot be asked."""
+) -> tuple[SubmitLimit, ...]:
+    """What accounting says of the submit limits on this user's jobs
+    (scaler.slurm.waves.submit_limits); none where it sets none or cannot be asked."""
     if shutil.which("sacctmgr") is None:
-        return None
+        return ()
     user = pwd.getpwuid(os.getuid()).pw_name
-    where = ["where", f"users={user}"] + ([f"clusters={cluster}"] if cluster else [])
+    on_cluster = [f"clusters={cluster}"] if cluster else []
+
+    def show(what: str, where: list[str], fields: tuple[str, ...]) -> list[dict[str, str]]:
+        shown = ["sacctmgr", "-n", "-P", "show", what]
+        return parse_rows(_run([*shown, *where, f"format={','.join(fields)}"]), fields)
+
     try:
-        default = _run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"])
-        associations = _run(
-            ["sacctmgr", "-n", "-P", "show", "assoc", *where, f"format={','.join(ASSOC_FIELDS)}"]
-        )
-        qos_rows = _run(["sacctmgr", "-n", "-P", "show", "qos", f"format={','.join(QOS_FIELDS)}"])
-    except SubmissionError:  # no accounting database to ask: no per-user limit known
-        return None
-    return submit_limit(
-        parse_rows(associations, ASSOC_FIELDS),
-        parse_rows(qos_rows, QOS_FIELDS),
-        default_account=default.strip().split("\n")[0],
+        default = show("user", [user], ("DefaultAccount",))
+        associations = show("assoc", ["where", f"users={user}", *on_cluster], ASSOC_FIELDS)
+        account_rows = show("assoc", ["where", *on_cluster] if cluster else [], ACCOUNT_FIELDS)
+        qos_rows = show("qos", [], QOS_FIELDS)
+    except SubmissionError:  # no accounting database to ask: no submit limit known
+        return ()
+    return submit_limits(
+        associations,
+        qos_rows,
+        account_rows,
+        default_account=default[0].get("DefaultAccount", "") if default else "",
         accounts=accounts,
         qos=qos,
     )

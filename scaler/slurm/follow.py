@@ -115,8 +115,10 @@ def submit_plan(
             capacity(limits, settings.max_jobs),
         )
         arrays = group_arrays(found.todo, found.queued, plan.resources, array_size)
-        held, mine = slurm.held() if arrays else (0, 0)
-        now = room(limits, held=held, mine=mine, ours=len(found.queued), max_jobs=settings.max_jobs)
+        held, queued = slurm.held() if arrays else (0, [])
+        now = room(
+            limits, held=held, queued=queued, ours=len(found.queued), max_jobs=settings.max_jobs
+        )
         wave = this_wave(arrays, now.tasks)
         going = [step for array in wave for step in array.steps]
         with_array = cancelled_with_array(going, layout, slurm, found.queue) if going else None
@@ -342,9 +344,9 @@ class _Follower:
     def _room_for_next(self) -> bool:
         if not self.next_tasks or self.limits is None:  # not known: let submit_plan see
             return True
-        held, mine = self.slurm.held()
+        held, queued = self.slurm.held()
         now = room(
-            self.limits, held=held, mine=mine, ours=self.ours, max_jobs=self.settings.max_jobs
+            self.limits, held=held, queued=queued, ours=self.ours, max_jobs=self.settings.max_jobs
         )
         return now.tasks >= self.next_tasks
 

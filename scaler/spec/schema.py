@@ -324,7 +324,8 @@ class ExecutorSettings(Strict):
         None,
         ge=1,
         description="Slurm: this experiment's tasks queued or running at once; the rest go in "
-        "waves as they end. Default: what MaxJobCount and MaxSubmitJobs leave room for.",
+        "waves as they end. Default: what MaxJobCount and accounting's submit limits leave "
+        "room for.",
     )
     poll_s: float = Field(5.0, gt=0, description="Slurm: seconds between looks at the queue.")
     max_timeouts: int = Field(

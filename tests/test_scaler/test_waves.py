@@ -4,9 +4,9 @@ Pure tests of the room and of which arrays go in now (scaler.slurm.waves), then 
 light steps (tests/fixture_runner.py) on the real local Slurm, with the room made small by
 `executor.max_jobs` rather than by editing slurm.conf: the plan goes in in waves, each array
 waiting on the jobs of its inputs still queued, it finishes, and no step ever gets two jobs, also
-with two followers at once. Per-user limits are read from accounting: a temporary account with
-MaxSubmitJobs shows that they bound the waves, and a missing or failing sacctmgr that they are
-then left out.
+with two followers at once. Submit limits are read from accounting: a temporary account with
+MaxSubmitJobs, and one below an account with GrpSubmitJobs, show that they bound the waves, and
+a missing or failing sacctmgr that they are then left out.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,14 +31,17 @@ from scaler.slurm.follow import follow, submit_plan
 from scaler.slurm.records import read_records
 from scaler.slurm.render import ArrayJob
 from scaler.slurm.waves import (
+    ACCOUNT_FIELDS,
     ASSOC_FIELDS,
     QOS_FIELDS,
     Limits,
+    Queued,
+    Room,
     SubmitLimit,
     capacity,
     parse_rows,
     room,
-    submit_limit,
+    submit_limits,
     this_wave,
 )
 from scaler.spec.schema import ExecutorSettings, Resources
@@ -58,19 +63,37 @@ LIGHT = Resources(cpus=1, mem_gb=0.5, time_min=5)
 # ---------------------------------------------------------------------------- pure
 
 
+MINE_IN_LAB = [Queued(True, "lab", "normal")] * 450
+OTHERS_IN_LAB = [Queued(False, "lab", "normal")] * 300
+LAB = frozenset({"lab"})
+
+
 def test_the_room_is_the_least_any_limit_leaves():
     limits = Limits(1001, 10_000)
-    assert room(limits, held=9_000, mine=50, ours=10) == room(limits, held=9_000, mine=0, ours=0)
-    assert room(limits, held=9_000, mine=50, ours=10).tasks == 999  # held + new < MaxJobCount
-    assert room(limits, held=9_000, mine=50, ours=10).bound == "MaxJobCount 10,000: 9,000 held"
-    per_user = Limits(1001, 10_000, SubmitLimit(500, "MaxSubmitJobs of association lab/me"))
-    assert room(per_user, held=100, mine=450, ours=0).tasks == 50
-    assert "lab/me 500: 450 of yours queued" in room(per_user, held=100, mine=450, ours=0).bound
-    assert room(per_user, held=100, mine=0, ours=8, max_jobs=10).tasks == 2
-    assert room(limits, held=20_000, mine=0, ours=0).tasks == 0  # never below nothing
+    assert room(limits, held=9_000, queued=MINE_IN_LAB, ours=10).tasks == 999  # held + new < max
+    assert room(limits, held=9_000, queued=[], ours=0).bound == "MaxJobCount 10,000: 9,000 held"
+    per_user = Limits(1001, 10_000, (SubmitLimit(500, "MaxSubmitJobs of lab/me", accounts=LAB),))
+    mixed = MINE_IN_LAB + OTHERS_IN_LAB + [Queued(True, "other", "normal")] * 40
+    assert room(per_user, held=100, queued=mixed, ours=0).tasks == 50  # mine, in lab
+    assert room(per_user, held=100, queued=mixed, ours=0).bound.endswith(
+        "lab/me 500: 450 of yours queued"
+    )
+    assert room(per_user, held=100, queued=[], ours=8, max_jobs=10).tasks == 2
+    assert room(limits, held=20_000, queued=[], ours=0).tasks == 0  # never below nothing
     # The largest array that can ever fit: arrays are split at it as at MaxArraySize.
     assert capacity(limits) == 9_999
     assert capacity(per_user, max_jobs=4) == 4
+
+
+def test_a_group_limit_counts_every_users_jobs_it_covers():
+    mixed = MINE_IN_LAB + OTHERS_IN_LAB + [Queued(False, "other", "high")] * 40
+    account = SubmitLimit(800, "GrpSubmitJobs of account lab", mine=False, accounts=LAB)
+    assert room(Limits(1001, 10_000, (account,)), held=800, queued=mixed, ours=0) == Room(
+        50, "GrpSubmitJobs of account lab 800: 750 queued"
+    )
+    by_qos = SubmitLimit(60, "GrpSubmitJobs of QOS high", mine=False, qos="high")
+    assert room(Limits(1001, 10_000, (by_qos,)), held=800, queued=mixed, ours=0).tasks == 20
+    assert capacity(Limits(1001, 10_000, (account, by_qos))) == 60
 
 
 def _arrays(*sizes: int) -> list[ArrayJob]:
@@ -88,19 +111,64 @@ def test_a_wave_takes_whole_arrays_in_order_while_the_next_fits(chain_stages):
 
 # What this Slurm's sacctmgr printed (22.05) for root with a child account `probe` whose
 # MaxSubmitJobs is 5, its user association inheriting it, and a QOS with MaxSubmitJobsPerUser.
-ASSOCIATIONS = "probe|root|5|normal|\nroot|root||normal|\n"
+ASSOCIATIONS = "probe|root|5||normal|\nroot|root|||normal|\n"
 QOS = "normal|\nhigh|4\n"
 
 
+def _limits(default: str, accounts: list, qos: list, **rows: str) -> tuple[SubmitLimit, ...]:
+    return submit_limits(
+        parse_rows(rows.get("assoc", ASSOCIATIONS), ASSOC_FIELDS),
+        parse_rows(rows.get("qos_rows", QOS), QOS_FIELDS),
+        parse_rows(rows.get("accounts", ACCOUNTS), ACCOUNT_FIELDS),
+        default_account=default,
+        accounts=accounts,
+        qos=qos,
+    )
+
+
 def test_submit_limits_are_read_from_the_associations_and_qos_the_jobs_use():
-    rows, qos = parse_rows(ASSOCIATIONS, ASSOC_FIELDS), parse_rows(QOS, QOS_FIELDS)
-    limit = submit_limit(rows, qos, default_account="root", accounts=[None], qos=[None])
-    assert limit is None  # root/root and QOS normal set nothing
-    limit = submit_limit(rows, qos, default_account="root", accounts=["probe"], qos=[None])
-    assert limit == SubmitLimit(5, "MaxSubmitJobs of association probe/root")
-    limit = submit_limit(rows, qos, default_account="probe", accounts=[None], qos=["high"])
-    assert limit == SubmitLimit(4, "MaxSubmitJobsPerUser of QOS high")
-    assert submit_limit([], [], default_account="", accounts=[None], qos=[None]) is None
+    assert _limits("root", [None], [None]) == ()  # root/root and QOS normal set nothing
+    assert _limits("root", ["probe"], [None]) == (
+        SubmitLimit(5, "MaxSubmitJobs of association probe/root", accounts=frozenset({"probe"})),
+    )
+    assert _limits("probe", [None], ["high"])[-1] == SubmitLimit(
+        4, "MaxSubmitJobsPerUser of QOS high", qos="high"
+    )
+    assert submit_limits([], [], [], default_account="", accounts=[None], qos=[None]) == ()
+
+
+# What it printed for every association with root above `lab` (GrpSubmitJobs 7), `lab` above
+# `lab-nlp` (the user's) and `lab-vision`, and `other` beside `lab`: an account's row has no user.
+ACCOUNTS = (
+    "root|||\nroot||root|\nlab|root||7\nlab-nlp|lab||\nlab-nlp||root|\nlab-vision|lab||\n"
+    "other|root||\n"
+)
+
+
+def test_group_limits_are_read_from_the_accounts_above_and_the_qos():
+    nlp = "lab-nlp|root|||normal|\n"
+    # The account's limit covers the accounts below it, whoever's jobs they are.
+    below_lab = frozenset({"lab", "lab-nlp", "lab-vision"})
+    assert _limits("lab-nlp", [None], [None], assoc=nlp) == (
+        SubmitLimit(7, "GrpSubmitJobs of account lab", mine=False, accounts=below_lab),
+    )
+    assert _limits("other", [None], [None], assoc="other|root|||normal|\n") == ()
+    limits = _limits("lab-nlp", [None], ["high"], assoc=nlp, qos_rows="normal|||\nhigh||20|6\n")
+    assert SubmitLimit(20, "GrpSubmitJobs of QOS high", mine=False, qos="high") in limits
+    assert (
+        SubmitLimit(
+            6,
+            "MaxSubmitJobsPerAccount of QOS high (lab-nlp)",
+            mine=False,
+            accounts=frozenset({"lab-nlp"}),
+            qos="high",
+        )
+        in limits
+    )
+    # An association's own GrpSubmitJobs counts its user's jobs in its account.
+    assert _limits("root", [None], [None], assoc="root|root||3|normal|\n") == (
+        SubmitLimit(3, "GrpSubmitJobs of association root/root", accounts=frozenset({"root"})),
+    )
 
 
 # ---------------------------------------------------------------------------- on Slurm
@@ -278,27 +346,47 @@ def test_detach_says_scaler_run_again_submits_the_next_wave(cli, results, tmp_pa
     assert len({name for r in records for name in r["steps"]}) == 5
 
 
-@pytest.fixture
-def account_with_submit_limit():
-    """A temporary account with MaxSubmitJobs=3 and this user in it; removed afterwards."""
-    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    account = f"scalerwaves{os.getpid()}"
+@contextmanager
+def _temporary_accounts(*accounts: tuple[str, str]) -> Iterator[str]:
+    """Accounts (name, options) each below the one before (the first below root), this user in
+    the last one; removed afterwards."""
+    user = _user()
 
     def sacctmgr(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["sacctmgr", "-i", *args], capture_output=True, text=True)
 
-    added = sacctmgr("add", "account", account, "parent=root", "maxsubmit=3")
-    if added.returncode != 0:
-        pytest.skip(f"cannot add an account to accounting: {added.stderr.strip()}")
+    made: list[str] = []
     try:
-        sacctmgr("add", "user", user, f"account={account}")
+        for name, options in accounts:
+            parent = made[-1] if made else "root"
+            added = sacctmgr("add", "account", name, f"parent={parent}", *options.split())
+            if added.returncode != 0:
+                pytest.skip(f"cannot add an account to accounting: {added.stderr.strip()}")
+            made.append(name)
+        sacctmgr("add", "user", user, f"account={made[-1]}")
         deadline = time.time() + 30
-        while account not in _associations(user) and time.time() < deadline:
+        while made[-1] not in _associations(user) and time.time() < deadline:
             time.sleep(0.5)
-        yield account
+        yield made[-1]
     finally:
-        sacctmgr("delete", "user", user, f"account={account}")
-        sacctmgr("delete", "account", account)
+        sacctmgr("delete", "user", user, f"account={made[-1]}") if made else None
+        for name in reversed(made):
+            sacctmgr("delete", "account", name)
+
+
+@pytest.fixture
+def account_with_submit_limit():
+    """A temporary account with MaxSubmitJobs=3 and this user in it."""
+    with _temporary_accounts((f"scalerwaves{os.getpid()}", "maxsubmit=3")) as account:
+        yield account
+
+
+@pytest.fixture
+def account_below_a_group_limit():
+    """A temporary account, this user in it, below one with GrpSubmitJobs=3."""
+    group = (f"scalergroup{os.getpid()}", "grpsubmit=3")
+    with _temporary_accounts(group, (f"scalerteam{os.getpid()}", "")) as account:
+        yield account
 
 
 def _associations(user: str) -> str:
@@ -315,13 +403,41 @@ def test_maxsubmitjobs_from_accounting_bounds_the_waves(
     layout = Layout(tmp_path / plan.experiment)
     slurm, settings = Slurm(layout.slurm_logs), ExecutorSettings(poll_s=0.3)
     limits = slurm.limits([account_with_submit_limit], [None])
-    assert limits.submit == SubmitLimit(
-        3, f"MaxSubmitJobs of association {account_with_submit_limit}/{_user()}"
+    assert limits.submit == (
+        SubmitLimit(
+            3,
+            f"MaxSubmitJobs of association {account_with_submit_limit}/{_user()}",
+            accounts=frozenset({account_with_submit_limit}),
+        ),
     )
     try:
         first = submit_plan(plan, layout, slurm, settings)
         # Other jobs of this user count too: the room may be less than 3, never more.
         assert first.room is not None and first.room.bound.startswith("MaxSubmitJobs")
+        assert sum(tasks for _, _, tasks in first.arrays) <= 3 and first.waiting
+        report = follow(plan, layout, slurm, settings, first=first, say=lambda _: None)
+    finally:
+        _cancel(layout)
+    assert len(report.ran) == 6 and not report.failed
+    assert max(len(r["tasks"]) for r in read_records(layout)) <= 3
+    _check_ran_in_order(plan, layout)
+
+
+@on_slurm
+def test_grpsubmitjobs_of_an_account_above_bounds_the_waves(
+    tmp_path, chain_stages, account_below_a_group_limit
+):
+    charged = LIGHT.model_copy(update={"account": account_below_a_group_limit})
+    plan = _chain("waves4", 3, charged)  # 6 steps; the account above holds 3 of everyone's
+    layout = Layout(tmp_path / plan.experiment)
+    slurm, settings = Slurm(layout.slurm_logs), ExecutorSettings(poll_s=0.3)
+    (limit,) = slurm.limits([account_below_a_group_limit], [None]).submit
+    group = f"scalergroup{os.getpid()}"
+    assert (limit.jobs, limit.source, limit.mine) == (3, f"GrpSubmitJobs of account {group}", False)
+    assert limit.accounts == {group, account_below_a_group_limit}
+    try:
+        first = submit_plan(plan, layout, slurm, settings)
+        assert first.room is not None and first.room.bound.startswith("GrpSubmitJobs of account")
         assert sum(tasks for _, _, tasks in first.arrays) <= 3 and first.waiting
         report = follow(plan, layout, slurm, settings, first=first, say=lambda _: None)
     finally:
@@ -339,13 +455,13 @@ def _user() -> str:
 def test_without_accounting_limits_a_wave_is_bounded_by_maxjobcount_alone(tmp_path, monkeypatch):
     # This cluster sets no per-user limit; a sacctmgr that fails (no slurmdbd) or is missing
     # leaves it out the same way.
-    assert Slurm(tmp_path).limits().submit is None
+    assert Slurm(tmp_path).limits().submit == ()
     failing = tmp_path / "bin"
     failing.mkdir()
     (failing / "sacctmgr").write_text("#!/bin/sh\necho 'Connection refused' >&2\nexit 1\n")
     (failing / "sacctmgr").chmod(0o755)
     monkeypatch.setenv("PATH", f"{failing}{os.pathsep}{os.environ['PATH']}")
     limits = Slurm(tmp_path).limits()
-    assert limits.submit is None and limits.max_job_count > 0
+    assert limits.submit == () and limits.max_job_count > 0
     monkeypatch.setattr(cluster.shutil, "which", lambda name: None)
-    assert cluster._submit_limit("localcluster", [None], [None]) is None
+    assert cluster._submit_limits("localcluster", [None], [None]) == ()
