@@ -5,8 +5,9 @@ Design
 ------
 A *target* is one number with an interval: the multiplier of an arm over its baseline at a
 size, or an arm's exponent alpha. An *addition* is what a next run adds to the points: new
-sizes (each with the grid's seeds), more seeds at every size, or more eval problems for every
-model. Only the target's arms are simulated; the points of the other arms do not move it.
+sizes (each with the grid's seeds), more seeds at every size or at some sizes, or more eval
+problems for every model. Only the target's arms are simulated; the points of the other arms
+do not move it.
 
 Today's width is measured on the data as they are: the mean width of several bootstrap rounds
 (analysis.bootstrap, without per-problem outcomes: binomial redraws of each value and seed
@@ -90,6 +91,8 @@ class Addition:
     """New sizes, each with as many seeds as the grid has."""
     more_seeds: int = 0
     """Seeds added at every size, the new ones too."""
+    seeds_at: tuple[float, ...] = ()
+    """A seed more at each of these sizes (of today's)."""
     eval_problems: int | None = None
     """The eval set's size after it (more problems for every model); None: as now."""
 
@@ -97,6 +100,8 @@ class Addition:
         parts = [f"size {size:g}" for size in self.sizes]
         if self.more_seeds:
             parts.append(f"{self.more_seeds} more seed{'s' if self.more_seeds > 1 else ''}")
+        if self.seeds_at:
+            parts.append(f"a seed more at {', '.join(f'{size:g}' for size in self.seeds_at)}")
         if self.eval_problems:
             parts.append(f"{self.eval_problems} eval problems")
         return " + ".join(parts) or "nothing"
@@ -253,6 +258,7 @@ def _simulate(
         new = np.concatenate(
             [np.repeat(np.unique(own.size), addition.more_seeds)]
             + [np.full(seeds_now + addition.more_seeds, size) for size in addition.sizes]
+            + [np.array(addition.seeds_at, dtype=float)]
         ).astype(float)
         rng = np.random.default_rng([seed, 2, j, k])
         for at in (own.size, new):

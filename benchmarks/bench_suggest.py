@@ -23,6 +23,12 @@ three realizations); each loop then runs on draws of its own (the uniform one up
 Reported: the median over worlds of uniform cost / adaptive cost (a world the adaptive loop does
 not finish within 4x the uniform cost counts at that cap), and how often the final 90% interval
 of each loop covers the true multiplier.
+
+`--one-size-seeds` adds a seed more at one size (of those run) to the adaptive loop's menu, as
+scaler suggest offers it. `--one-size` measures instead what the forecasts can tell of such a
+seed: on every size with two seeds, the narrowing each size's extra seed is forecast to bring,
+against the forecast's standard error, beside a seed more at every size. `--realization K`
+draws the worlds' models anew (the curves stay), to see how much a figure owes to one draw.
 """
 
 from __future__ import annotations
@@ -116,9 +122,9 @@ def cost(sizes: list[int], seeds: int, eval_size: int = EVAL) -> float:
     return 2 * seeds * sum(size + EVAL_COST * eval_size / EVAL for size in sizes)
 
 
-def evaluations(sizes: list[int], seeds: int, eval_size: int) -> float:
-    """Evaluating both arms' models of the grid again."""
-    return 2 * seeds * len(sizes) * EVAL_COST * eval_size / EVAL
+def evaluations(models: int, eval_size: int) -> float:
+    """Evaluating both arms' `models` again (each arm's), on `eval_size` problems."""
+    return 2 * models * EVAL_COST * eval_size / EVAL
 
 
 def width(world: World) -> float:
@@ -148,9 +154,11 @@ def uniform(
 
 
 def adaptive(
-    world: World, goal: float, cap: float, more_problems: bool
+    world: World, goal: float, cap: float, more_problems: bool, one_size: bool = False
 ) -> tuple[float, float, bool, list[str]]:
     sizes, seeds = list(THIN), 1
+    one_size_seeds = dict.fromkeys(SIZES, 0)
+    """Seeds run at one size besides the `seeds` of every size."""
     for size in sizes:
         world.measure(size, 0)
     spent = cost(sizes, seeds)
@@ -164,8 +172,11 @@ def adaptive(
             (Addition(sizes=(float(s),)), cost([s], seeds, n)) for s in SIZES if s not in sizes
         ]
         options.append((Addition(more_seeds=1), cost(sizes, 1, n)))
+        if one_size:
+            options += [(Addition(seeds_at=(float(s),)), cost([s], 1, n)) for s in sizes]
         if more_problems and n < MOST_EVAL:
-            options.append((Addition(eval_problems=2 * n), evaluations(sizes, seeds, 2 * n)))
+            models = seeds * len(sizes) + sum(one_size_seeds.values())
+            options.append((Addition(eval_problems=2 * n), evaluations(models, 2 * n)))
         best = None
         for addition, extra in options:
             predicted, _ = forecaster.expected(addition)
@@ -180,9 +191,37 @@ def adaptive(
             world.evaluate_on(addition.eval_problems)
         sizes = sorted({*sizes, *map(int, addition.sizes)})
         seeds += addition.more_seeds
+        for size in addition.seeds_at:
+            one_size_seeds[int(size)] += 1
         for size in sizes:
-            for seed in range(seeds):
+            for seed in range(seeds + one_size_seeds[size]):
                 world.measure(size, seed)
+
+
+def one_size(worlds: int) -> None:
+    """Forecast narrowing of a seed more at one size, and at every size, over its standard error
+    (the settings scaler suggest uses), on the whole grid with two seeds."""
+    one, every = [], []
+    for index in range(worlds):
+        world = World(index, 1)
+        for seed in (0, 1):
+            for size in SIZES:
+                world.measure(size, seed)
+        forecaster = Forecaster(world.points(), TARGET)
+        for addition, into in [(Addition(seeds_at=(float(s),)), one) for s in SIZES] + [
+            (Addition(more_seeds=1), every)
+        ]:
+            predicted, error = forecaster.expected(addition)
+            into.append(
+                ((forecaster.width - predicted) / forecaster.width, error / forecaster.width)
+            )
+    for name, rows in (("a seed more at one size", one), ("a seed more at every size", every)):
+        gain, error = np.array(rows).T
+        print(
+            f"{name}: forecast narrowing median {np.median(gain):.1%}, its standard error "
+            f"median {np.median(error):.1%}; narrowing above twice its error in "
+            f"{np.mean(gain > 2 * error):.0%} of {len(rows)} forecasts"
+        )
 
 
 def main() -> None:
@@ -198,19 +237,38 @@ def main() -> None:
         help="eval problems of the uniform grid it is measured against (its goal stays the "
         f"width of the grid on {EVAL})",
     )
+    parser.add_argument(
+        "--one-size", action="store_true", help="what the forecasts tell of a seed at one size"
+    )
+    parser.add_argument(
+        "--one-size-seeds", action="store_true", help="offer a seed more at one size too"
+    )
+    parser.add_argument(
+        "--realization",
+        type=int,
+        default=0,
+        help="which draws of the worlds' models (the curves stay): how much the figures owe "
+        "to the luck of one realization",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    if args.one_size:
+        one_size(args.worlds)
+        return
     started = time.perf_counter()
     ratios, adaptive_cover, uniform_cover = [], [], []
     for index in range(args.worlds):
         # The goal: what the uniform grid with three seeds reaches, the median of three
         # realizations (one realization's luck would favour whichever loop shared it).
-        goal = statistics.median(uniform(World(index, draws), None, 3)[1] for draws in (1, 2, 3))
-        reference = World(index, 4)
+        first = 10 * args.realization
+        goal = statistics.median(
+            uniform(World(index, first + draws), None, 3)[1] for draws in (1, 2, 3)
+        )
+        reference = World(index, first + 4)
         uniform_cost, _, uniform_covers = uniform(reference, goal, MAX_SEEDS, args.uniform_eval)
-        world = World(index, 5)
+        world = World(index, first + 5)
         spent, reached, adaptive_covers, steps = adaptive(
-            world, goal, 4 * uniform_cost, args.eval_problems
+            world, goal, 4 * uniform_cost, args.eval_problems, args.one_size_seeds
         )
         ratios.append(uniform_cost / spent)
         adaptive_cover.append(adaptive_covers)

@@ -179,7 +179,7 @@ def _expand(spec: Spec) -> Plan:
         else:
             source_data = samplers.get(source_name(source))
         for size in spec.sizes:
-            for seed in spec.seeds:
+            for seed in spec.seeds_at(size):
                 coords = {
                     "world": spec.world.name,
                     "model": grid.model_label,

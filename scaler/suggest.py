@@ -7,11 +7,12 @@ per hour of compute, each with its cost and the spec overrides that run it.
 
 The candidates are what a spec can say: a new size (geometric steps below, between and above
 the grid's sizes; every arm of the grid gets it, with the grid's seeds), one or two more seeds
-(at every size), and more eval problems where the fitted eval set has more than
-`stages.evaluate.problems` takes (twice and four times as many, as far as it has: every model is
-evaluated again on the first that many, or with `stages.evaluate.shard_size` only on the new
-shards; analysis keeps one evaluation per model, the one on the most problems). A larger sample
-k is not offered: what more samples do to an RFT arm's curve is not something its fit predicts.
+at every size, a seed more at one size (`extra_seeds`), and more eval problems where the fitted
+eval set has more than `stages.evaluate.problems` takes (twice and four times as many, as far as
+it has: every model is evaluated again on the first that many, or with
+`stages.evaluate.shard_size` only on the new shards; analysis keeps one evaluation per model,
+the one on the most problems). A larger sample k is not offered: what more samples do to an RFT
+arm's curve is not something its fit predicts.
 
 Each is priced from what is known: the steps it adds (the saved spec with the overrides,
 expanded, less the steps already finished), each step's wall time from the finished steps of
@@ -31,6 +32,7 @@ it says which.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,8 +124,10 @@ def candidates(spec: Spec) -> list[tuple[Addition, list[str]]]:
     for size in sorted(s for s in new_sizes if s >= 1 and s not in sizes):
         out.append((Addition(sizes=(float(size),)), [_list("sizes", sorted([*sizes, size]))]))
     for more in (1, 2):
-        seeds = [*spec.seeds, *_new_seeds(spec.seeds, more)]
+        seeds = [*spec.seeds, *_new_seeds(spec, more)]
         out.append((Addition(more_seeds=more), [_list("seeds", seeds)]))
+    for size in sizes:
+        out.append((Addition(seeds_at=(float(size),)), [_seed_more_at(spec, size)]))
     for problems in _more_eval_problems(spec):
         override = f"stages.evaluate.problems={problems}"
         out.append((Addition(eval_problems=problems), [override]))
@@ -155,8 +159,24 @@ def _warnings(points: Points, target: Target) -> list[str]:
     return []
 
 
-def _new_seeds(seeds: list[int], count: int) -> list[int]:
-    return list(range(max(seeds) + 1, max(seeds) + 1 + count))
+def _new_seeds(spec: Spec, count: int) -> list[int]:
+    """`count` seeds that no cell of the grid has yet."""
+    used = max(seed for size in spec.sizes for seed in spec.seeds_at(size))
+    return list(range(used + 1, used + 1 + count))
+
+
+def _seed_more_at(spec: Spec, size: int) -> str:
+    """The `extra_seeds` override that adds a new seed at `size`, keeping the others."""
+    extra = {more.size: list(more.seeds) for more in spec.extra_seeds}
+    extra[size] = [*extra.get(size, []), *_new_seeds(spec, 1)]
+    items = ", ".join(f"{{size: {at}, seeds: [{', '.join(map(str, seeds))}]}}"
+                      for at, seeds in sorted(extra.items()))  # fmt: skip
+    return f"extra_seeds=[{items}]"
+
+
+def shown_overrides(overrides: list[str]) -> str:
+    """Overrides as a shell takes them: one with a space in it quoted."""
+    return " ".join(shlex.quote(item) if " " in item else item for item in overrides)
 
 
 def _list(key: str, values: list[int]) -> str:
@@ -358,7 +378,7 @@ def describe(found: Suggestions, layout: Layout, previous: dict[str, Any] | None
             )
     rows = [
         [i, str(s.addition), f"{s.hours:.3g}", shown_width(target, s.predicted),
-         f"{(found.width - s.predicted) / max(s.hours, 1e-9):.3g}", " ".join(s.overrides)]
+         f"{(found.width - s.predicted) / max(s.hours, 1e-9):.3g}", shown_overrides(s.overrides)]
         for i, s in enumerate(found.ranked, 1)
     ]  # fmt: skip
     lines += ["", format_table(
@@ -394,7 +414,7 @@ def until(
         if best is None or best.predicted >= found.width:
             why = "the budget is spent" if found.skipped and left is not None else "none narrows"
             return f"stopped: {why}; width {shown_width(target, found.width)} after {spent:.3g} h"
-        say(f"running {best.addition} ({best.hours:.3g} h): {' '.join(best.overrides)}")
+        say(f"running {best.addition} ({best.hours:.3g} h): {shown_overrides(best.overrides)}")
         run(best.overrides)
         spent += best.hours
         target_text = target.spelled

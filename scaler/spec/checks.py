@@ -39,6 +39,24 @@ def check_spec(spec: Spec) -> None:
             f"eval_sets: {unknown} not in the world; expected some of {spec.eval_set_names()}"
         )
     check_analysis(spec)
+    check_extra_seeds(spec)
+
+
+def check_extra_seeds(spec: Spec) -> None:
+    """Each of `extra_seeds` at a size of the grid, named once, with seeds of its own."""
+    named: set[int] = set()
+    for i, more in enumerate(spec.extra_seeds):
+        where = f"extra_seeds.{i}"
+        if more.size not in spec.sizes:
+            raise ValueError(f"{where}.size: {more.size} is not one of sizes {spec.sizes}")
+        if more.size in named:
+            raise ValueError(f"{where}.size: {more.size} is named twice; list its seeds once")
+        named.add(more.size)
+        again = sorted({seed for seed in more.seeds if more.seeds.count(seed) > 1})
+        also = [seed for seed in more.seeds if seed in spec.seeds]
+        if again or also:
+            problem = f"{again} listed twice" if again else f"{also} already in seeds"
+            raise ValueError(f"{where}.seeds: {problem}; expected seeds of its own")
 
 
 def check_world(spec: Spec, demo: bool) -> None:

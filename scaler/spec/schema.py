@@ -363,6 +363,17 @@ Algorithm = Literal["sft", "rft", "dpo", "per_step_dpo"]
 its correct and incorrect samples; per_step_dpo: pairs around the first pit of its negatives."""
 
 
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]
+"""Whole numbers only (not true, "1" or 1.0), within what numpy and torch seed with."""
+
+
+class SeedsAt(Strict):
+    """Seeds one size runs besides the grid's."""
+
+    size: StrictInt = Field(description="One of `sizes`.")
+    seeds: list[Seed] = Field(min_length=1, description="Seeds not in `seeds`.")
+
+
 class Spec(Strict):
     """One experiment: a grid of sources x sizes x algorithms x seeds, evaluated on eval sets."""
 
@@ -382,8 +393,12 @@ class Spec(Strict):
     sources: list[Source] = Field(["teacher"], min_length=1)
     sizes: list[StrictInt] = Field(min_length=1, description="Training problems per cell.")
     algorithms: list[Algorithm] = Field(["sft"], min_length=1)
-    # Whole numbers only (not true, "1" or 1.0), within what numpy and torch seed with.
-    seeds: list[Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
+    extra_seeds: list[SeedsAt] = Field(
+        [],
+        description="More seeds at some sizes: each names a size and the seeds it runs besides "
+        "`seeds`, for every arm (what `scaler suggest` offers where one size's seeds matter).",
+    )
     eval_sets: list[str] = Field(["test"], min_length=1)
     stages: StageSettings = StageSettings()
     resources: dict[ResourceKey, ResourceOverride] = {}
@@ -425,6 +440,11 @@ class Spec(Strict):
 
         check_spec(self)
         return self
+
+    def seeds_at(self, size: int) -> list[int]:
+        """The seeds of the cells at `size`: the grid's and that size's `extra_seeds`."""
+        extra = [seed for more in self.extra_seeds if more.size == size for seed in more.seeds]
+        return [*self.seeds, *extra]
 
     def arm_names(self) -> list[str]:
         """Every (source, algorithm) arm of the grid, as analysis names them."""

@@ -93,6 +93,20 @@ def test_sizes_share_one_data_step_and_adding_a_size_reuses_the_rest(small_spec)
     assert len(grown.steps) == len(small.steps) + 2
 
 
+def test_extra_seeds_add_cells_at_their_size_only_and_leave_the_rest(small_spec):
+    grid = _plan(small_spec, "seeds=[0,1]")
+    more = _plan(small_spec, "seeds=[0,1]", "extra_seeds=[{size: 100, seeds: [7]}]")
+    assert set(s.id for s in grid.steps) < set(s.id for s in more.steps)
+    added = [s for s in more.steps if s.id not in {g.id for g in grid.steps}]
+    assert {(s.stage, s.coords["size"], s.coords["seed"]) for s in added} == {
+        ("train", 100, 7),
+        ("evaluate", 100, 7),
+    }
+    # The same cell as a seed of the whole grid would be: one step, whichever way it is asked.
+    everywhere = _plan(small_spec, "seeds=[0,1,7]")
+    assert {s.id for s in added} < {s.id for s in everywhere.steps}
+
+
 def test_grid_coordinates(small_spec):
     plan = _plan(small_spec, "seeds=[4]")
     train = [s for s in plan.steps if s.stage == "train"]

@@ -60,6 +60,15 @@ BAD_SPECS = [
     ({"analysis__eval_set": "val"}, "analysis.eval_set", "expected one of eval_sets"),
     ({"analysis__confidence": 1.5}, "analysis.confidence", "less than 1"),
     ({"analysis__sizes": [0]}, "analysis.sizes", "sizes > 0"),
+    ({"extra_seeds": [{"size": 75, "seeds": [3]}]}, "extra_seeds.0.size", "not one of sizes"),
+    ({"extra_seeds": [{"size": 50, "seeds": [0]}]}, "extra_seeds.0.seeds", "[0] already in"),
+    ({"extra_seeds": [{"size": 50, "seeds": [3, 3]}]}, "extra_seeds.0.seeds", "listed twice"),
+    (
+        {"extra_seeds": [{"size": 50, "seeds": [3]}, {"size": 50, "seeds": [4]}]},
+        "extra_seeds.1.size",
+        "named twice",
+    ),
+    ({"extra_seeds": [{"size": 50, "seeds": []}]}, "extra_seeds.0.seeds", "at least 1"),
     # The demo world's checker knows every step: it has no answer conventions to set.
     ({"world__verify": {"lists": "set"}}, "world.verify", "unknown key; valid keys: "),
 ]

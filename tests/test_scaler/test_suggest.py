@@ -48,6 +48,8 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     assert "size 400" not in by_addition  # over the world's train_pool of 200
     assert by_addition["40 eval problems"]["overrides"] == ["stages.evaluate.problems=40"]
     assert "80 eval problems" not in by_addition  # the world has 40
+    at_100 = by_addition["a seed more at 100"]
+    assert at_100["overrides"] == ["extra_seeds=[{size: 100, seeds: [1]}]"]
     # One more seed adds a train and an evaluate step for each size run, each priced at the
     # wall time of its twin: their FLOPs are the same, and so the measured rate gives the same.
     walls = [
@@ -57,6 +59,10 @@ def test_suggest_prices_from_the_measured_steps_and_its_first_suggestion_runs(sm
     ]
     cpus = 1  # SMALL_SPEC asks the defaults: one CPU a step
     assert by_addition["1 more seed"]["hours"] == pytest.approx(sum(walls) * cpus / 3600)
+    # A seed at each size: the same steps, shared out.
+    assert at_100["hours"] + by_addition["a seed more at 50"]["hours"] == pytest.approx(
+        by_addition["1 more seed"]["hours"]
+    )
     # Twice the problems: each model evaluated again, at twice its evaluation's FLOPs.
     evaluations = [wall_seconds(folder) for folder in (layout.steps / "evaluate").iterdir()]
     assert by_addition["40 eval problems"]["hours"] == pytest.approx(
@@ -120,3 +126,29 @@ def test_more_eval_problems_evaluates_the_models_again_and_counts_each_once(smal
     assert len(points) == 2 and points.eval_size == 40  # the evaluations on 40, one per model
     shown = cli("suggest small --target exponent:sft")  # the run is told from the saved spec
     assert "last suggestion run (40 eval problems) predicted" in shown.out, shown.out
+
+
+def test_a_seed_more_at_one_size_runs_there_and_the_next_one_adds_to_it(small_run, cli):
+    from analysis.points import load_points
+
+    spec, layout = small_run
+    assert cli("suggest small --target exponent:sft -n 10").code == 0
+    names = [s["addition"] for s in json.loads((layout.root / "suggested.json").read_text())[
+        "suggestions"]]  # fmt: skip
+    ran = cli(f"run {spec} {' '.join(THIN)} --executor inline --suggested "
+              f"{names.index('a seed more at 100') + 1}")  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert cli("collect small").code == 0
+    points = load_points(layout)
+    cells = sorted(zip(points.size.tolist(), points.seed.tolist(), strict=True))
+    assert cells == [(50, 0), (100, 0), (100, 1)]
+    shown = cli("suggest small --target exponent:sft -n 10")
+    assert "last suggestion run (a seed more at 100) predicted" in shown.out, shown.out
+    # Shown as a shell takes it, and the next seeds are new to every cell.
+    assert "'extra_seeds=[{size: 100, seeds: [1, 2]}]'" in shown.out
+    saved = {s["addition"]: s for s in json.loads((layout.root / "suggested.json").read_text())[
+        "suggestions"]}  # fmt: skip
+    assert saved["1 more seed"]["overrides"] == ["seeds=[0,2]"]
+    assert saved["a seed more at 50"]["overrides"] == [
+        "extra_seeds=[{size: 50, seeds: [2]}, {size: 100, seeds: [1]}]"
+    ]
