@@ -161,7 +161,7 @@ def _warnings(points: Points, target: Target) -> list[str]:
 
 def _new_seeds(spec: Spec, count: int) -> list[int]:
     """`count` seeds that no cell of the grid has yet."""
-    used = max(seed for size in spec.sizes for seed in spec.seeds_at(size))
+    used = max([*spec.seeds, *(seed for more in spec.extra_seeds for seed in more.seeds)])
     return list(range(used + 1, used + 1 + count))
 
 

@@ -410,17 +410,8 @@ def test_maxsubmitjobs_from_accounting_bounds_the_waves(
             accounts=frozenset({account_with_submit_limit}),
         ),
     )
-    try:
-        first = submit_plan(plan, layout, slurm, settings)
-        # Other jobs of this user count too: the room may be less than 3, never more.
-        assert first.room is not None and first.room.bound.startswith("MaxSubmitJobs")
-        assert sum(tasks for _, _, tasks in first.arrays) <= 3 and first.waiting
-        report = follow(plan, layout, slurm, settings, first=first, say=lambda _: None)
-    finally:
-        _cancel(layout)
-    assert len(report.ran) == 6 and not report.failed
-    assert max(len(r["tasks"]) for r in read_records(layout)) <= 3
-    _check_ran_in_order(plan, layout)
+    # Other jobs of this user count too: the room may be less than 3, never more.
+    _runs_in_waves_of_at_most_3(plan, layout, slurm, settings, bound="MaxSubmitJobs")
 
 
 @on_slurm
@@ -435,9 +426,15 @@ def test_grpsubmitjobs_of_an_account_above_bounds_the_waves(
     group = f"scalergroup{os.getpid()}"
     assert (limit.jobs, limit.source, limit.mine) == (3, f"GrpSubmitJobs of account {group}", False)
     assert limit.accounts == {group, account_below_a_group_limit}
+    _runs_in_waves_of_at_most_3(plan, layout, slurm, settings, bound="GrpSubmitJobs of account")
+
+
+def _runs_in_waves_of_at_most_3(plan, layout, slurm, settings, bound: str) -> None:
+    """The 6-step chain goes in under a limit of 3 named `bound...`, and runs to the end in
+    order with never more than 3 tasks in a wave."""
     try:
         first = submit_plan(plan, layout, slurm, settings)
-        assert first.room is not None and first.room.bound.startswith("GrpSubmitJobs of account")
+        assert first.room is not None and first.room.bound.startswith(bound)
         assert sum(tasks for _, _, tasks in first.arrays) <= 3 and first.waiting
         report = follow(plan, layout, slurm, settings, first=first, say=lambda _: None)
     finally:
